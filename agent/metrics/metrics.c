@@ -1,0 +1,63 @@
+/* metrics.c — the POSIX part of hardware facts and samples. */
+#include "agent/metrics/metrics.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "agent/metrics/platform.h"
+#include "common/clock.h"
+
+static int read_disk(const char *dir, uint64_t *free_bytes, uint64_t *total_bytes,
+                     mlx_err *err)
+{
+    struct statvfs vfs;
+    if (statvfs(dir, &vfs) != 0)
+        return mlx_err_set(err, MLX_EIO, "cannot read free space of %s: %s", dir,
+                           strerror(errno));
+    *free_bytes = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+    if (total_bytes != NULL)
+        *total_bytes = (uint64_t)vfs.f_blocks * vfs.f_frsize;
+    return 0;
+}
+
+int metrics_read_hardware(const char *data_dir, metrics_hardware *out, mlx_err *err)
+{
+    memset(out, 0, sizeof *out);
+    if (gethostname(out->hostname, sizeof out->hostname - 1) != 0)
+        return mlx_err_set(err, MLX_EIO, "cannot read the host name: %s", strerror(errno));
+    struct utsname uts;
+    if (uname(&uts) == 0)
+        memcpy(out->arch, uts.machine, strnlen(uts.machine, sizeof out->arch - 1));
+    int rc = platform_read_hardware(out, err);
+    if (rc == 0)
+        rc = read_disk(data_dir, &out->disk_free_bytes, &out->disk_total_bytes, err);
+    return rc;
+}
+
+int metrics_sample_system(const char *data_dir, metrics_cpu_ticks *prev,
+                          metrics_sample *out, mlx_err *err)
+{
+    memset(out, 0, sizeof *out);
+    out->unix_ms = mlx_time_wall_ms();
+
+    metrics_cpu_ticks now;
+    int rc = platform_read_cpu_ticks(&now, err);
+    if (rc != 0)
+        return rc;
+    uint64_t busy = now.busy - prev->busy;
+    uint64_t total = now.total - prev->total;
+    if (now.total < prev->total || now.busy < prev->busy) /* counters reset */
+        busy = now.busy, total = now.total;
+    out->cpu_percent = total > 0 ? 100.0 * (double)busy / (double)total : 0.0;
+    *prev = now;
+
+    if ((rc = platform_read_memory(&out->memory_used_bytes, &out->memory_total_bytes, err)))
+        return rc;
+    if (getloadavg(out->load, 3) != 3)
+        out->load[0] = out->load[1] = out->load[2] = 0.0;
+    return read_disk(data_dir, &out->disk_free_bytes, NULL, err);
+}

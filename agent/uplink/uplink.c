@@ -1,0 +1,333 @@
+/* uplink.c — register, heartbeat, re-register, deregister. */
+#include "agent/uplink/uplink.h"
+
+#include <nng/nng.h>
+#include <nng/supplemental/util/platform.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "agent/metrics/metrics.h"
+#include "common/alloc.h"
+#include "common/log.h"
+#include "common/nng_util.h"
+#include "common/rand.h"
+#include "proto/wire.h"
+
+#define MOD "uplink"
+#define EPOCH_MAX 64
+
+typedef enum link_state {
+    LINK_REGISTERING, /* sending Register until one is accepted */
+    LINK_REGISTERED,  /* heartbeating */
+} link_state;
+
+struct uplink {
+    /* Copied from the config at start; read-only afterwards. */
+    char *coordinator, *node_id, *name, *listen, *advertise, *http, *data_dir;
+    int heartbeat_ms;
+    int timeout_ms;
+
+    nng_socket sock;
+    nng_thread *thread;
+
+    nng_mtx *mtx; /* guards everything below */
+    nng_cv *cv;   /* signalled by uplink_stop */
+    bool stopping;
+    const char *stop_reason; /* borrowed from uplink_stop's caller */
+    uplink_status status;
+};
+
+/* Sends env and returns the reply's envelope (caller frees with wire_free).
+ * An Error reply becomes a failure whose sentence is the peer's. */
+static int exchange(uplink *u, wire_envelope *env, wire_envelope **reply, mlx_err *err)
+{
+    char request_id[17];
+    int rc = mlx_rand_hex(request_id, 16, err);
+    if (rc != 0)
+        return rc;
+    env->request_id = request_id;
+    env->node_id = u->node_id;
+    uint8_t *buf;
+    size_t len;
+    if ((rc = wire_pack(env, MLX_MAX_CONTROL_MSG, &buf, &len, err)) != 0)
+        return rc;
+    nng_msg *msg = NULL;
+    rc = mlx_nng_request(u->sock, buf, len, &msg, err);
+    mlx_free(buf);
+    if (rc != 0) {
+        if (rc == MLX_ETIMEDOUT)
+            mlx_err_set(err, rc, "coordinator %s did not answer within %d ms", u->coordinator,
+                        u->timeout_ms);
+        return rc;
+    }
+    wire_envelope *r = NULL;
+    rc = wire_unpack(nng_msg_body(msg), nng_msg_len(msg), MLX_MAX_CONTROL_MSG, &r, err);
+    nng_msg_free(msg);
+    if (rc != 0) {
+        wire_free(r);
+        return mlx_err_prefix(err, "reply from coordinator %s", u->coordinator);
+    }
+    if (r->body_case == FLEET__ENVELOPE__BODY_ERROR) {
+        int code = r->error->code == FLEET__ERROR__CODE__UNKNOWN_NODE ? MLX_EUNKNOWNNODE
+                   : r->error->code == FLEET__ERROR__CODE__VERSION    ? MLX_EVERSION
+                                                                      : MLX_EPROTO;
+        mlx_err_set(err, code, "coordinator refused %s: %s", wire_body_name(env),
+                    r->error->message);
+        wire_free(r);
+        return code;
+    }
+    *reply = r;
+    return 0;
+}
+
+static int do_register(uplink *u, char *epoch, mlx_err *err)
+{
+    metrics_hardware hw;
+    int rc = metrics_read_hardware(u->data_dir, &hw, err);
+    if (rc != 0)
+        return rc;
+    Fleet__Hardware h = FLEET__HARDWARE__INIT;
+    h.hostname = hw.hostname;
+    h.os_name = hw.os_name;
+    h.os_version = hw.os_version;
+    h.arch = hw.arch;
+    h.cpu_model = hw.cpu_model;
+    h.cpu_cores = hw.cpu_cores;
+    h.performance_cores = hw.performance_cores;
+    h.memory_total_bytes = hw.memory_total_bytes;
+    h.chip = hw.chip;
+    h.disk_free_bytes = hw.disk_free_bytes;
+    h.disk_total_bytes = hw.disk_total_bytes;
+
+    Fleet__Register reg = FLEET__REGISTER__INIT;
+    reg.name = u->name;
+    reg.listen = u->listen;
+    reg.advertise = u->advertise;
+    reg.http = u->http;
+    reg.agent_version = MLX_VERSION;
+    reg.heartbeat_ms = (uint32_t)u->heartbeat_ms;
+    reg.hardware = &h;
+
+    wire_envelope env = FLEET__ENVELOPE__INIT;
+    env.body_case = FLEET__ENVELOPE__BODY_REGISTER;
+    env.register_ = &reg;
+    wire_envelope *reply = NULL;
+    if ((rc = exchange(u, &env, &reply, err)) != 0)
+        return rc;
+    if (reply->body_case != FLEET__ENVELOPE__BODY_REGISTER_REPLY) {
+        rc = mlx_err_set(err, MLX_EPROTO, "coordinator answered register with %s",
+                         wire_body_name(reply));
+    } else {
+        snprintf(epoch, EPOCH_MAX, "%s", reply->register_reply->coordinator_epoch);
+        mlx_log_info(MOD, "registered with coordinator", "coordinator=%s node=%s name=%s address=%s",
+                     u->coordinator, u->node_id, u->name, reply->register_reply->address);
+    }
+    wire_free(reply);
+    return rc;
+}
+
+/* Returns 0, an error, or MLX_EUNKNOWNNODE / MLX_ECLOSED (epoch changed) when
+ * the node must register again. */
+static int do_heartbeat(uplink *u, uint64_t seq, metrics_cpu_ticks *ticks, const char *epoch,
+                        mlx_err *err)
+{
+    metrics_sample s;
+    int rc = metrics_sample_system(u->data_dir, ticks, &s, err);
+    if (rc != 0)
+        return rc;
+    Fleet__MetricsSample m = FLEET__METRICS_SAMPLE__INIT;
+    m.unix_ms = (uint64_t)s.unix_ms;
+    m.cpu_percent = s.cpu_percent;
+    m.memory_used_bytes = s.memory_used_bytes;
+    m.memory_total_bytes = s.memory_total_bytes;
+    m.load1 = s.load[0];
+    m.load5 = s.load[1];
+    m.load15 = s.load[2];
+    m.disk_free_bytes = s.disk_free_bytes;
+    Fleet__Load load = FLEET__LOAD__INIT; /* no inference yet: nothing running */
+
+    Fleet__Heartbeat hb = FLEET__HEARTBEAT__INIT;
+    hb.seq = seq;
+    hb.metrics = &m;
+    hb.load = &load;
+    wire_envelope env = FLEET__ENVELOPE__INIT;
+    env.body_case = FLEET__ENVELOPE__BODY_HEARTBEAT;
+    env.heartbeat = &hb;
+    wire_envelope *reply = NULL;
+    if ((rc = exchange(u, &env, &reply, err)) != 0)
+        return rc;
+    if (reply->body_case != FLEET__ENVELOPE__BODY_HEARTBEAT_REPLY) {
+        rc = mlx_err_set(err, MLX_EPROTO, "coordinator answered heartbeat with %s",
+                         wire_body_name(reply));
+    } else if (strcmp(reply->heartbeat_reply->coordinator_epoch, epoch) != 0) {
+        rc = mlx_err_set(err, MLX_ECLOSED, "coordinator restarted; registering again");
+    }
+    /* Orders (pull, load, evict) arrive with the store and runtime. */
+    wire_free(reply);
+    return rc;
+}
+
+static void deregister(uplink *u, const char *reason)
+{
+    Fleet__Deregister d = FLEET__DEREGISTER__INIT;
+    d.reason = (char *)reason;
+    wire_envelope env = FLEET__ENVELOPE__INIT;
+    env.body_case = FLEET__ENVELOPE__BODY_DEREGISTER;
+    env.deregister = &d;
+    wire_envelope *reply = NULL;
+    mlx_err err;
+    mlx_err_clear(&err);
+    if (exchange(u, &env, &reply, &err) == 0)
+        mlx_log_info(MOD, "deregistered", "coordinator=%s reason=\"%s\"", u->coordinator, reason);
+    else
+        mlx_log_warn(MOD, "could not deregister", "coordinator=%s err=\"%s\"", u->coordinator,
+                     err.msg);
+    wire_free(reply);
+}
+
+/* Sleeps until deadline (NNG's monotonic clock) or until stop; true when
+ * stopping. */
+static bool wait_until(uplink *u, nng_time deadline)
+{
+    nng_mtx_lock(u->mtx);
+    while (!u->stopping && nng_cv_until(u->cv, deadline) != NNG_ETIMEDOUT) {
+    }
+    bool stopping = u->stopping;
+    nng_mtx_unlock(u->mtx);
+    return stopping;
+}
+
+static void run(void *arg)
+{
+    uplink *u = arg;
+    link_state state = LINK_REGISTERING;
+    char epoch[EPOCH_MAX] = "";
+    metrics_cpu_ticks ticks = {0};
+    uint64_t seq = 0;
+    int last_failure = 0; /* code of the failure last logged, 0 when healthy */
+    nng_time next = nng_clock();
+
+    while (!wait_until(u, next)) {
+        nng_time now = nng_clock();
+        next += (nng_time)u->heartbeat_ms;
+        if (next < now) /* we fell behind (a slow request): do not burst */
+            next = now + (nng_time)u->heartbeat_ms;
+
+        mlx_err err;
+        mlx_err_clear(&err);
+        int rc;
+        if (state == LINK_REGISTERING) {
+            rc = do_register(u, epoch, &err);
+            if (rc == 0) {
+                state = LINK_REGISTERED;
+                seq = 0;
+                next = nng_clock() + (nng_time)u->heartbeat_ms;
+            }
+        } else {
+            rc = do_heartbeat(u, ++seq, &ticks, epoch, &err);
+            if (rc == MLX_EUNKNOWNNODE || rc == MLX_ECLOSED) {
+                mlx_log_info(MOD, "registering again", "coordinator=%s why=\"%s\"",
+                             u->coordinator, err.msg);
+                state = LINK_REGISTERING;
+                next = nng_clock(); /* at once */
+                rc = 0;
+            }
+        }
+
+        nng_mtx_lock(u->mtx);
+        u->status.registered = state == LINK_REGISTERED;
+        if (rc == 0 && state == LINK_REGISTERED && seq == 0)
+            u->status.registrations++;
+        else if (rc == 0 && state == LINK_REGISTERED)
+            u->status.heartbeats++;
+        nng_mtx_unlock(u->mtx);
+
+        if (rc != 0 && rc != last_failure) {
+            mlx_log_warn(MOD, "coordinator unreachable or refusing; will keep trying",
+                         "coordinator=%s err=\"%s\"", u->coordinator, err.msg);
+            last_failure = rc;
+        } else if (rc == 0 && last_failure != 0) {
+            mlx_log_info(MOD, "coordinator reachable again", "coordinator=%s", u->coordinator);
+            last_failure = 0;
+        }
+    }
+    if (state == LINK_REGISTERED)
+        deregister(u, u->stop_reason);
+}
+
+static void free_uplink(uplink *u)
+{
+    mlx_free(u->coordinator);
+    mlx_free(u->node_id);
+    mlx_free(u->name);
+    mlx_free(u->listen);
+    mlx_free(u->advertise);
+    mlx_free(u->http);
+    mlx_free(u->data_dir);
+    if (u->cv != NULL)
+        nng_cv_free(u->cv);
+    if (u->mtx != NULL)
+        nng_mtx_free(u->mtx);
+    mlx_free(u);
+}
+
+int uplink_start(const uplink_config *cfg, uplink **out, mlx_err *err)
+{
+    uplink *u = mlx_calloc(1, sizeof *u);
+    if (u == NULL)
+        return mlx_err_set(err, MLX_ENOMEM, "out of memory");
+    u->coordinator = mlx_strdup(cfg->coordinator);
+    u->node_id = mlx_strdup(cfg->node_id);
+    u->name = mlx_strdup(cfg->name);
+    u->listen = mlx_strdup(cfg->listen);
+    u->advertise = mlx_strdup(cfg->advertise);
+    u->http = mlx_strdup(cfg->http);
+    u->data_dir = mlx_strdup(cfg->data_dir);
+    u->heartbeat_ms = cfg->heartbeat_ms;
+    /* Long enough for a busy coordinator, short enough that a lost request is
+     * retried well inside the suspect window. */
+    u->timeout_ms = cfg->heartbeat_ms * 2 < 500    ? 500
+                    : cfg->heartbeat_ms * 2 > 5000 ? 5000
+                                                   : cfg->heartbeat_ms * 2;
+    int rc = 0;
+    if (u->coordinator == NULL || u->node_id == NULL || u->name == NULL || u->listen == NULL ||
+        u->advertise == NULL || u->http == NULL || u->data_dir == NULL ||
+        nng_mtx_alloc(&u->mtx) != 0 || nng_cv_alloc(&u->cv, u->mtx) != 0) {
+        rc = mlx_err_set(err, MLX_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if ((rc = mlx_nng_req_dial(u->coordinator, MLX_MAX_CONTROL_MSG, u->timeout_ms, &u->sock,
+                               err)) != 0)
+        goto fail;
+    if (nng_thread_create(&u->thread, run, u) != 0) {
+        nng_close(u->sock);
+        rc = mlx_err_set(err, MLX_ENOMEM, "cannot start the uplink thread");
+        goto fail;
+    }
+    *out = u;
+    return 0;
+fail:
+    free_uplink(u);
+    return rc;
+}
+
+void uplink_stop(uplink *u, const char *reason)
+{
+    if (u == NULL)
+        return;
+    nng_mtx_lock(u->mtx);
+    u->stopping = true;
+    u->stop_reason = reason;
+    nng_cv_wake(u->cv);
+    nng_mtx_unlock(u->mtx);
+    nng_thread_destroy(u->thread); /* joins */
+    nng_close(u->sock);
+    free_uplink(u);
+}
+
+void uplink_snapshot(uplink *u, uplink_status *out)
+{
+    nng_mtx_lock(u->mtx);
+    *out = u->status;
+    nng_mtx_unlock(u->mtx);
+}

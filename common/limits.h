@@ -1,0 +1,54 @@
+/*
+ * limits.h — every maximum the fleet enforces, in one place, with its reason.
+ *
+ * A buffer, a message or a count read from outside gets one of these as its
+ * ceiling when it is created; code checks against the constant named here and
+ * never against a literal. Raising a limit is a wire- or disk-visible change:
+ * say why beside the new value.
+ */
+#ifndef MLX_COMMON_LIMITS_H
+#define MLX_COMMON_LIMITS_H
+
+/* Control-plane messages (Register, Heartbeat, replies) are small: a heartbeat
+ * is a few hundred bytes. 1 MiB leaves room for a model inventory of a few
+ * thousand entries while keeping a hostile peer from making us allocate much. */
+#define MLX_MAX_CONTROL_MSG (1u << 20)
+
+/* Node names are shown in tables and used as metric labels. */
+#define MLX_MAX_NODE_NAME 63
+
+/* Node ids are 16 lower-case hex digits (64 random bits). */
+#define MLX_NODE_ID_LEN 16
+
+/* Request ids travel from the HTTP front to the agent and back in logs. */
+#define MLX_MAX_REQUEST_ID 64
+
+/* Addresses such as tcp://[2001:db8::1]:7401 or a host name and port. */
+#define MLX_MAX_ADDRESS 255
+
+/* Free-form facts an agent reports (OS name, CPU model, chip). */
+#define MLX_MAX_FACT 255
+
+/* One log line, including its prefix; longer lines are cut, never split. */
+#define MLX_MAX_LOG_LINE 2048
+
+/* Human error sentences carried in mlx_err. */
+#define MLX_MAX_ERR_MSG 512
+
+/* Admin API answers read by mlxctl: a node list for thousands of nodes. */
+#define MLX_MAX_HTTP_RESPONSE (64u << 20)
+
+/* Request bodies accepted by the admin HTTP server. */
+#define MLX_MAX_HTTP_BODY (1u << 20)
+
+/* A whole INI configuration file. */
+#define MLX_MAX_CONFIG_FILE (256 * 1024)
+
+/* Nodes a coordinator tracks; the registry refuses more. */
+#define MLX_MAX_NODES 4096
+
+/* Contexts on the coordinator's control socket: this many agents can be
+ * served at once while one of them is slow. */
+#define MLX_CONTROL_CONTEXTS 16
+
+#endif

@@ -1,0 +1,40 @@
+/*
+ * nng_util.h — NNG sockets set up the way the fleet uses them.
+ *
+ * Every socket gets a maximum receive size (NNG drops larger frames and the
+ * connection that sent them before anything is allocated for them) and, for
+ * requesters, send and receive timeouts, so no call blocks forever. Dialers
+ * dial in the background and redial with backoff, so a peer that is down at
+ * start or restarts later is reached again without our code noticing.
+ *
+ * Thread safety: NNG sockets are thread-safe; these helpers keep no state.
+ */
+#ifndef MLX_COMMON_NNG_UTIL_H
+#define MLX_COMMON_NNG_UTIL_H
+
+#include <nng/nng.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+/* Maps an NNG error to an MLX_E* code. */
+int mlx_nng_code(int nng_rc);
+
+/* A REP socket listening on url, accepting frames up to max_msg bytes.
+ * flag names the option the address came from, for the error sentence. */
+int mlx_nng_rep_listen(const char *url, size_t max_msg, const char *flag, nng_socket *out,
+                       mlx_err *err);
+
+/* A REQ socket dialing url in the background. timeout_ms bounds each send
+ * and each wait for a reply. */
+int mlx_nng_req_dial(const char *url, size_t max_msg, int timeout_ms, nng_socket *out,
+                     mlx_err *err);
+
+/* Sends len bytes and waits for the reply (at most the socket's maximum).
+ * *reply: caller frees with nng_msg_free. MLX_ETIMEDOUT when no reply came in
+ * time (peer down or slow). */
+int mlx_nng_request(nng_socket sock, const void *data, size_t len, nng_msg **reply,
+                    mlx_err *err);
+
+#endif

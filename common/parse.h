@@ -1,0 +1,40 @@
+/*
+ * parse.h — strict parsers for numbers, booleans and addresses typed by people.
+ *
+ * Nothing is coerced: "12x", " 12", "" and values out of range are refused
+ * (no atoi-style silent zero). Each parser reads a whole NUL-terminated string,
+ * writes its output only on success and returns 0 or a negative MLX_E* code
+ * with a sentence in err that quotes the input and says what would be valid.
+ *
+ * Thread safety: all functions are safe.
+ */
+#ifndef MLX_COMMON_PARSE_H
+#define MLX_COMMON_PARSE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+/* Decimal integer with an optional leading '-'. */
+int mlx_parse_int64(const char *text, int64_t *out, mlx_err *err);
+
+/* true/false, yes/no, on/off, 1/0 (case-insensitive). */
+int mlx_parse_bool(const char *text, bool *out, mlx_err *err);
+
+/* "HOST:PORT" or "[IPV6]:PORT" with 1 <= PORT <= 65535; host copied to host
+ * (size host_size, without brackets). */
+int mlx_parse_hostport(const char *text, char *host, size_t host_size, int *port,
+                       mlx_err *err);
+
+/* An NNG stream address we can dial or listen on: tcp://HOST:PORT or
+ * tls+tcp://HOST:PORT. On success the host and port may be extracted. */
+int mlx_parse_nng_url(const char *text, char *host, size_t host_size, int *port,
+                      mlx_err *err);
+
+/* True when s is valid UTF-8 of at most max bytes with no control
+ * characters: safe to log, to show in a table and to put in JSON. */
+bool mlx_text_is_clean(const char *s, size_t max);
+
+#endif

@@ -1,0 +1,45 @@
+/*
+ * control.h — the coordinator's control-plane server.
+ *
+ * Listens with a REP socket and serves agents on MLX_CONTROL_CONTEXTS NNG
+ * contexts at once, so one slow agent never holds up the others. Each
+ * request is one envelope (proto/wire.h):
+ *
+ *   Register    → RegisterReply: the node is recorded and UP
+ *   Heartbeat   → HeartbeatReply, or Error UNKNOWN_NODE (register again)
+ *   Deregister  → Ack: the node is LEFT
+ *   anything malformed, of another major version or unexpected
+ *               → Error with a sentence, and a warning in our log
+ *
+ * Frames larger than MLX_MAX_CONTROL_MSG are dropped by NNG with the
+ * connection that sent them, before any memory is spent on them.
+ *
+ * A ticker applies membership's silence rule every MEMBERSHIP_TICK_MS and
+ * writes each state change to the registry and the log.
+ *
+ * Lifecycle:
+ *   1. control_start restores membership from the registry (silence counts
+ *      from now), binds and starts serving.
+ *   2. control_stop stops serving, waits for handlers in progress and frees.
+ *      The registry is borrowed and must outlive the server.
+ *
+ * Thread safety: control_stop from one thread; everything else is internal.
+ */
+#ifndef MLX_COORDINATOR_CONTROL_H
+#define MLX_COORDINATOR_CONTROL_H
+
+#include "common/err.h"
+#include "coordinator/membership/membership.h"
+#include "coordinator/registry/registry.h"
+
+typedef struct control control;
+
+typedef struct control_config {
+    const char *url;           /* tcp://HOST:PORT to listen on */
+    membership_policy policy;
+} control_config;
+
+int control_start(const control_config *cfg, registry *reg, control **out, mlx_err *err);
+void control_stop(control *c);
+
+#endif

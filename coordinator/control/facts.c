@@ -1,0 +1,139 @@
+/* facts.c — validation and JSON of what agents report. */
+#include "coordinator/control/facts.h"
+
+#include <arpa/inet.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/json.h"
+#include "common/limits.h"
+#include "common/parse.h"
+
+static int check_text(const char *field, const char *value, size_t max, bool required,
+                      mlx_err *err)
+{
+    if (required && value[0] == '\0')
+        return mlx_err_set(err, MLX_EPROTO, "%s is empty", field);
+    if (!mlx_text_is_clean(value, max))
+        return mlx_err_set(err, MLX_EPROTO,
+                           "%s is longer than %zu bytes, not UTF-8 or holds control characters",
+                           field, max);
+    return 0;
+}
+
+int facts_check_register(const Fleet__Register *reg, mlx_err *err)
+{
+    int rc;
+    char host[MLX_MAX_ADDRESS + 1];
+    int port;
+    if ((rc = check_text("name", reg->name, MLX_MAX_NODE_NAME, true, err)) != 0)
+        return rc;
+    if ((rc = check_text("agent_version", reg->agent_version, 32, false, err)) != 0)
+        return rc;
+    if (mlx_parse_nng_url(reg->listen, host, sizeof host, &port, err) != 0)
+        return mlx_err_prefix(err, "listen");
+    if (reg->advertise[0] != '\0' &&
+        mlx_parse_nng_url(reg->advertise, host, sizeof host, &port, err) != 0)
+        return mlx_err_prefix(err, "advertise");
+    if (reg->http[0] != '\0' && mlx_parse_hostport(reg->http, host, sizeof host, &port, err))
+        return mlx_err_prefix(err, "http");
+    if (reg->heartbeat_ms != 0 && (reg->heartbeat_ms < 10 || reg->heartbeat_ms > 600000))
+        return mlx_err_set(err, MLX_EPROTO, "heartbeat_ms %u is outside 10..600000",
+                           reg->heartbeat_ms);
+    const Fleet__Hardware *hw = reg->hardware;
+    if (hw == NULL)
+        return mlx_err_set(err, MLX_EPROTO, "register carries no hardware facts");
+    const char *fields[][2] = {
+        {"hardware.hostname", hw->hostname}, {"hardware.os_name", hw->os_name},
+        {"hardware.os_version", hw->os_version}, {"hardware.arch", hw->arch},
+        {"hardware.cpu_model", hw->cpu_model}, {"hardware.chip", hw->chip},
+    };
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        if ((rc = check_text(fields[i][0], fields[i][1], MLX_MAX_FACT, false, err)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+int facts_resolve_address(const Fleet__Register *reg, const char *peer_ip, char *out,
+                          mlx_err *err)
+{
+    if (reg->advertise[0] != '\0') {
+        snprintf(out, MLX_MAX_ADDRESS + 1, "%s", reg->advertise);
+        return 0;
+    }
+    char host[MLX_MAX_ADDRESS + 1];
+    int port;
+    int rc = mlx_parse_nng_url(reg->listen, host, sizeof host, &port, err);
+    if (rc != 0)
+        return rc;
+    bool wildcard = strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0 ||
+                    strcmp(host, "*") == 0;
+    if (!wildcard || peer_ip[0] == '\0') {
+        snprintf(out, MLX_MAX_ADDRESS + 1, "%s", reg->listen);
+        return 0;
+    }
+    const char *scheme = strncmp(reg->listen, "tls+", 4) == 0 ? "tls+tcp" : "tcp";
+    if (strchr(peer_ip, ':') != NULL)
+        snprintf(out, MLX_MAX_ADDRESS + 1, "%s://[%s]:%d", scheme, peer_ip, port);
+    else
+        snprintf(out, MLX_MAX_ADDRESS + 1, "%s://%s:%d", scheme, peer_ip, port);
+    return 0;
+}
+
+void facts_peer_ip(nng_msg *msg, char *out, size_t size)
+{
+    out[0] = '\0';
+    nng_sockaddr sa;
+    if (nng_pipe_get_addr(nng_msg_get_pipe(msg), NNG_OPT_REMADDR, &sa) != 0)
+        return;
+    if (sa.s_family == NNG_AF_INET)
+        inet_ntop(AF_INET, &sa.s_in.sa_addr, out, (socklen_t)size);
+    else if (sa.s_family == NNG_AF_INET6)
+        inet_ntop(AF_INET6, sa.s_in6.sa_addr, out, (socklen_t)size);
+}
+
+static char *dump(json_t *v)
+{
+    char *text = NULL;
+    if (v != NULL)
+        mlx_json_dump(v, &text, NULL);
+    json_decref(v);
+    return text;
+}
+
+char *facts_hardware_json(const Fleet__Hardware *hw)
+{
+    return dump(json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I}",
+                          "hostname", hw->hostname, "os", hw->os_name, "os_version",
+                          hw->os_version, "arch", hw->arch, "cpu_model", hw->cpu_model, "chip",
+                          hw->chip, "cpu_cores", (json_int_t)hw->cpu_cores,
+                          "performance_cores", (json_int_t)hw->performance_cores,
+                          "memory_total_bytes", (json_int_t)hw->memory_total_bytes,
+                          "disk_free_bytes", (json_int_t)hw->disk_free_bytes,
+                          "disk_total_bytes", (json_int_t)hw->disk_total_bytes));
+}
+
+/* JSON has no NaN or infinity; a peer that sends them gets 0. */
+static double finite_or_zero(double v)
+{
+    return isfinite(v) ? v : 0.0;
+}
+
+char *facts_metrics_json(const Fleet__Heartbeat *hb)
+{
+    static const Fleet__MetricsSample empty_sample = FLEET__METRICS_SAMPLE__INIT;
+    static const Fleet__Load empty_load = FLEET__LOAD__INIT;
+    const Fleet__MetricsSample *m = hb->metrics != NULL ? hb->metrics : &empty_sample;
+    const Fleet__Load *l = hb->load != NULL ? hb->load : &empty_load;
+    return dump(json_pack("{s:I, s:f, s:I, s:I, s:f, s:f, s:f, s:I, s:I, s:I}", "unix_ms",
+                          (json_int_t)m->unix_ms, "cpu_percent", finite_or_zero(m->cpu_percent),
+                          "memory_used_bytes", (json_int_t)m->memory_used_bytes,
+                          "memory_total_bytes", (json_int_t)m->memory_total_bytes, "load1",
+                          finite_or_zero(m->load1), "load5", finite_or_zero(m->load5), "load15",
+                          finite_or_zero(m->load15), "disk_free_bytes",
+                          (json_int_t)m->disk_free_bytes, "requests_running",
+                          (json_int_t)l->requests_running, "requests_queued",
+                          (json_int_t)l->requests_queued));
+}

@@ -1,0 +1,30 @@
+/*
+ * facts.h — internal to coordinator/control: what agents report, checked
+ * and turned into the JSON the registry keeps and the admin API shows.
+ */
+#ifndef MLX_COORDINATOR_CONTROL_FACTS_H
+#define MLX_COORDINATOR_CONTROL_FACTS_H
+
+#include <nng/nng.h>
+
+#include "common/err.h"
+#include "proto/wire.h"
+
+/* Checks every field of a Register (names, addresses, hardware strings);
+ * the sentence names the first bad field. */
+int facts_check_register(const Fleet__Register *reg, mlx_err *err);
+
+/* The data-plane address to dial: advertise if given, else listen with a
+ * wildcard host (0.0.0.0, ::) replaced by the address the agent connected
+ * from. out holds MLX_MAX_ADDRESS + 1 bytes. */
+int facts_resolve_address(const Fleet__Register *reg, const char *peer_ip, char *out,
+                          mlx_err *err);
+
+/* "10.0.0.5" (or "::1") of the pipe a message came on; "" if unknown. */
+void facts_peer_ip(nng_msg *msg, char *out, size_t size);
+
+/* JSON text (caller frees with mlx_free), or NULL when out of memory. */
+char *facts_hardware_json(const Fleet__Hardware *hw);
+char *facts_metrics_json(const Fleet__Heartbeat *hb);
+
+#endif

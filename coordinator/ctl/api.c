@@ -1,0 +1,68 @@
+/* api.c — mlxctl's calls to the coordinator's HTTP API. */
+#include <stdio.h>
+#include <string.h>
+
+#include "common/alloc.h"
+#include "common/buf.h"
+#include "common/http_client.h"
+#include "common/json.h"
+#include "coordinator/ctl/ctl.h"
+
+#define CTL_TIMEOUT_MS 10000
+
+int ctl_get(const ctl_opts *o, const char *path, json_t **out, char **raw)
+{
+    mlx_buf url;
+    mlx_buf_init(&url, 4096);
+    size_t n = strlen(o->coordinator);
+    while (n > 0 && o->coordinator[n - 1] == '/')
+        n--;
+    if (mlx_buf_printf(&url, "%.*s%s", (int)n, o->coordinator, path) != 0) {
+        fprintf(stderr, "mlxctl: out of memory\n");
+        return MLX_ENOMEM;
+    }
+    mlx_err err;
+    mlx_err_clear(&err);
+    mlx_http_result res = {0};
+    int rc = mlx_http_client_init(&err);
+    if (rc == 0)
+        rc = mlx_http_request("GET", mlx_buf_str(&url), o->api_key, NULL, CTL_TIMEOUT_MS, &res,
+                              &err);
+    if (rc == MLX_EUNREACH || rc == MLX_ETIMEDOUT) {
+        fprintf(stderr,
+                "mlxctl: %s; is mlx-coordinator running there? Point mlxctl at it with "
+                "--coordinator URL or MLX_COORDINATOR\n",
+                err.msg);
+        goto out;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "mlxctl: %s\n", mlx_err_text(&err, rc));
+        goto out;
+    }
+    json_t *body = NULL;
+    if (mlx_json_parse(res.body, res.body_len, &body, &err) != 0) {
+        fprintf(stderr, "mlxctl: the coordinator at %s answered HTTP %ld with something that "
+                        "is not JSON (%s)\n", o->coordinator, res.status, err.msg);
+        rc = MLX_EPROTO;
+        goto out;
+    }
+    if (res.status < 200 || res.status > 299) {
+        const char *message = json_string_value(
+            json_object_get(json_object_get(body, "error"), "message"));
+        fprintf(stderr, "mlxctl: the coordinator refused: %s (HTTP %ld)\n",
+                message != NULL ? message : "no reason given", res.status);
+        json_decref(body);
+        rc = MLX_EHTTP;
+        goto out;
+    }
+    *out = body;
+    if (raw != NULL) {
+        *raw = res.body;
+        res.body = NULL;
+    }
+out:
+    mlx_http_result_free(&res);
+    mlx_buf_fini(&url);
+    mlx_http_client_fini();
+    return rc;
+}

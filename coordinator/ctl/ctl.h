@@ -1,0 +1,66 @@
+/*
+ * ctl.h — internal to mlxctl: the options every command shares, the call
+ * to the coordinator's API, and output helpers (tables, sizes, ages).
+ *
+ * Output rules: tables are aligned and coloured only when stdout is a
+ * terminal and NO_COLOR is unset; --json prints exactly the JSON the API
+ * returned; errors are one sentence on stderr.
+ */
+#ifndef MLX_COORDINATOR_CTL_H
+#define MLX_COORDINATOR_CTL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/config.h"
+
+/* Every command's options begin with these fields, in this order. */
+typedef struct ctl_opts {
+    char *coordinator;
+    char *api_key;
+    bool json;
+} ctl_opts;
+
+#define CTL_COMMON_OPTS(type)                                                            \
+    {"coordinator", 0, MLX_OPT_STR, offsetof(type, common.coordinator),                \
+     "http://127.0.0.1:7480", "URL", "the coordinator's HTTP address",                \
+     .check = mlx_check_http_url},                                                       \
+    {"api-key", 0, MLX_OPT_STR, offsetof(type, common.api_key), "", "KEY",             \
+     "API key sent as a bearer token"},                                                  \
+    {"json", 0, MLX_OPT_BOOL, offsetof(type, common.json), "false", NULL,              \
+     "print the API's JSON instead of a table"}
+
+extern const mlx_cmd ctl_cmd_nodes;
+
+/* GETs path from the coordinator and parses the JSON answer (*out: caller
+ * decrefs). On failure prints one sentence and returns the code. When raw
+ * is not NULL it also receives the body text (caller frees with mlx_free). */
+int ctl_get(const ctl_opts *o, const char *path, json_t **out, char **raw);
+
+/* ---- tables ---- */
+
+typedef enum ctl_color {
+    CTL_PLAIN,
+    CTL_GREEN,
+    CTL_YELLOW,
+    CTL_RED,
+    CTL_DIM,
+} ctl_color;
+
+typedef struct ctl_table ctl_table;
+
+ctl_table *ctl_table_new(const char *const *headers, size_t columns);
+/* Adds a cell to the current row (rows end after `columns` cells). */
+void ctl_table_cell(ctl_table *t, ctl_color color, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void ctl_table_print(ctl_table *t);
+void ctl_table_free(ctl_table *t);
+
+/* "12.3 GiB"; out needs 16 bytes. */
+void ctl_format_bytes(uint64_t bytes, char *out, size_t size);
+/* "4s", "3m", "2h", "5d" since then_unix_ms; out needs 16 bytes. */
+void ctl_format_age(int64_t then_unix_ms, char *out, size_t size);
+
+#endif

@@ -1,0 +1,20 @@
+/* main.c — mlxctl: the fleet CLI, a client of the coordinator's API. */
+#include "common/cli.h"
+#include "coordinator/ctl/ctl.h"
+
+static const mlx_cmd *const commands[] = {
+    &ctl_cmd_nodes,
+    NULL,
+};
+
+static const mlx_program program = {
+    .name = "mlxctl",
+    .section = "mlxctl",
+    .summary = "drives the fleet through the coordinator",
+    .cmds = commands,
+};
+
+int main(int argc, char **argv)
+{
+    return mlx_cli_main(&program, argc, argv);
+}

@@ -1,0 +1,114 @@
+/* nodes.c — `mlxctl nodes`: the fleet at a glance. */
+#include <stdio.h>
+#include <string.h>
+
+#include "common/alloc.h"
+#include "common/cli.h"
+#include "coordinator/ctl/ctl.h"
+
+struct nodes_opts {
+    ctl_opts common;
+};
+
+static const mlx_opt nodes_opts[] = {
+    CTL_COMMON_OPTS(struct nodes_opts),
+    {NULL},
+};
+
+static ctl_color state_color(const char *state)
+{
+    if (strcmp(state, "up") == 0)
+        return CTL_GREEN;
+    if (strcmp(state, "suspect") == 0)
+        return CTL_YELLOW;
+    if (strcmp(state, "down") == 0)
+        return CTL_RED;
+    return CTL_DIM;
+}
+
+static uint64_t u64(const json_t *obj, const char *key)
+{
+    json_int_t v = json_integer_value(json_object_get(obj, key));
+    return v > 0 ? (uint64_t)v : 0;
+}
+
+static void print_table(const json_t *nodes)
+{
+    static const char *const headers[] = {"NAME",   "ID",   "STATE",     "ADDRESS",  "CPU",
+                                          "MEMORY", "LOAD", "DISK FREE", "LAST SEEN"};
+    ctl_table *t = ctl_table_new(headers, sizeof headers / sizeof headers[0]);
+    size_t i;
+    const json_t *n;
+    json_array_foreach(nodes, i, n)
+    {
+        const char *state = json_string_value(json_object_get(n, "state"));
+        const json_t *m = json_object_get(n, "metrics");
+        ctl_table_cell(t, CTL_PLAIN, "%s", json_string_value(json_object_get(n, "name")));
+        ctl_table_cell(t, CTL_PLAIN, "%s", json_string_value(json_object_get(n, "id")));
+        ctl_table_cell(t, state_color(state ? state : ""), "%s", state ? state : "?");
+        ctl_table_cell(t, CTL_PLAIN, "%s", json_string_value(json_object_get(n, "address")));
+        /* A silent node's last figures are history, not its present. */
+        bool live = state != NULL && (strcmp(state, "up") == 0 || strcmp(state, "suspect") == 0);
+        if (live && json_is_object(m)) {
+            char used[16], total[16], disk[16];
+            ctl_format_bytes(u64(m, "memory_used_bytes"), used, sizeof used);
+            ctl_format_bytes(u64(m, "memory_total_bytes"), total, sizeof total);
+            ctl_format_bytes(u64(m, "disk_free_bytes"), disk, sizeof disk);
+            ctl_table_cell(t, CTL_PLAIN, "%.0f%%",
+                           json_number_value(json_object_get(m, "cpu_percent")));
+            ctl_table_cell(t, CTL_PLAIN, "%s / %s", used, total);
+            ctl_table_cell(t, CTL_PLAIN, "%.2f", json_number_value(json_object_get(m, "load1")));
+            ctl_table_cell(t, CTL_PLAIN, "%s", disk);
+        } else {
+            for (int k = 0; k < 4; k++)
+                ctl_table_cell(t, CTL_DIM, "-");
+        }
+        char age[16];
+        ctl_format_age((int64_t)u64(n, "last_seen_unix_ms"), age, sizeof age);
+        ctl_table_cell(t, CTL_PLAIN, "%s ago", age);
+    }
+    ctl_table_print(t);
+    ctl_table_free(t);
+}
+
+static int nodes(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **argv)
+{
+    struct nodes_opts o = {0};
+    mlx_args args = {0};
+    json_t *body = NULL;
+    char *raw = NULL;
+    int rc = mlx_cli_load(prog, cmd, argc, argv, &o, &args);
+    if (rc != 0 || args.help)
+        goto out;
+    if ((rc = ctl_get(&o.common, "/api/v1/nodes", &body, &raw)) != 0)
+        goto out;
+    const json_t *list = json_object_get(body, "nodes");
+    if (!json_is_array(list)) {
+        fprintf(stderr, "mlxctl: the coordinator's node list has no 'nodes' array; are "
+                        "mlxctl and mlx-coordinator the same release?\n");
+        rc = MLX_EPROTO;
+        goto out;
+    }
+    if (o.common.json)
+        printf("%s\n", raw);
+    else if (json_array_size(list) == 0)
+        printf("No nodes have registered yet. Start an agent with "
+               "'mlx-agent serve --coordinator tcp://HOST:7400'.\n");
+    else
+        print_table(list);
+out:
+    json_decref(body);
+    mlx_free(raw);
+    mlx_config_free(cmd, &o);
+    mlx_config_free_args(&args);
+    return rc;
+}
+
+const mlx_cmd ctl_cmd_nodes = {
+    .name = "nodes",
+    .summary = "list the nodes of the fleet with their state and load",
+    .about = "States: up (heartbeating), suspect (missed a few heartbeats), down (silent\n"
+             "for longer), left (stopped cleanly).",
+    .opts = nodes_opts,
+    .run = nodes,
+};

@@ -1,0 +1,125 @@
+/* main.c — mlx-coordinator: runs the fleet. */
+#include <stddef.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include "common/alloc.h"
+#include "common/cli.h"
+#include "common/log.h"
+#include "common/path.h"
+#include "coordinator/control/control.h"
+#include "coordinator/http/admin.h"
+#include "coordinator/registry/registry.h"
+
+#define MOD "coordinator"
+
+struct serve_opts {
+    char *data;
+    char *control;
+    char *http;
+    int64_t heartbeat_ms;
+    int64_t suspect_after;
+    int64_t down_after;
+    char *log_level;
+};
+
+static const mlx_opt serve_opts[] = {
+    {"data", 0, MLX_OPT_PATH, offsetof(struct serve_opts, data), "~/.mlxfleet-coordinator",
+     "DIR", "data directory (registry database)"},
+    {"control", 0, MLX_OPT_STR, offsetof(struct serve_opts, control), "tcp://0.0.0.0:7400",
+     "URL", "control-plane address agents dial", .check = mlx_check_nng_url},
+    {"http", 0, MLX_OPT_STR, offsetof(struct serve_opts, http), "127.0.0.1:7480", "HOST:PORT",
+     "HTTP address of the API and admin endpoints", .check = mlx_check_hostport},
+    {"heartbeat-ms", 0, MLX_OPT_INT, offsetof(struct serve_opts, heartbeat_ms), "1000", "N",
+     "heartbeat interval assumed for agents that declare none", 10, 600000},
+    {"suspect-after", 0, MLX_OPT_INT, offsetof(struct serve_opts, suspect_after), "3", "N",
+     "missed heartbeats before a node is suspect", 1, 1000},
+    {"down-after", 0, MLX_OPT_INT, offsetof(struct serve_opts, down_after), "10", "N",
+     "missed heartbeats before a node is down", 2, 100000},
+    {"log-level", 0, MLX_OPT_STR, offsetof(struct serve_opts, log_level), "info", "LEVEL",
+     "debug, info, warn or error", .check = mlx_check_log_level},
+    {NULL},
+};
+
+static int serve(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **argv)
+{
+    struct serve_opts o = {0};
+    mlx_args args = {0};
+    mlx_err err;
+    mlx_err_clear(&err);
+    int lock_fd = -1;
+    char *db_path = NULL;
+    registry *reg = NULL;
+    control *ctl = NULL;
+    mlx_http_server *http = NULL;
+
+    int rc = mlx_cli_load(prog, cmd, argc, argv, &o, &args);
+    if (rc != 0 || args.help)
+        goto out;
+    mlx_log_level level;
+    mlx_log_parse_level(o.log_level, &level, NULL);
+    mlx_log_set_level(level);
+
+    control_config cc = {
+        .url = o.control,
+        .policy = {.default_interval_ms = o.heartbeat_ms,
+                   .suspect_after = o.suspect_after,
+                   .down_after = o.down_after},
+    };
+    if ((rc = membership_check_policy(&cc.policy, &err)) != 0)
+        goto fail;
+    if ((rc = mlx_path_mkdirs(o.data, 0700, &err)) != 0 ||
+        (rc = mlx_path_lock(o.data, "coordinator.lock", "mlx-coordinator", &lock_fd, &err)))
+        goto fail;
+    if ((db_path = mlx_path_join(o.data, "coordinator.db")) == NULL) {
+        rc = mlx_err_set(&err, MLX_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if ((rc = registry_open(db_path, &reg, &err)) != 0 ||
+        (rc = control_start(&cc, reg, &ctl, &err)) != 0 ||
+        (rc = admin_start(o.http, reg, &http, &err)) != 0)
+        goto fail;
+    mlx_log_info(MOD, "coordinator started",
+                 "data=%s control=%s http=%s suspect_after=%lld down_after=%lld", o.data,
+                 o.control, o.http, (long long)o.suspect_after, (long long)o.down_after);
+
+    int sig = mlx_cli_wait_signal();
+    mlx_log_info(MOD, "stopping", "signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    goto out;
+fail:
+    mlx_cli_fail(prog, rc, &err);
+out:
+    admin_stop(http);
+    control_stop(ctl);
+    registry_close(reg);
+    mlx_free(db_path);
+    if (lock_fd >= 0)
+        close(lock_fd);
+    mlx_config_free(cmd, &o);
+    mlx_config_free_args(&args);
+    return rc;
+}
+
+static const mlx_cmd serve_cmd = {
+    .name = "serve",
+    .summary = "run the coordinator: registry, membership, admin API",
+    .about = "Agents dial --control to register and heartbeat. A node silent for more than\n"
+             "--suspect-after of its heartbeat intervals is suspect, after --down-after it\n"
+             "is down. The registry lives in the data directory and survives restarts.",
+    .opts = serve_opts,
+    .run = serve,
+};
+
+static const mlx_cmd *const commands[] = {&serve_cmd, NULL};
+
+static const mlx_program program = {
+    .name = "mlx-coordinator",
+    .section = "coordinator",
+    .summary = "runs the fleet",
+    .cmds = commands,
+};
+
+int main(int argc, char **argv)
+{
+    return mlx_cli_main(&program, argc, argv);
+}

@@ -1,0 +1,103 @@
+/* testutil.c — temp dirs and file helpers for tests. */
+#include "tests/support/testutil.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+char *test_join(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    if (p == NULL)
+        abort();
+    snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+char *test_tmpdir(const char *tag)
+{
+    const char *base = getenv("TMPDIR");
+    if (base == NULL || base[0] == '\0')
+        base = "/tmp";
+    size_t n = strlen(base) + strlen(tag) + 32;
+    char *dir = malloc(n);
+    if (dir == NULL)
+        abort();
+    snprintf(dir, n, "%s/mlx-%s-XXXXXX", base, tag);
+    if (mkdtemp(dir) == NULL) {
+        fprintf(stderr, "cannot create a temporary directory in %s: %s\n", base,
+                strerror(errno));
+        abort();
+    }
+    return dir;
+}
+
+void test_rm_rf(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return;
+    if (S_ISDIR(st.st_mode)) {
+        DIR *d = opendir(path);
+        if (d != NULL) {
+            struct dirent *e;
+            while ((e = readdir(d)) != NULL) {
+                if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                    continue;
+                char *child = test_join(path, e->d_name);
+                test_rm_rf(child);
+                free(child);
+            }
+            closedir(d);
+        }
+        rmdir(path);
+    } else {
+        unlink(path);
+    }
+}
+
+void test_tmpdir_remove(char *dir)
+{
+    if (dir == NULL)
+        return;
+    test_rm_rf(dir);
+    free(dir);
+}
+
+void test_write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "wb");
+    if (f == NULL || fwrite(text, 1, strlen(text), f) != strlen(text) || fclose(f) != 0) {
+        fprintf(stderr, "cannot write %s: %s\n", path, strerror(errno));
+        abort();
+    }
+}
+
+char *test_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    size_t got;
+    while (buf != NULL && (got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += got;
+        if (cap - n - 1 == 0) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+        }
+    }
+    fclose(f);
+    if (buf == NULL)
+        abort();
+    buf[n] = '\0';
+    if (len != NULL)
+        *len = n;
+    return buf;
+}

@@ -1,0 +1,31 @@
+/*
+ * testutil.h — small helpers shared by the unit and integration tests:
+ * temporary directories that clean up after themselves and whole-file I/O.
+ *
+ * Tests exit with TEST_SKIP (77, CTest's SKIP_RETURN_CODE) after printing
+ * why, when something they need is absent; a skip never counts as a pass.
+ */
+#ifndef MLX_TESTS_TESTUTIL_H
+#define MLX_TESTS_TESTUTIL_H
+
+#include <stddef.h>
+
+#define TEST_SKIP 77
+
+/* A new empty directory under $TMPDIR (or /tmp); caller frees with
+ * test_tmpdir_remove, which deletes it and everything in it. */
+char *test_tmpdir(const char *tag);
+void test_tmpdir_remove(char *dir);
+
+/* rm -rf */
+void test_rm_rf(const char *path);
+
+/* Writes or reads a whole file; abort the test on I/O errors. read returns a
+ * NUL-terminated malloc'd buffer (caller frees), NULL if the file is absent. */
+void test_write_file(const char *path, const char *text);
+char *test_read_file(const char *path, size_t *len);
+
+/* "dir/name" in a static-free malloc'd string (caller frees). */
+char *test_join(const char *dir, const char *name);
+
+#endif
