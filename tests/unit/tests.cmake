@@ -1,1 +1,2 @@
-
+include(unit/common.cmake OPTIONAL)
+include(unit/fleet.cmake OPTIONAL)
