@@ -53,16 +53,16 @@ void mlx_http_resp_json(mlx_http_resp *resp, int status, json_t *value)
     set_body(resp, status, "application/json", text);
 }
 
-void mlx_http_resp_error(mlx_http_resp *resp, int status, const char *type, const char *code,
-                         const char *fmt, ...)
+void mlx_http_resp_error(mlx_http_resp *resp, int status, const char *type,
+                         const char *code, const char *fmt, ...)
 {
     char message[MLX_MAX_ERR_MSG];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(message, sizeof message, fmt, ap);
     va_end(ap);
-    json_t *body = json_pack("{s:{s:s, s:s, s:s}}", "error", "message", message, "type", type,
-                             "code", code);
+    json_t *body = json_pack("{s:{s:s, s:s, s:s}}", "error", "message", message, "type",
+                             type, "code", code);
     mlx_http_resp_json(resp, status, body);
 }
 
@@ -97,8 +97,9 @@ static void route(mlx_http_server *srv, const mlx_http_req *req, mlx_http_resp *
     bool path_known = false;
     for (const mlx_http_route *r = srv->routes; r->method != NULL; r++) {
         size_t n = strlen(r->path);
-        bool match = (n > 0 && r->path[n - 1] == '*') ? strncmp(req->path, r->path, n - 1) == 0
-                                                      : strcmp(req->path, r->path) == 0;
+        bool match = (n > 0 && r->path[n - 1] == '*')
+                         ? strncmp(req->path, r->path, n - 1) == 0
+                         : strcmp(req->path, r->path) == 0;
         if (!match)
             continue;
         path_known = true;
@@ -118,11 +119,13 @@ static void route(mlx_http_server *srv, const mlx_http_req *req, mlx_http_resp *
 static enum MHD_Result send_resp(struct MHD_Connection *conn, mlx_http_resp *resp)
 {
     struct MHD_Response *r = MHD_create_response_from_buffer(
-        resp->body_len, resp->body != NULL ? resp->body : (char *)"", MHD_RESPMEM_MUST_COPY);
+        resp->body_len, resp->body != NULL ? resp->body : (char *)"",
+        MHD_RESPMEM_MUST_COPY);
     if (r == NULL)
         return MHD_NO;
     MHD_add_response_header(r, "Content-Type",
-                            resp->content_type != NULL ? resp->content_type : "text/plain");
+                            resp->content_type != NULL ? resp->content_type
+                                                       : "text/plain");
     enum MHD_Result ok = MHD_queue_response(conn, (unsigned)resp->status, r);
     MHD_destroy_response(r);
     return ok;
@@ -144,7 +147,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
-        if (!st->too_big && mlx_buf_append(&st->body, upload_data, *upload_data_size) != 0)
+        if (!st->too_big &&
+            mlx_buf_append(&st->body, upload_data, *upload_data_size) != 0)
             st->too_big = true; /* keep reading and drop the rest, then answer 413 */
         *upload_data_size = 0;
         return MHD_YES;
@@ -200,7 +204,8 @@ int mlx_http_server_start(const char *hostport, const mlx_http_route *routes, vo
     if (rc != 0)
         return mlx_err_prefix(err, "%s", flag);
 
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *ai = NULL;
     char service[8];
@@ -221,12 +226,13 @@ int mlx_http_server_start(const char *hostport, const mlx_http_route *routes, vo
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
                      MHD_USE_ERROR_LOG | (ai->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0);
     /* The logger must come first, or MHD logs the earlier options' problems
-     * to stderr itself. */
+     * to stderr itself. MHD's default SO_REUSEADDR allows a quick restart;
+     * its "address reuse" option would be SO_REUSEPORT, letting a second
+     * process share our port, so it stays off. */
     srv->daemon = MHD_start_daemon(
         flags, (uint16_t)port, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER,
-        on_mhd_log, NULL, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-        NULL, MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_END);
+        on_mhd_log, NULL, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (srv->daemon == NULL) {
         mlx_free(srv);
@@ -235,7 +241,8 @@ int mlx_http_server_start(const char *hostport, const mlx_http_route *routes, vo
                            "choose another with %s",
                            hostport, flag);
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    const union MHD_DaemonInfo *info =
+        MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = info != NULL ? info->port : port;
     *out = srv;
     return 0;

@@ -163,11 +163,12 @@ int registry_nodes_json(registry *r, json_t **out, mlx_err *err)
         mlx_time_format_rfc3339(sqlite3_column_int64(st, 7), registered, sizeof registered);
         mlx_time_format_rfc3339(sqlite3_column_int64(st, 8), seen, sizeof seen);
         json_t *node = json_pack(
-            "{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:I, s:o, s:o}", "id",
+            "{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:I, s:s, s:I, s:o, s:o}", "id",
             sqlite3_column_text(st, 0), "name", sqlite3_column_text(st, 1), "address",
             sqlite3_column_text(st, 2), "http", sqlite3_column_text(st, 3), "version",
             sqlite3_column_text(st, 4), "state", sqlite3_column_text(st, 5), "heartbeat_ms",
-            (json_int_t)sqlite3_column_int64(st, 6), "registered_at", registered, "last_seen",
+            (json_int_t)sqlite3_column_int64(st, 6), "registered_at", registered,
+            "registered_at_unix_ms", (json_int_t)sqlite3_column_int64(st, 7), "last_seen",
             seen, "last_seen_unix_ms", (json_int_t)sqlite3_column_int64(st, 8), "hardware",
             json_column(st, 9), "metrics", json_column(st, 10));
         if (node == NULL || json_array_append_new(nodes, node) != 0) {

@@ -51,7 +51,8 @@ typedef int (*registry_each_fn)(void *arg, const char *id, const char *state,
 int registry_each(registry *r, registry_each_fn fn, void *arg, mlx_err *err);
 
 /* {"nodes":[{id, name, address, http, version, state, heartbeat_ms,
- *   registered_at, last_seen, last_seen_unix_ms, hardware:{…}, metrics:{…}|null}]}
+ *   registered_at, registered_at_unix_ms, last_seen, last_seen_unix_ms,
+ *   hardware:{…}, metrics:{…}|null}]}
  * sorted by name, then id. *out: caller json_decref's. */
 int registry_nodes_json(registry *r, json_t **out, mlx_err *err);
 

@@ -1,1 +1,18 @@
+# Integration tests: real mlx-agent, mlx-coordinator and mlxctl processes on
+# loopback, free ports chosen at run time.
+add_library(mlxharness STATIC integration/harness.c integration/cluster.c)
+target_compile_definitions(mlxharness PUBLIC MLX_BIN_DIR="${CMAKE_BINARY_DIR}/bin")
+target_link_libraries(mlxharness PUBLIC mlxtestutil PkgConfig::CURL PkgConfig::JANSSON)
 
+function(mlx_integration_test name)
+  add_executable(${name} integration/${name}.c)
+  target_link_libraries(${name} PRIVATE mlxharness ${ARGN} PkgConfig::CMOCKA)
+  add_dependencies(${name} mlx-agent mlx-coordinator mlxctl)
+  add_test(NAME integration.${name} COMMAND ${name})
+  set_tests_properties(integration.${name} PROPERTIES LABELS integration
+                       SKIP_RETURN_CODE 77 TIMEOUT 300)
+endfunction()
+
+mlx_integration_test(it_membership)
+mlx_integration_test(it_control_abuse mlxproto nng::nng)
+mlx_integration_test(it_cli)

@@ -1,0 +1,155 @@
+/* cluster.c — coordinator and agents on loopback for tests. */
+#include "tests/integration/cluster.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/support/testutil.h"
+
+cluster *cluster_create(const char *tag, int heartbeat_ms, int suspect_after, int down_after)
+{
+    cluster *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        abort();
+    c->dir = test_tmpdir(tag);
+    c->heartbeat_ms = heartbeat_ms;
+    c->suspect_after = suspect_after;
+    c->down_after = down_after;
+    c->control_port = h_free_port();
+    c->http_port = h_free_port();
+    snprintf(c->control_url, sizeof c->control_url, "tcp://127.0.0.1:%d", c->control_port);
+    snprintf(c->http_url, sizeof c->http_url, "http://127.0.0.1:%d", c->http_port);
+    return c;
+}
+
+void cluster_destroy(cluster *c)
+{
+    if (c == NULL)
+        return;
+    for (int i = 0; i < c->n_agents; i++)
+        h_stop(c->agents[i].proc);
+    h_stop(c->coordinator);
+    if (getenv("MLX_KEEP_LOGS") != NULL)
+        fprintf(stderr, "logs kept in %s\n", c->dir);
+    else
+        test_tmpdir_remove(c->dir);
+    free(c);
+}
+
+void cluster_start_coordinator(cluster *c)
+{
+    char data[600], http[64], hb[16], suspect[16], down[16];
+    snprintf(data, sizeof data, "%s/coordinator", c->dir);
+    snprintf(http, sizeof http, "127.0.0.1:%d", c->http_port);
+    snprintf(hb, sizeof hb, "%d", c->heartbeat_ms);
+    snprintf(suspect, sizeof suspect, "%d", c->suspect_after);
+    snprintf(down, sizeof down, "%d", c->down_after);
+    const char *args[] = {"serve",         "--data",   data,          "--control",
+                          c->control_url,  "--http",   http,          "--heartbeat-ms",
+                          hb,              "--suspect-after", suspect, "--down-after",
+                          down,            NULL};
+    c->coordinator = h_spawn("coordinator", c->dir, "mlx-coordinator", args);
+}
+
+void cluster_start_agent(cluster *c, int i)
+{
+    cluster_agent *a = &c->agents[i];
+    char http[64], listen[64], hb[16];
+    snprintf(http, sizeof http, "127.0.0.1:%d", a->http_port);
+    snprintf(listen, sizeof listen, "tcp://127.0.0.1:%d", a->listen_port);
+    snprintf(hb, sizeof hb, "%d", c->heartbeat_ms);
+    const char *args[] = {"serve",  "--data",   a->data,         "--name",
+                          a->name,  "--coordinator", c->control_url, "--http",
+                          http,     "--listen", listen,          "--heartbeat-ms",
+                          hb,       NULL};
+    a->proc = h_spawn(a->name, c->dir, "mlx-agent", args);
+}
+
+int cluster_add_agent(cluster *c, const char *name)
+{
+    int i = c->n_agents++;
+    cluster_agent *a = &c->agents[i];
+    snprintf(a->name, sizeof a->name, "%s", name);
+    snprintf(a->data, sizeof a->data, "%s/%s", c->dir, name);
+    a->http_port = h_free_port();
+    a->listen_port = h_free_port();
+    cluster_start_agent(c, i);
+    return i;
+}
+
+json_t *cluster_nodes(cluster *c)
+{
+    char url[128];
+    snprintf(url, sizeof url, "%s/api/v1/nodes", c->http_url);
+    return h_get_json(url, NULL);
+}
+
+json_t *cluster_find_node(json_t *nodes, const char *id)
+{
+    size_t i;
+    json_t *n;
+    json_array_foreach(json_object_get(nodes, "nodes"), i, n)
+    {
+        const char *nid = json_string_value(json_object_get(n, "id"));
+        if (nid != NULL && strcmp(nid, id) == 0)
+            return n;
+    }
+    return NULL;
+}
+
+void cluster_agent_state(cluster *c, int i, char *out)
+{
+    out[0] = '\0';
+    json_t *nodes = cluster_nodes(c);
+    json_t *n = nodes != NULL ? cluster_find_node(nodes, c->agents[i].node_id) : NULL;
+    const char *state = n != NULL ? json_string_value(json_object_get(n, "state")) : NULL;
+    if (state != NULL)
+        snprintf(out, 16, "%s", state);
+    json_decref(nodes);
+}
+
+struct state_wait {
+    cluster *c;
+    int i;
+    const char *state;
+};
+
+static bool has_state(void *arg)
+{
+    struct state_wait *w = arg;
+    char now[16];
+    cluster_agent_state(w->c, w->i, now);
+    return strcmp(now, w->state) == 0;
+}
+
+bool cluster_wait_agent_state(cluster *c, int i, const char *state, int timeout_ms)
+{
+    struct state_wait w = {c, i, state};
+    return h_wait_for(has_state, &w, timeout_ms);
+}
+
+struct id_wait {
+    cluster_agent *a;
+};
+
+static bool read_id(void *arg)
+{
+    cluster_agent *a = arg;
+    char path[600];
+    snprintf(path, sizeof path, "%s/node-id", a->data);
+    char *text = test_read_file(path, NULL);
+    if (text == NULL || strlen(text) < 16) {
+        free(text);
+        return false;
+    }
+    memcpy(a->node_id, text, 16);
+    a->node_id[16] = '\0';
+    free(text);
+    return true;
+}
+
+bool cluster_wait_node_id(cluster *c, int i, int timeout_ms)
+{
+    return h_wait_for(read_id, &c->agents[i], timeout_ms);
+}

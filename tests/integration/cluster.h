@@ -1,0 +1,54 @@
+/*
+ * cluster.h — a coordinator and agents on loopback, for integration tests.
+ *
+ * Ports are chosen free at run time; every process logs into the cluster's
+ * temporary directory, which is removed by cluster_destroy (logs are kept
+ * when MLX_KEEP_LOGS is set, and their path is printed on failure).
+ */
+#ifndef MLX_TESTS_CLUSTER_H
+#define MLX_TESTS_CLUSTER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "tests/integration/harness.h"
+
+#define CLUSTER_MAX_AGENTS 8
+
+typedef struct cluster_agent {
+    char name[32];
+    char data[512];
+    char node_id[17]; /* known once the agent wrote it */
+    int http_port, listen_port;
+    h_proc *proc;
+} cluster_agent;
+
+typedef struct cluster {
+    char *dir;
+    int control_port, http_port;
+    char control_url[64], http_url[64];
+    int heartbeat_ms, suspect_after, down_after;
+    h_proc *coordinator;
+    cluster_agent agents[CLUSTER_MAX_AGENTS];
+    int n_agents;
+} cluster;
+
+cluster *cluster_create(const char *tag, int heartbeat_ms, int suspect_after, int down_after);
+void cluster_destroy(cluster *c);
+
+void cluster_start_coordinator(cluster *c);
+/* Adds agent i (its data dir is kept for restarts) and starts it. */
+int cluster_add_agent(cluster *c, const char *name);
+void cluster_start_agent(cluster *c, int i);
+
+/* GET /api/v1/nodes (caller decrefs), NULL if unreachable. */
+json_t *cluster_nodes(cluster *c);
+/* The node object with this id in a nodes document (borrowed), or NULL. */
+json_t *cluster_find_node(json_t *nodes, const char *id);
+/* The state the coordinator reports for agent i ("" if unknown). out: 16 bytes. */
+void cluster_agent_state(cluster *c, int i, char *out);
+bool cluster_wait_agent_state(cluster *c, int i, const char *state, int timeout_ms);
+/* Reads agent i's node id from its data dir, waiting for it to appear. */
+bool cluster_wait_node_id(cluster *c, int i, int timeout_ms);
+
+#endif
