@@ -36,10 +36,10 @@ static const mlx_opt serve_opts[] = {
      "URL", "data-plane address to listen on", .check = mlx_check_nng_url},
     {"advertise", 0, MLX_OPT_STR, offsetof(struct serve_opts, advertise), "", "URL",
      "data-plane address the coordinator should dial; empty: derived from --listen"},
-    {"http", 0, MLX_OPT_STR, offsetof(struct serve_opts, http), "127.0.0.1:7481", "HOST:PORT",
-     "local HTTP API address", .check = mlx_check_hostport},
-    {"heartbeat-ms", 0, MLX_OPT_INT, offsetof(struct serve_opts, heartbeat_ms), "1000", "N",
-     "milliseconds between heartbeats", 10, 600000},
+    {"http", 0, MLX_OPT_STR, offsetof(struct serve_opts, http), "127.0.0.1:7481",
+     "HOST:PORT", "local HTTP API address", .check = mlx_check_hostport},
+    {"heartbeat-ms", 0, MLX_OPT_INT, offsetof(struct serve_opts, heartbeat_ms), "1000",
+     "N", "milliseconds between heartbeats", 10, 600000},
     {"log-level", 0, MLX_OPT_STR, offsetof(struct serve_opts, log_level), "info", "LEVEL",
      "debug, info, warn or error", .check = mlx_check_log_level},
     {NULL},
@@ -48,7 +48,8 @@ static const mlx_opt serve_opts[] = {
 static void handle_healthz(void *ctx, const mlx_http_req *req, mlx_http_resp *resp)
 {
     const char *node_id = ctx;
-    mlx_http_resp_json(resp, 200, json_pack("{s:s, s:s}", "status", "ok", "node", node_id));
+    mlx_http_resp_json(resp, 200,
+                       json_pack("{s:s, s:s}", "status", "ok", "node", node_id));
 }
 
 static const mlx_http_route routes[] = {
@@ -61,9 +62,9 @@ static const mlx_http_route routes[] = {
 static int check_addresses(const struct serve_opts *o, mlx_err *err)
 {
     if (o->coordinator[0] != '\0' && mlx_check_nng_url(o->coordinator, err) != 0)
-        return mlx_err_prefix(err, "--coordinator");
+        return mlx_err_prefix(err, MLX_ECONFIG, "--coordinator");
     if (o->advertise[0] != '\0' && mlx_check_nng_url(o->advertise, err) != 0)
-        return mlx_err_prefix(err, "--advertise");
+        return mlx_err_prefix(err, MLX_ECONFIG, "--advertise");
     return 0;
 }
 
@@ -82,10 +83,8 @@ static int serve(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **a
     int rc = mlx_cli_load(prog, cmd, argc, argv, &o, &args);
     if (rc != 0 || args.help)
         goto out;
-    if (check_addresses(&o, &err) != 0) {
-        rc = MLX_ECONFIG;
+    if ((rc = check_addresses(&o, &err)) != 0)
         goto fail;
-    }
     mlx_log_level level;
     mlx_log_parse_level(o.log_level, &level, NULL);
     mlx_log_set_level(level);
@@ -144,10 +143,11 @@ out:
 const mlx_cmd agent_cmd_serve = {
     .name = "serve",
     .summary = "run the agent daemon: join the fleet and serve the local API",
-    .about = "Registers with the coordinator given by --coordinator and heartbeats every\n"
-             "--heartbeat-ms with CPU, memory, load and disk figures. Keeps its node id in\n"
-             "the data directory, so a restarted agent is the same node. Stops cleanly\n"
-             "(deregistering) on SIGINT or SIGTERM.",
+    .about =
+        "Registers with the coordinator given by --coordinator and heartbeats every\n"
+        "--heartbeat-ms with CPU, memory, load and disk figures. Keeps its node id in\n"
+        "the data directory, so a restarted agent is the same node. Stops cleanly\n"
+        "(deregistering) on SIGINT or SIGTERM.",
     .opts = serve_opts,
     .run = serve,
 };

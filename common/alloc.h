@@ -18,13 +18,18 @@ void *mlx_malloc(size_t n);
 void *mlx_calloc(size_t count, size_t size); /* NULL when count*size overflows */
 void *mlx_realloc(void *p, size_t n);
 void mlx_free(void *p);
-char *mlx_strdup(const char *s);             /* caller frees */
-char *mlx_strndup(const char *s, size_t n);  /* at most n bytes, NUL-terminated */
+char *mlx_strdup(const char *s);            /* caller frees */
+char *mlx_strndup(const char *s, size_t n); /* at most n bytes, NUL-terminated */
 
 /* Test seam: after n more successful allocations, every allocation fails
  * until mlx_alloc_fail_reset(). n < 0 disables injection (the default). */
 void mlx_alloc_fail_after(long n);
 void mlx_alloc_fail_reset(void);
+
+/* How many allocations have failed on the calling thread so far (injected or
+ * real). jansson reports most of its out-of-memory cases as syntax errors;
+ * comparing this count before and after a call tells the two apart. */
+unsigned long mlx_alloc_failures(void);
 
 /* Makes jansson allocate through mlx_malloc/mlx_free. Call once at start. */
 void mlx_alloc_install_jansson(void);

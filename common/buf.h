@@ -33,7 +33,8 @@ void mlx_buf_reset(mlx_buf *b); /* empties, keeps the allocation */
 
 int mlx_buf_append(mlx_buf *b, const void *data, size_t len);
 int mlx_buf_append_str(mlx_buf *b, const char *s);
-int mlx_buf_printf(mlx_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int mlx_buf_printf(mlx_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* Returns the NUL-terminated contents ("" as an allocation when empty) and
  * empties the buffer; caller frees. NULL only when out of memory. */

@@ -88,8 +88,8 @@ int mlx_cli_main(const mlx_program *prog, int argc, char **argv)
     int used = 0;
     const mlx_cmd *cmd = mlx_config_find_cmd(prog, argc - word, argv + word, &used);
     if (cmd == NULL) {
-        fprintf(stderr, "%s: unknown command '%s'; run '%s --help' for the list\n", prog->name,
-                argv[word], prog->name);
+        fprintf(stderr, "%s: unknown command '%s'; run '%s --help' for the list\n",
+                prog->name, argv[word], prog->name);
         return 2;
     }
 

@@ -95,9 +95,17 @@ static int list_push(mlx_strlist *list, const char *item)
     return 0;
 }
 
+/* Where a value came from: a list value from a flag is one item, from
+ * anywhere else a comma-separated list. */
+typedef enum value_source {
+    FROM_TEXT, /* default, file or environment */
+    FROM_FLAG,
+} value_source;
+
 /* Stores text as opt's value; the sentence in err is about the value only,
  * the caller adds where it came from. */
-static int set_value(const mlx_opt *opt, void *values, const char *text, mlx_err *err)
+static int set_value(const mlx_opt *opt, void *values, const char *text,
+                     value_source source, mlx_err *err)
 {
     char *field = (char *)values + opt->offset;
     int rc;
@@ -144,7 +152,7 @@ static int set_value(const mlx_opt *opt, void *values, const char *text, mlx_err
             return MLX_ENOMEM;
         rc = 0;
         for (char *item = copy, *next; item != NULL && rc == 0; item = next) {
-            next = strchr(item, ',');
+            next = source == FROM_FLAG ? NULL : strchr(item, ',');
             if (next != NULL)
                 *next++ = '\0';
             if (*item == '\0')
@@ -191,21 +199,47 @@ struct ini_ctx {
     const mlx_program *prog;
     const mlx_cmd *cmd;
     void *values;
-    mlx_err first; /* the first problem; inih reports its line number */
+    const char *next; /* the text not yet handed to inih */
+    int line;         /* the line inih is working on (1-based) */
+    int first_line;   /* the line of the problem in first */
+    mlx_err first;    /* the first problem the handler found */
 };
 
-static int on_ini_entry(void *user, const char *section, const char *name, const char *value)
+/* inih's reader: hands over one line at a time (fgets-like) and counts them,
+ * so the handler knows the line of the key it is given. Lines are never
+ * longer than num - 2 here (mlx_config_parse_ini checks first). */
+static char *ini_read_line(char *str, int num, void *stream)
+{
+    struct ini_ctx *ctx = stream;
+    if (ctx->next[0] == '\0' || num < 2)
+        return NULL;
+    int n = 0;
+    while (n < num - 1 && ctx->next[n] != '\0') {
+        str[n] = ctx->next[n];
+        if (ctx->next[n++] == '\n')
+            break;
+    }
+    str[n] = '\0';
+    ctx->next += n;
+    ctx->line++;
+    return str;
+}
+
+static int on_ini_entry(void *user, const char *section, const char *name,
+                        const char *value)
 {
     struct ini_ctx *ctx = user;
     if (ctx->first.code != 0)
-        return 1; /* keep only the first error; inih keeps its line */
+        return 1; /* keep only the first error */
+    ctx->first_line = ctx->line;
     if (section[0] != '\0' && strcmp(section, ctx->prog->section) != 0) {
         for (size_t i = 0; i < sizeof known_sections / sizeof known_sections[0]; i++) {
             if (strcmp(section, known_sections[i]) == 0)
                 return 1; /* another program's settings */
         }
         mlx_err_set(&ctx->first, MLX_ECONFIG,
-                    "unknown section [%s]; use [agent], [coordinator] or [mlxctl]", section);
+                    "unknown section [%s]; use [agent], [coordinator] or [mlxctl]",
+                    section);
         return 0;
     }
     if (!program_knows(ctx->prog, name)) {
@@ -218,9 +252,10 @@ static int on_ini_entry(void *user, const char *section, const char *name, const
         return 1; /* a key for another command of this program */
     mlx_err e;
     mlx_err_clear(&e);
-    int rc = set_value(opt, ctx->values, value, &e);
+    int rc = set_value(opt, ctx->values, value, FROM_TEXT, &e);
     if (rc != 0) {
-        mlx_err_set(&ctx->first, rc == MLX_ENOMEM ? rc : MLX_ECONFIG, "%s: %s", name, e.msg);
+        mlx_err_set(&ctx->first, rc == MLX_ENOMEM ? rc : MLX_ECONFIG, "%s: %s", name,
+                    e.msg);
         return 0;
     }
     return 1;
@@ -243,18 +278,21 @@ int mlx_config_parse_ini(const mlx_program *prog, const mlx_cmd *cmd, const char
                                line_no, INI_MAX_LINE - 2);
         }
     }
-    struct ini_ctx ctx = {.prog = prog, .cmd = cmd, .values = values};
+    struct ini_ctx ctx = {.prog = prog, .cmd = cmd, .values = values, .next = text};
     mlx_err_clear(&ctx.first);
-    int line = ini_parse_string(text, on_ini_entry, &ctx);
+    /* inih returns the line of the first error of either kind: a line it
+     * cannot parse or one our handler refused. */
+    int line = ini_parse_stream(ini_read_line, &ctx, on_ini_entry, &ctx);
     if (line == 0)
         return 0;
     if (line == -2)
         return mlx_err_set(err, MLX_ENOMEM, "out of memory reading %s", name);
     if (ctx.first.code == MLX_ENOMEM)
         return mlx_err_set(err, MLX_ENOMEM, "out of memory reading %s", name);
-    if (ctx.first.code == 0)
+    if (ctx.first.code == 0 || ctx.first_line != line)
         return mlx_err_set(err, MLX_ECONFIG,
-                           "%s line %d: not a 'key = value' line or a [section]", name, line);
+                           "%s line %d: not a 'key = value' line or a [section]", name,
+                           line);
     return mlx_err_set(err, MLX_ECONFIG, "%s line %d: %s", name, line, ctx.first.msg);
 }
 
@@ -265,8 +303,11 @@ static int load_file(const mlx_program *prog, const mlx_cmd *cmd, const char *pa
     mlx_err e;
     int rc = mlx_path_read_small(path, MLX_MAX_CONFIG_FILE, &text, &e);
     if (rc == MLX_ETOOBIG)
-        return mlx_err_set(err, MLX_ECONFIG, "the configuration file %s is larger than %d bytes",
-                           path, MLX_MAX_CONFIG_FILE);
+        return mlx_err_set(err, MLX_ECONFIG,
+                           "the configuration file %s is larger than %d bytes", path,
+                           MLX_MAX_CONFIG_FILE);
+    if (rc == MLX_ENOMEM)
+        return mlx_err_set(err, rc, "out of memory reading %s", path);
     if (rc != 0)
         return mlx_err_set(err, MLX_ECONFIG,
                            "cannot read the configuration file given with --config or "
@@ -291,7 +332,7 @@ static int load_env(const mlx_cmd *cmd, void *values, mlx_err *err)
             free_list((mlx_strlist *)(void *)((char *)values + o->offset));
         mlx_err e;
         mlx_err_clear(&e);
-        int rc = set_value(o, values, text, &e);
+        int rc = set_value(o, values, text, FROM_TEXT, &e);
         if (rc == MLX_ENOMEM)
             return mlx_err_set(err, rc, "out of memory");
         if (rc != 0)
@@ -406,7 +447,13 @@ int mlx_config_load(const mlx_program *prog, const mlx_cmd *cmd, int argc, char 
         if (o->def == NULL)
             continue;
         mlx_err e;
-        if (set_value(o, values, o->def, &e) != 0) {
+        mlx_err_clear(&e);
+        rc = set_value(o, values, o->def, FROM_TEXT, &e);
+        if (rc == MLX_ENOMEM) {
+            mlx_err_set(err, rc, "out of memory");
+            goto out;
+        }
+        if (rc != 0) {
             rc = mlx_err_set(err, MLX_EINTERNAL, "default of --%s: %s", o->name, e.msg);
             goto out;
         }
@@ -427,7 +474,8 @@ int mlx_config_load(const mlx_program *prog, const mlx_cmd *cmd, int argc, char 
         }
         mlx_err e;
         mlx_err_clear(&e);
-        rc = set_value(o, values, flags[i].text != NULL ? flags[i].text : "true", &e);
+        rc = set_value(o, values, flags[i].text != NULL ? flags[i].text : "true",
+                       FROM_FLAG, &e);
         if (rc == MLX_ENOMEM) {
             mlx_err_set(err, rc, "out of memory");
             goto out;
@@ -478,19 +526,23 @@ void mlx_config_print_commands(const mlx_program *prog, FILE *out)
 void mlx_config_print_help(const mlx_program *prog, const mlx_cmd *cmd, FILE *out)
 {
     fprintf(out, "Usage: %s %s [options]%s%s\n\n%s\n", prog->name, cmd->name,
-            cmd->args != NULL ? " " : "", cmd->args != NULL ? cmd->args : "", cmd->summary);
+            cmd->args != NULL ? " " : "", cmd->args != NULL ? cmd->args : "",
+            cmd->summary);
     if (cmd->about != NULL)
         fprintf(out, "\n%s\n", cmd->about);
     fprintf(out, "\nOptions:\n");
     for (const mlx_opt *o = cmd->opts; o != NULL && o->name != NULL; o++) {
         char left[64];
         char env[96];
-        const char *meta = o->kind == MLX_OPT_BOOL ? "" : o->metavar ? o->metavar : "VALUE";
+        const char *meta = o->kind == MLX_OPT_BOOL ? ""
+                           : o->metavar            ? o->metavar
+                                                   : "VALUE";
         if (o->short_name != 0)
             snprintf(left, sizeof left, "-%c, --%s%s%s", o->short_name, o->name,
                      meta[0] ? " " : "", meta);
         else
-            snprintf(left, sizeof left, "    --%s%s%s", o->name, meta[0] ? " " : "", meta);
+            snprintf(left, sizeof left, "    --%s%s%s", o->name, meta[0] ? " " : "",
+                     meta);
         mlx_config_env_name(o->name, env, sizeof env);
         fprintf(out, "  %-28s %s", left, o->help);
         if (o->def != NULL && o->kind != MLX_OPT_BOOL)
@@ -498,7 +550,8 @@ void mlx_config_print_help(const mlx_program *prog, const mlx_cmd *cmd, FILE *ou
         fprintf(out, " [%s]\n", env);
     }
     fprintf(out, "  %-28s %s [MLX_CONFIG]\n", "    --config FILE",
-            "INI file with settings; flags win over the environment, which wins over the file");
+            "INI file with settings; flags win over the environment, which wins over the "
+            "file");
     fprintf(out, "  %-28s %s\n", "-h, --help", "show this help");
 }
 

@@ -53,8 +53,8 @@ typedef struct mlx_strlist {
 typedef int (*mlx_opt_check)(const char *value, mlx_err *err);
 
 typedef struct mlx_opt {
-    const char *name;    /* "heartbeat-ms"; NULL ends a table */
-    char short_name;     /* 'n' for -n, or 0 */
+    const char *name; /* "heartbeat-ms"; NULL ends a table */
+    char short_name;  /* 'n' for -n, or 0 */
     mlx_opt_kind kind;
     size_t offset;       /* offsetof(values struct, field) */
     const char *def;     /* default as text; NULL for none */

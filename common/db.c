@@ -5,7 +5,8 @@
 
 int mlx_db_fail(sqlite3 *db, int sqlite_rc, mlx_err *err, const char *what)
 {
-    int code = (sqlite_rc == SQLITE_BUSY || sqlite_rc == SQLITE_LOCKED) ? MLX_EBUSY : MLX_EDB;
+    int code =
+        (sqlite_rc == SQLITE_BUSY || sqlite_rc == SQLITE_LOCKED) ? MLX_EBUSY : MLX_EDB;
     return mlx_err_set(err, code, "%s: %s", what,
                        db != NULL ? sqlite3_errmsg(db) : sqlite3_errstr(sqlite_rc));
 }
@@ -51,21 +52,23 @@ int mlx_db_version(sqlite3 *db, int *out, mlx_err *err)
 static int migrate(sqlite3 *db, const char *path, const char *const *migrations, size_t n,
                    mlx_err *err)
 {
-    int rc = mlx_db_exec(db,
-                         "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);"
-                         "INSERT INTO schema_version SELECT 0 "
-                         "WHERE NOT EXISTS (SELECT 1 FROM schema_version);",
-                         err);
+    int rc = mlx_db_exec(
+        db,
+        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);"
+        "INSERT INTO schema_version SELECT 0 "
+        "WHERE NOT EXISTS (SELECT 1 FROM schema_version);",
+        err);
     if (rc != 0)
         return rc;
     int version;
     if ((rc = mlx_db_version(db, &version, err)) != 0)
         return rc;
     if (version < 0 || (size_t)version > n)
-        return mlx_err_set(err, MLX_EDB,
-                           "database %s has schema version %d but this program knows only up "
-                           "to %zu; use a newer release or another --data directory",
-                           path, version, n);
+        return mlx_err_set(
+            err, MLX_EDB,
+            "database %s has schema version %d but this program knows only up "
+            "to %zu; use a newer release or another --data directory",
+            path, version, n);
     for (size_t i = (size_t)version; i < n; i++) {
         if ((rc = mlx_db_exec(db, "BEGIN IMMEDIATE", err)) != 0)
             return rc;
@@ -78,7 +81,8 @@ static int migrate(sqlite3 *db, const char *path, const char *const *migrations,
             rc = mlx_db_exec(db, "COMMIT", err);
         if (rc != 0) {
             mlx_db_exec(db, "ROLLBACK", NULL);
-            return mlx_err_prefix(err, "migrating %s to schema version %zu", path, i + 1);
+            return mlx_err_prefix(err, rc, "migrating %s to schema version %zu", path,
+                                  i + 1);
         }
     }
     return 0;
@@ -103,7 +107,7 @@ int mlx_db_open(const char *path, const char *const *migrations, size_t n, sqlit
                      "PRAGMA foreign_keys=ON;",
                      err);
     if (rc != 0) {
-        mlx_err_prefix(err, "opening %s", path);
+        mlx_err_prefix(err, rc, "opening %s", path);
     } else {
         rc = migrate(db, path, migrations, n, err);
     }

@@ -30,10 +30,10 @@ int mlx_err_set(mlx_err *e, int code, const char *fmt, ...)
     return code;
 }
 
-int mlx_err_prefix(mlx_err *e, const char *fmt, ...)
+int mlx_err_prefix(mlx_err *e, int code, const char *fmt, ...)
 {
     if (e == NULL)
-        return 0;
+        return code;
     char joined[MLX_MAX_ERR_MSG];
     va_list ap;
     va_start(ap, fmt);
@@ -51,7 +51,8 @@ int mlx_err_prefix(mlx_err *e, const char *fmt, ...)
     }
     joined[len] = '\0';
     memcpy(e->msg, joined, len + 1);
-    return e->code;
+    e->code = code;
+    return code;
 }
 
 #define MLX_ERR_TEXT_(name, text)                                                        \

@@ -65,8 +65,11 @@ int mlx_err_vset(mlx_err *e, int code, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
 
 /* Puts "prefix: " in front of the sentence already in e (context such as the
- * file being read). Returns e->code. Does nothing when e is NULL. */
-int mlx_err_prefix(mlx_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+ * file being read) and returns code, the failure being passed up — so
+ * `return mlx_err_prefix(err, rc, "reading %s", path)` is right even when err
+ * is NULL. */
+int mlx_err_prefix(mlx_err *e, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Default text and symbolic name of a code ("EINVAL"); never NULL. */
 const char *mlx_strerror(int code);

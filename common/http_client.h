@@ -18,8 +18,8 @@
 #include "common/err.h"
 
 typedef struct mlx_http_result {
-    long status;  /* HTTP status, e.g. 200 */
-    char *body;   /* NUL-terminated; free with mlx_http_result_free */
+    long status; /* HTTP status, e.g. 200 */
+    char *body;  /* NUL-terminated; free with mlx_http_result_free */
     size_t body_len;
 } mlx_http_result;
 
@@ -30,7 +30,8 @@ void mlx_http_client_fini(void);
  * with any status is a success of this call; MLX_EUNREACH when the server
  * cannot be reached, MLX_ETIMEDOUT after timeout_ms. */
 int mlx_http_request(const char *method, const char *url, const char *bearer,
-                     const char *body, int timeout_ms, mlx_http_result *out, mlx_err *err);
+                     const char *body, int timeout_ms, mlx_http_result *out,
+                     mlx_err *err);
 
 void mlx_http_result_free(mlx_http_result *r);
 

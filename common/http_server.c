@@ -202,7 +202,7 @@ int mlx_http_server_start(const char *hostport, const mlx_http_route *routes, vo
     int port;
     int rc = mlx_parse_hostport(hostport, host, sizeof host, &port, err);
     if (rc != 0)
-        return mlx_err_prefix(err, "%s", flag);
+        return mlx_err_prefix(err, MLX_ECONFIG, "%s", flag);
 
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,

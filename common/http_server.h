@@ -32,10 +32,10 @@ typedef struct mlx_http_server mlx_http_server;
 
 typedef struct mlx_http_req {
     const char *method;
-    const char *path;     /* without the query string */
-    const char *body;     /* NUL-terminated; "" when there is none */
+    const char *path; /* without the query string */
+    const char *body; /* NUL-terminated; "" when there is none */
     size_t body_len;
-    bool loopback;        /* the client connected from 127.0.0.0/8 or ::1 */
+    bool loopback; /* the client connected from 127.0.0.0/8 or ::1 */
     struct MHD_Connection *conn;
 } mlx_http_req;
 
@@ -60,7 +60,7 @@ int mlx_http_server_start(const char *hostport, const mlx_http_route *routes, vo
                           mlx_err *err);
 void mlx_http_server_stop(mlx_http_server *srv);
 
-/* The port actually bound (useful with port 0 in tests). */
+/* The port the server listens on. */
 int mlx_http_server_port(const mlx_http_server *srv);
 
 /* A request header, or NULL. Borrowed from the request. */
@@ -70,7 +70,8 @@ const char *mlx_http_header(const mlx_http_req *req, const char *name);
 void mlx_http_resp_json(mlx_http_resp *resp, int status, json_t *value);
 
 /* Sets the fleet's JSON error body. */
-void mlx_http_resp_error(mlx_http_resp *resp, int status, const char *type, const char *code,
-                         const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void mlx_http_resp_error(mlx_http_resp *resp, int status, const char *type,
+                         const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
 #endif

@@ -9,9 +9,12 @@
 int mlx_json_parse(const char *data, size_t len, json_t **out, mlx_err *err)
 {
     json_error_t je;
+    unsigned long failures = mlx_alloc_failures();
     json_t *value = json_loadb(data, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je);
     if (value == NULL) {
-        if (json_error_code(&je) == json_error_out_of_memory)
+        /* jansson calls most allocation failures syntax errors; count them. */
+        if (json_error_code(&je) == json_error_out_of_memory ||
+            mlx_alloc_failures() != failures)
             return mlx_err_set(err, MLX_ENOMEM, "out of memory parsing JSON");
         return mlx_err_set(err, MLX_EINVAL, "invalid JSON at line %d, column %d: %s",
                            je.line, je.column, je.text);
@@ -95,14 +98,14 @@ int mlx_json_get_int(const json_t *obj, const char *key, mlx_json_need need, int
                            mlx_json_type_name(v));
     json_int_t i = json_integer_value(v);
     if (i < min || i > max)
-        return mlx_err_set(err, MLX_EINVAL, "'%s' must be from %lld to %lld, got %lld", key,
-                           (long long)min, (long long)max, (long long)i);
+        return mlx_err_set(err, MLX_EINVAL, "'%s' must be from %lld to %lld, got %lld",
+                           key, (long long)min, (long long)max, (long long)i);
     *out = (int64_t)i;
     return 0;
 }
 
-int mlx_json_get_number(const json_t *obj, const char *key, mlx_json_need need, double min,
-                        double max, double *out, mlx_err *err)
+int mlx_json_get_number(const json_t *obj, const char *key, mlx_json_need need,
+                        double min, double max, double *out, mlx_err *err)
 {
     json_t *v = NULL;
     int rc = member(obj, key, need, &v, err);
@@ -113,8 +116,8 @@ int mlx_json_get_number(const json_t *obj, const char *key, mlx_json_need need, 
                            mlx_json_type_name(v));
     double d = json_number_value(v);
     if (!isfinite(d) || d < min || d > max)
-        return mlx_err_set(err, MLX_EINVAL, "'%s' must be from %g to %g, got %g", key, min,
-                           max, d);
+        return mlx_err_set(err, MLX_EINVAL, "'%s' must be from %g to %g, got %g", key,
+                           min, max, d);
     *out = d;
     return 0;
 }

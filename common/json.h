@@ -26,7 +26,8 @@ int mlx_json_parse(const char *data, size_t len, json_t **out, mlx_err *err);
 /* Compact serialisation; *out is NUL-terminated, caller frees with mlx_free. */
 int mlx_json_dump(const json_t *value, char **out, mlx_err *err);
 
-/* "object", "array", "string", "integer", "number", "boolean" or "null". */
+/* "an object", "an array", "a string", "an integer", "a number", "a boolean"
+ * or "null": worded to end a sentence ("got a string"). */
 const char *mlx_json_type_name(const json_t *value);
 
 typedef enum mlx_json_need { MLX_JSON_OPTIONAL, MLX_JSON_REQUIRED } mlx_json_need;
@@ -35,8 +36,8 @@ int mlx_json_get_string(const json_t *obj, const char *key, mlx_json_need need,
                         const char **out, mlx_err *err);
 int mlx_json_get_int(const json_t *obj, const char *key, mlx_json_need need, int64_t min,
                      int64_t max, int64_t *out, mlx_err *err);
-int mlx_json_get_number(const json_t *obj, const char *key, mlx_json_need need, double min,
-                        double max, double *out, mlx_err *err);
+int mlx_json_get_number(const json_t *obj, const char *key, mlx_json_need need,
+                        double min, double max, double *out, mlx_err *err);
 int mlx_json_get_bool(const json_t *obj, const char *key, mlx_json_need need, bool *out,
                       mlx_err *err);
 

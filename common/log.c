@@ -85,17 +85,19 @@ void mlx_log(mlx_log_level level, const char *module, const char *msg, const cha
     char line[MLX_MAX_LOG_LINE + 1];
     char ts[40];
     mlx_time_format_rfc3339(mlx_time_wall_ms(), ts, sizeof ts);
-    size_t len = append(line, 0, "%s %s %s msg=\"%s\"", level_names[level], ts, module, msg);
-    if (kv_fmt != NULL && kv_fmt[0] != '\0') {
-        len = append(line, len, " ");
-        if (len < MLX_MAX_LOG_LINE) {
-            va_list ap;
-            va_start(ap, kv_fmt);
-            int n = vsnprintf(line + len, MLX_MAX_LOG_LINE + 1 - len, kv_fmt, ap);
-            va_end(ap);
-            if (n > 0)
-                len = len + (size_t)n > MLX_MAX_LOG_LINE ? MLX_MAX_LOG_LINE : len + (size_t)n;
-        }
+    size_t len =
+        append(line, 0, "%s %s %s msg=\"%s\"", level_names[level], ts, module, msg);
+    if (kv_fmt != NULL && kv_fmt[0] != '\0' && len < MLX_MAX_LOG_LINE) {
+        /* Format after a space, and take the space back if nothing came. */
+        line[len++] = ' ';
+        va_list ap;
+        va_start(ap, kv_fmt);
+        int n = vsnprintf(line + len, MLX_MAX_LOG_LINE + 1 - len, kv_fmt, ap);
+        va_end(ap);
+        if (n > 0)
+            len = len + (size_t)n > MLX_MAX_LOG_LINE ? MLX_MAX_LOG_LINE : len + (size_t)n;
+        else
+            len--;
     }
     line[len] = '\0';
     for (size_t i = 0; i < len; i++) {

@@ -1,7 +1,8 @@
 /*
  * log.h — one line per event: `level ts module msg="…" key=value …`.
  *
- *   info 2026-11-22T10:04:05.123Z membership msg="node state changed" node=3f… from=up to=suspect
+ *   info 2026-11-22T10:04:05.123Z membership msg="node state changed" node=3f… from=up
+ * to=suspect
  *
  * Library code reports through mlx_log_* and never prints; the binary picks
  * the sink (stderr by default) and the lowest level shown. A line is formatted

@@ -10,6 +10,16 @@
 #define RECONNECT_MIN_MS 100
 #define RECONNECT_MAX_MS 2000
 
+/* REQ and REP put a 4-byte request id in front of the body on the wire, and
+ * NNG counts it against NNG_OPT_RECVMAXSZ: allow for it, so that a body of
+ * exactly max_msg bytes still arrives. */
+#define REQREP_HEADER 4
+
+static size_t recv_max(size_t max_msg)
+{
+    return max_msg > SIZE_MAX - REQREP_HEADER ? SIZE_MAX : max_msg + REQREP_HEADER;
+}
+
 int mlx_nng_code(int nng_rc)
 {
     switch (nng_rc) {
@@ -49,18 +59,19 @@ int mlx_nng_rep_listen(const char *url, size_t max_msg, const char *flag, nng_so
     if (rv != 0)
         return mlx_err_set(err, mlx_nng_code(rv), "cannot open a reply socket: %s",
                            nng_strerror(rv));
-    rv = nng_socket_set_size(sock, NNG_OPT_RECVMAXSZ, max_msg);
+    rv = nng_socket_set_size(sock, NNG_OPT_RECVMAXSZ, recv_max(max_msg));
     if (rv == 0)
         rv = nng_listen(sock, url, NULL, 0);
     if (rv != 0) {
         nng_close(sock);
         if (rv == NNG_EADDRINUSE)
-            return mlx_err_set(err, MLX_EBUSY,
-                               "cannot listen on %s: the address is in use; stop the other "
-                               "process or choose another address with %s",
-                               url, flag);
-        return mlx_err_set(err, mlx_nng_code(rv), "cannot listen on %s: %s; check %s", url,
-                           nng_strerror(rv), flag);
+            return mlx_err_set(
+                err, MLX_EBUSY,
+                "cannot listen on %s: the address is in use; stop the other "
+                "process or choose another address with %s",
+                url, flag);
+        return mlx_err_set(err, mlx_nng_code(rv), "cannot listen on %s: %s; check %s",
+                           url, nng_strerror(rv), flag);
     }
     *out = sock;
     return 0;
@@ -75,7 +86,7 @@ int mlx_nng_req_dial(const char *url, size_t max_msg, int timeout_ms, nng_socket
         return mlx_err_set(err, mlx_nng_code(rv), "cannot open a request socket: %s",
                            nng_strerror(rv));
     if (rv == 0)
-        rv = nng_socket_set_size(sock, NNG_OPT_RECVMAXSZ, max_msg);
+        rv = nng_socket_set_size(sock, NNG_OPT_RECVMAXSZ, recv_max(max_msg));
     if (rv == 0)
         rv = nng_socket_set_ms(sock, NNG_OPT_SENDTIMEO, timeout_ms);
     if (rv == 0)
@@ -106,7 +117,8 @@ int mlx_nng_request(nng_socket sock, const void *data, size_t len, nng_msg **rep
     int rv = nng_msg_alloc(&msg, len);
     if (rv != 0)
         return mlx_err_set(err, MLX_ENOMEM, "out of memory");
-    memcpy(nng_msg_body(msg), data, len);
+    if (len > 0) /* data may be NULL for an empty request */
+        memcpy(nng_msg_body(msg), data, len);
     rv = nng_sendmsg(sock, msg, 0);
     if (rv != 0) {
         nng_msg_free(msg); /* a failed send leaves the message with us */

@@ -21,13 +21,13 @@
 /* Maps an NNG error to an MLX_E* code. */
 int mlx_nng_code(int nng_rc);
 
-/* A REP socket listening on url, accepting frames up to max_msg bytes.
+/* A REP socket listening on url, accepting message bodies up to max_msg bytes.
  * flag names the option the address came from, for the error sentence. */
 int mlx_nng_rep_listen(const char *url, size_t max_msg, const char *flag, nng_socket *out,
                        mlx_err *err);
 
-/* A REQ socket dialing url in the background. timeout_ms bounds each send
- * and each wait for a reply. */
+/* A REQ socket dialing url in the background, accepting replies up to
+ * max_msg bytes. timeout_ms bounds each send and each wait for a reply. */
 int mlx_nng_req_dial(const char *url, size_t max_msg, int timeout_ms, nng_socket *out,
                      mlx_err *err);
 

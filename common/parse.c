@@ -79,7 +79,8 @@ int mlx_parse_hostport(const char *text, char *host, size_t host_size, int *port
     return 0;
 bad:
     return mlx_err_set(err, MLX_EINVAL,
-                       "'%s' is not an address of the form HOST:PORT (port 1-65535)", text);
+                       "'%s' is not an address of the form HOST:PORT (port 1-65535)",
+                       text);
 }
 
 int mlx_parse_nng_url(const char *text, char *host, size_t host_size, int *port,
@@ -132,7 +133,8 @@ bool mlx_text_is_clean(const char *s, size_t max)
             cp = cp << 6 | (cc & 0x3f);
         }
         /* Overlong forms, surrogates and values past U+10FFFF. */
-        if ((extra == 2 && cp < 0x800) || (extra == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        if ((extra == 2 && cp < 0x800) ||
+            (extra == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
             (cp >= 0xd800 && cp <= 0xdfff) || (cp >= 0x80 && cp <= 0x9f))
             return false;
         len += extra + 1;

@@ -29,9 +29,9 @@ int mlx_path_expand_user(const char *path, char **out, mlx_err *err)
     if (path[0] == '~' && (path[1] == '\0' || path[1] == '/')) {
         const char *home = home_dir();
         if (home == NULL)
-            return mlx_err_set(err, MLX_EINVAL,
-                               "cannot expand '%s': HOME is not set; give an absolute path",
-                               path);
+            return mlx_err_set(
+                err, MLX_EINVAL,
+                "cannot expand '%s': HOME is not set; give an absolute path", path);
         *out = mlx_path_join(home, path[1] == '/' ? path + 2 : "");
     } else {
         *out = mlx_strdup(path);
@@ -52,6 +52,9 @@ char *mlx_path_join(const char *dir, const char *name)
 
 int mlx_path_mkdirs(const char *path, unsigned mode, mlx_err *err)
 {
+    if (path[0] == '\0') /* the walk below starts after the first byte */
+        return mlx_err_set(err, MLX_EINVAL,
+                           "cannot create a directory with an empty name");
     char *copy = mlx_strdup(path);
     if (copy == NULL)
         return mlx_err_set(err, MLX_ENOMEM, "out of memory");
@@ -101,8 +104,12 @@ int mlx_path_read_small(const char *path, size_t max, char **out, mlx_err *err)
         if (n == 0)
             break;
         rc = mlx_buf_append(&b, chunk, (size_t)n);
-        if (rc != 0) {
+        if (rc == MLX_ETOOBIG) {
             mlx_err_set(err, rc, "%s is larger than %zu bytes", path, max);
+            break;
+        }
+        if (rc != 0) {
+            mlx_err_set(err, rc, "out of memory reading %s", path);
             break;
         }
     }
@@ -135,7 +142,8 @@ int mlx_path_write_atomic(const char *path, const void *data, size_t len, mlx_er
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            rc = mlx_err_set(err, MLX_EIO, "cannot write %s: %s", tmp_path, strerror(errno));
+            rc = mlx_err_set(err, MLX_EIO, "cannot write %s: %s", tmp_path,
+                             strerror(errno));
             break;
         }
         p += n;
@@ -165,10 +173,11 @@ int mlx_path_lock(const char *dir, const char *name, const char *who, int *fd,
     if (f < 0) {
         rc = mlx_err_set(err, MLX_EIO, "cannot open %s: %s", path, strerror(errno));
     } else if (flock(f, LOCK_EX | LOCK_NB) != 0) {
-        rc = mlx_err_set(err, MLX_EBUSY,
-                         "another %s is already using %s; stop it or choose another --data "
-                         "directory",
-                         who, dir);
+        rc = mlx_err_set(
+            err, MLX_EBUSY,
+            "another %s is already using %s; stop it or choose another --data "
+            "directory",
+            who, dir);
         close(f);
     } else {
         *fd = f;

@@ -16,7 +16,8 @@ int mlx_rand_hex(char *out, size_t digits, mlx_err *err)
     static const char hex[] = "0123456789abcdef";
     unsigned char bytes[64];
     if (digits > 2 * sizeof bytes)
-        return mlx_err_set(err, MLX_EINVAL, "at most %zu random hex digits", 2 * sizeof bytes);
+        return mlx_err_set(err, MLX_EINVAL, "at most %zu random hex digits",
+                           2 * sizeof bytes);
     int rc = mlx_rand_bytes(bytes, (digits + 1) / 2, err);
     if (rc != 0)
         return rc;

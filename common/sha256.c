@@ -16,7 +16,8 @@ int mlx_sha256_init(mlx_sha256 *h, mlx_err *err)
         return mlx_err_set(err, MLX_ENOMEM, "out of memory creating a SHA-256 context");
     if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
         EVP_MD_CTX_free(md);
-        return mlx_err_set(err, MLX_EINTERNAL, "OpenSSL could not start a SHA-256 digest");
+        return mlx_err_set(err, MLX_EINTERNAL,
+                           "OpenSSL could not start a SHA-256 digest");
     }
     h->md = md;
     return 0;
@@ -45,7 +46,8 @@ void mlx_sha256_abort(mlx_sha256 *h)
     h->md = NULL;
 }
 
-int mlx_sha256_buf(const void *data, size_t len, uint8_t out[MLX_SHA256_LEN], mlx_err *err)
+int mlx_sha256_buf(const void *data, size_t len, uint8_t out[MLX_SHA256_LEN],
+                   mlx_err *err)
 {
     mlx_sha256 h = {0};
     int rc = mlx_sha256_init(&h, err);
@@ -63,8 +65,8 @@ int mlx_sha256_file(const char *path, uint8_t out[MLX_SHA256_LEN], mlx_err *err)
     enum { CHUNK = 1 << 20 };
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return mlx_err_set(err, errno == ENOENT ? MLX_ENOENT : MLX_EIO, "cannot open %s: %s",
-                           path, strerror(errno));
+        return mlx_err_set(err, errno == ENOENT ? MLX_ENOENT : MLX_EIO,
+                           "cannot open %s: %s", path, strerror(errno));
     uint8_t *chunk = mlx_malloc(CHUNK);
     mlx_sha256 h = {0};
     int rc = chunk == NULL ? mlx_err_set(err, MLX_ENOMEM, "out of memory")
@@ -118,13 +120,13 @@ int mlx_sha256_parse_hex(const char *hex, uint8_t out[MLX_SHA256_LEN], mlx_err *
         int hi = hex[2 * i] != '\0' ? hex_value(hex[2 * i]) : -1;
         int lo = hi >= 0 && hex[2 * i + 1] != '\0' ? hex_value(hex[2 * i + 1]) : -1;
         if (hi < 0 || lo < 0)
-            return mlx_err_set(err, MLX_EINVAL, "'%.80s' is not a SHA-256 digest (64 hex digits)",
-                               hex);
+            return mlx_err_set(err, MLX_EINVAL,
+                               "'%.80s' is not a SHA-256 digest (64 hex digits)", hex);
         tmp[i] = (uint8_t)(hi << 4 | lo);
     }
     if (hex[64] != '\0')
-        return mlx_err_set(err, MLX_EINVAL, "'%.80s' is not a SHA-256 digest (64 hex digits)",
-                           hex);
+        return mlx_err_set(err, MLX_EINVAL,
+                           "'%.80s' is not a SHA-256 digest (64 hex digits)", hex);
     memcpy(out, tmp, sizeof tmp);
     return 0;
 }

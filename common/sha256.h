@@ -31,7 +31,8 @@ int mlx_sha256_final(mlx_sha256 *h, uint8_t out[MLX_SHA256_LEN], mlx_err *err);
 void mlx_sha256_abort(mlx_sha256 *h);
 
 /* One-shot digest of a buffer. */
-int mlx_sha256_buf(const void *data, size_t len, uint8_t out[MLX_SHA256_LEN], mlx_err *err);
+int mlx_sha256_buf(const void *data, size_t len, uint8_t out[MLX_SHA256_LEN],
+                   mlx_err *err);
 
 /* Digest of a whole file, read in large chunks. */
 int mlx_sha256_file(const char *path, uint8_t out[MLX_SHA256_LEN], mlx_err *err);

@@ -24,16 +24,18 @@ struct serve_opts {
 };
 
 static const mlx_opt serve_opts[] = {
-    {"data", 0, MLX_OPT_PATH, offsetof(struct serve_opts, data), "~/.mlxfleet-coordinator",
-     "DIR", "data directory (registry database)"},
-    {"control", 0, MLX_OPT_STR, offsetof(struct serve_opts, control), "tcp://0.0.0.0:7400",
-     "URL", "control-plane address agents dial", .check = mlx_check_nng_url},
-    {"http", 0, MLX_OPT_STR, offsetof(struct serve_opts, http), "127.0.0.1:7480", "HOST:PORT",
-     "HTTP address of the API and admin endpoints", .check = mlx_check_hostport},
-    {"heartbeat-ms", 0, MLX_OPT_INT, offsetof(struct serve_opts, heartbeat_ms), "1000", "N",
-     "heartbeat interval assumed for agents that declare none", 10, 600000},
-    {"suspect-after", 0, MLX_OPT_INT, offsetof(struct serve_opts, suspect_after), "3", "N",
-     "missed heartbeats before a node is suspect", 1, 1000},
+    {"data", 0, MLX_OPT_PATH, offsetof(struct serve_opts, data),
+     "~/.mlxfleet-coordinator", "DIR", "data directory (registry database)"},
+    {"control", 0, MLX_OPT_STR, offsetof(struct serve_opts, control),
+     "tcp://0.0.0.0:7400", "URL", "control-plane address agents dial",
+     .check = mlx_check_nng_url},
+    {"http", 0, MLX_OPT_STR, offsetof(struct serve_opts, http), "127.0.0.1:7480",
+     "HOST:PORT", "HTTP address of the API and admin endpoints",
+     .check = mlx_check_hostport},
+    {"heartbeat-ms", 0, MLX_OPT_INT, offsetof(struct serve_opts, heartbeat_ms), "1000",
+     "N", "heartbeat interval assumed for agents that declare none", 10, 600000},
+    {"suspect-after", 0, MLX_OPT_INT, offsetof(struct serve_opts, suspect_after), "3",
+     "N", "missed heartbeats before a node is suspect", 1, 1000},
     {"down-after", 0, MLX_OPT_INT, offsetof(struct serve_opts, down_after), "10", "N",
      "missed heartbeats before a node is down", 2, 100000},
     {"log-level", 0, MLX_OPT_STR, offsetof(struct serve_opts, log_level), "info", "LEVEL",
@@ -69,7 +71,8 @@ static int serve(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **a
     if ((rc = membership_check_policy(&cc.policy, &err)) != 0)
         goto fail;
     if ((rc = mlx_path_mkdirs(o.data, 0700, &err)) != 0 ||
-        (rc = mlx_path_lock(o.data, "coordinator.lock", "mlx-coordinator", &lock_fd, &err)))
+        (rc = mlx_path_lock(o.data, "coordinator.lock", "mlx-coordinator", &lock_fd,
+                            &err)))
         goto fail;
     if ((db_path = mlx_path_join(o.data, "coordinator.db")) == NULL) {
         rc = mlx_err_set(&err, MLX_ENOMEM, "out of memory");
@@ -103,9 +106,10 @@ out:
 static const mlx_cmd serve_cmd = {
     .name = "serve",
     .summary = "run the coordinator: registry, membership, admin API",
-    .about = "Agents dial --control to register and heartbeat. A node silent for more than\n"
-             "--suspect-after of its heartbeat intervals is suspect, after --down-after it\n"
-             "is down. The registry lives in the data directory and survives restarts.",
+    .about =
+        "Agents dial --control to register and heartbeat. A node silent for more than\n"
+        "--suspect-after of its heartbeat intervals is suspect, after --down-after it\n"
+        "is down. The registry lives in the data directory and survives restarts.",
     .opts = serve_opts,
     .run = serve,
 };

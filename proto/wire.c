@@ -1,15 +1,21 @@
 /* wire.c — envelope encoding with size and version checks. */
 #include "proto/wire.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "common/alloc.h"
 
+/* data, when not NULL, is a bool set when an allocation fails, so that
+ * wire_unpack can tell running out of memory from a malformed message
+ * (protobuf-c returns NULL for both). */
 static void *pb_alloc(void *data, size_t size)
 {
-    (void)data;
-    return mlx_malloc(size);
+    void *p = mlx_malloc(size);
+    if (p == NULL && data != NULL)
+        *(bool *)data = true;
+    return p;
 }
 
 static void pb_free(void *data, void *p)
@@ -36,7 +42,8 @@ int wire_pack(wire_envelope *env, size_t max, uint8_t **out, size_t *len, mlx_er
                            wire_body_name(env), n, max);
     uint8_t *buf = mlx_malloc(n);
     if (buf == NULL)
-        return mlx_err_set(err, MLX_ENOMEM, "out of memory packing a %zu-byte message", n);
+        return mlx_err_set(err, MLX_ENOMEM, "out of memory packing a %zu-byte message",
+                           n);
     fleet__envelope__pack(env, buf);
     *out = buf;
     *len = n;
@@ -47,21 +54,35 @@ int wire_unpack(const uint8_t *data, size_t len, size_t max, wire_envelope **out
                 mlx_err *err)
 {
     if (len > max)
-        return mlx_err_set(err, MLX_ETOOBIG, "message of %zu bytes exceeds the %zu-byte limit",
-                           len, max);
-    wire_envelope *env = fleet__envelope__unpack(&pb_allocator, len, data);
-    if (env == NULL)
-        return mlx_err_set(err, MLX_EPROTO,
-                           "malformed or truncated message (%zu bytes): not a fleet envelope",
+        return mlx_err_set(err, MLX_ETOOBIG,
+                           "message of %zu bytes exceeds the %zu-byte limit", len, max);
+    bool alloc_failed = false;
+    ProtobufCAllocator allocator = {pb_alloc, pb_free, &alloc_failed};
+    wire_envelope *env = fleet__envelope__unpack(&allocator, len, data);
+    if (env == NULL && alloc_failed)
+        return mlx_err_set(err, MLX_ENOMEM, "out of memory unpacking a %zu-byte message",
                            len);
+    if (env == NULL)
+        return mlx_err_set(
+            err, MLX_EPROTO,
+            "malformed or truncated message (%zu bytes): not a fleet envelope", len);
+    /* Every sender sets the version; 0 means the field is absent (an empty or
+     * cut-off message), not a peer of major version 0. */
+    if (env->version == 0) {
+        fleet__envelope__free_unpacked(env, &pb_allocator);
+        return mlx_err_set(
+            err, MLX_EPROTO,
+            "malformed message (%zu bytes): it carries no protocol version", len);
+    }
     if (env->version >> 16 != WIRE_MAJOR) {
         char theirs[24];
         wire_version_text(env->version, theirs, sizeof theirs);
         *out = env;
-        return mlx_err_set(err, MLX_EVERSION,
-                           "peer speaks protocol %s but this program speaks %d.x; run the "
-                           "same major release of mlx-agent and mlx-coordinator",
-                           theirs, WIRE_MAJOR);
+        return mlx_err_set(
+            err, MLX_EVERSION,
+            "peer speaks protocol %s but this program speaks %d.x; run the "
+            "same major release of mlx-agent and mlx-coordinator",
+            theirs, WIRE_MAJOR);
     }
     if (env->body_case == FLEET__ENVELOPE__BODY__NOT_SET) {
         fleet__envelope__free_unpacked(env, &pb_allocator);
@@ -108,8 +129,9 @@ int wire_check_node_id(const char *id, mlx_err *err)
             break;
     }
     if (n != MLX_NODE_ID_LEN || id[n] != '\0')
-        return mlx_err_set(err, MLX_EPROTO, "'%.40s' is not a node id (%d lower-case hex digits)",
-                           id, MLX_NODE_ID_LEN);
+        return mlx_err_set(err, MLX_EPROTO,
+                           "'%.40s' is not a node id (%d lower-case hex digits)", id,
+                           MLX_NODE_ID_LEN);
     return 0;
 }
 

@@ -8,7 +8,8 @@
  * encoding — each with its own code and a sentence fit for a log line:
  *
  *   MLX_ETOOBIG   larger than max
- *   MLX_EPROTO    malformed or truncated, or no body
+ *   MLX_EPROTO    malformed or truncated, no version or no body
+ *   MLX_ENOMEM    out of memory while decoding
  *   MLX_EVERSION  another major version (the message is still returned in
  *                 *out so the caller can answer the peer's request id)
  *
@@ -25,8 +26,8 @@
 #include "common/err.h"
 #include "proto/fleet.pb-c.h"
 
-#define WIRE_MAJOR 1
-#define WIRE_MINOR 0
+#define WIRE_MAJOR   1
+#define WIRE_MINOR   0
 #define WIRE_VERSION ((uint32_t)(WIRE_MAJOR << 16 | WIRE_MINOR))
 
 typedef Fleet__Envelope wire_envelope;

@@ -66,8 +66,8 @@ int platform_read_cpu_ticks(metrics_cpu_ticks *out, mlx_err *err)
 {
     host_cpu_load_info_data_t load;
     mach_msg_type_number_t count = HOST_CPU_LOAD_INFO_COUNT;
-    if (host_statistics(mach_host_self(), HOST_CPU_LOAD_INFO, (host_info_t)&load, &count) !=
-        KERN_SUCCESS)
+    if (host_statistics(mach_host_self(), HOST_CPU_LOAD_INFO, (host_info_t)&load,
+                        &count) != KERN_SUCCESS)
         return mlx_err_set(err, MLX_EIO, "host_statistics(HOST_CPU_LOAD_INFO) failed");
     uint64_t user = load.cpu_ticks[CPU_STATE_USER];
     uint64_t sys = load.cpu_ticks[CPU_STATE_SYSTEM];

@@ -77,8 +77,8 @@ int platform_read_hardware(metrics_hardware *hw, mlx_err *err)
         mlx_free(text);
         text = NULL;
     }
-    snprintf(hw->os_version, sizeof hw->os_version, "%s%s%s", pretty[0] ? pretty : "Linux",
-             kernel[0] ? ", kernel " : "", kernel);
+    snprintf(hw->os_version, sizeof hw->os_version, "%s%s%s",
+             pretty[0] ? pretty : "Linux", kernel[0] ? ", kernel " : "", kernel);
 
     if (read_proc("/proc/cpuinfo", &text, NULL) == 0) {
         /* x86 names the model; arm64 kernels often only name the implementer. */

@@ -28,7 +28,8 @@ int metrics_read_hardware(const char *data_dir, metrics_hardware *out, mlx_err *
 {
     memset(out, 0, sizeof *out);
     if (gethostname(out->hostname, sizeof out->hostname - 1) != 0)
-        return mlx_err_set(err, MLX_EIO, "cannot read the host name: %s", strerror(errno));
+        return mlx_err_set(err, MLX_EIO, "cannot read the host name: %s",
+                           strerror(errno));
     struct utsname uts;
     if (uname(&uts) == 0)
         memcpy(out->arch, uts.machine, strnlen(uts.machine, sizeof out->arch - 1));
@@ -53,9 +54,12 @@ int metrics_sample_system(const char *data_dir, metrics_cpu_ticks *prev,
     if (now.total < prev->total || now.busy < prev->busy) /* counters reset */
         busy = now.busy, total = now.total;
     out->cpu_percent = total > 0 ? 100.0 * (double)busy / (double)total : 0.0;
+    if (out->cpu_percent > 100.0) /* busy and idle counters are read apart */
+        out->cpu_percent = 100.0;
     *prev = now;
 
-    if ((rc = platform_read_memory(&out->memory_used_bytes, &out->memory_total_bytes, err)))
+    if ((rc = platform_read_memory(&out->memory_used_bytes, &out->memory_total_bytes,
+                                   err)))
         return rc;
     if (getloadavg(out->load, 3) != 3)
         out->load[0] = out->load[1] = out->load[2] = 0.0;

@@ -27,11 +27,11 @@ typedef struct metrics_hardware {
     char os_version[MLX_MAX_FACT + 1]; /* distribution and kernel, or macOS version */
     char arch[MLX_MAX_FACT + 1];       /* "x86_64", "arm64" */
     char cpu_model[MLX_MAX_FACT + 1];
-    char chip[MLX_MAX_FACT + 1];       /* "Apple M2 Max" on macOS, else "" */
-    uint32_t cpu_cores;                /* logical cores online */
-    uint32_t performance_cores;        /* P-cores on Apple Silicon; all cores elsewhere */
+    char chip[MLX_MAX_FACT + 1]; /* "Apple M2 Max" on macOS, else "" */
+    uint32_t cpu_cores;          /* logical cores online */
+    uint32_t performance_cores;  /* P-cores on Apple Silicon; all cores elsewhere */
     uint64_t memory_total_bytes;
-    uint64_t disk_free_bytes;          /* of the data directory's file system */
+    uint64_t disk_free_bytes; /* of the data directory's file system */
     uint64_t disk_total_bytes;
 } metrics_hardware;
 
@@ -43,10 +43,10 @@ typedef struct metrics_cpu_ticks {
 
 typedef struct metrics_sample {
     int64_t unix_ms;
-    double cpu_percent;        /* since the previous sample, all cores, 0..100 */
+    double cpu_percent; /* since the previous sample, all cores, 0..100 */
     uint64_t memory_used_bytes;
     uint64_t memory_total_bytes;
-    double load[3];            /* 1, 5 and 15 minute load averages */
+    double load[3]; /* 1, 5 and 15 minute load averages */
     uint64_t disk_free_bytes;
 } metrics_sample;
 

@@ -13,7 +13,7 @@
 #include "common/rand.h"
 #include "proto/wire.h"
 
-#define MOD "uplink"
+#define MOD       "uplink"
 #define EPOCH_MAX 64
 
 typedef enum link_state {
@@ -56,8 +56,8 @@ static int exchange(uplink *u, wire_envelope *env, wire_envelope **reply, mlx_er
     mlx_free(buf);
     if (rc != 0) {
         if (rc == MLX_ETIMEDOUT)
-            mlx_err_set(err, rc, "coordinator %s did not answer within %d ms", u->coordinator,
-                        u->timeout_ms);
+            mlx_err_set(err, rc, "coordinator %s did not answer within %d ms",
+                        u->coordinator, u->timeout_ms);
         return rc;
     }
     wire_envelope *r = NULL;
@@ -65,7 +65,7 @@ static int exchange(uplink *u, wire_envelope *env, wire_envelope **reply, mlx_er
     nng_msg_free(msg);
     if (rc != 0) {
         wire_free(r);
-        return mlx_err_prefix(err, "reply from coordinator %s", u->coordinator);
+        return mlx_err_prefix(err, rc, "reply from coordinator %s", u->coordinator);
     }
     if (r->body_case == FLEET__ENVELOPE__BODY_ERROR) {
         int code = r->error->code == FLEET__ERROR__CODE__UNKNOWN_NODE ? MLX_EUNKNOWNNODE
@@ -119,8 +119,9 @@ static int do_register(uplink *u, char *epoch, mlx_err *err)
                          wire_body_name(reply));
     } else {
         snprintf(epoch, EPOCH_MAX, "%s", reply->register_reply->coordinator_epoch);
-        mlx_log_info(MOD, "registered with coordinator", "coordinator=%s node=%s name=%s address=%s",
-                     u->coordinator, u->node_id, u->name, reply->register_reply->address);
+        mlx_log_info(MOD, "registered with coordinator",
+                     "coordinator=%s node=%s name=%s address=%s", u->coordinator,
+                     u->node_id, u->name, reply->register_reply->address);
     }
     wire_free(reply);
     return rc;
@@ -128,8 +129,8 @@ static int do_register(uplink *u, char *epoch, mlx_err *err)
 
 /* Returns 0, an error, or MLX_EUNKNOWNNODE / MLX_ECLOSED (epoch changed) when
  * the node must register again. */
-static int do_heartbeat(uplink *u, uint64_t seq, metrics_cpu_ticks *ticks, const char *epoch,
-                        mlx_err *err)
+static int do_heartbeat(uplink *u, uint64_t seq, metrics_cpu_ticks *ticks,
+                        const char *epoch, mlx_err *err)
 {
     metrics_sample s;
     int rc = metrics_sample_system(u->data_dir, ticks, &s, err);
@@ -178,10 +179,11 @@ static void deregister(uplink *u, const char *reason)
     mlx_err err;
     mlx_err_clear(&err);
     if (exchange(u, &env, &reply, &err) == 0)
-        mlx_log_info(MOD, "deregistered", "coordinator=%s reason=\"%s\"", u->coordinator, reason);
+        mlx_log_info(MOD, "deregistered", "coordinator=%s reason=\"%s\"", u->coordinator,
+                     reason);
     else
-        mlx_log_warn(MOD, "could not deregister", "coordinator=%s err=\"%s\"", u->coordinator,
-                     err.msg);
+        mlx_log_warn(MOD, "could not deregister", "coordinator=%s err=\"%s\"",
+                     u->coordinator, err.msg);
     wire_free(reply);
 }
 
@@ -203,6 +205,10 @@ static void run(void *arg)
     link_state state = LINK_REGISTERING;
     char epoch[EPOCH_MAX] = "";
     metrics_cpu_ticks ticks = {0};
+    metrics_sample discard;
+    /* Prime the CPU counters so the first heartbeat reports recent use, not
+     * the average since boot. */
+    metrics_sample_system(u->data_dir, &ticks, &discard, NULL);
     uint64_t seq = 0;
     int last_failure = 0; /* code of the failure last logged, 0 when healthy */
     nng_time next = nng_clock();
@@ -221,7 +227,7 @@ static void run(void *arg)
             if (rc == 0) {
                 state = LINK_REGISTERED;
                 seq = 0;
-                next = nng_clock() + (nng_time)u->heartbeat_ms;
+                next = nng_clock(); /* first figures at once, not an interval later */
             }
         } else {
             rc = do_heartbeat(u, ++seq, &ticks, epoch, &err);
@@ -247,7 +253,8 @@ static void run(void *arg)
                          "coordinator=%s err=\"%s\"", u->coordinator, err.msg);
             last_failure = rc;
         } else if (rc == 0 && last_failure != 0) {
-            mlx_log_info(MOD, "coordinator reachable again", "coordinator=%s", u->coordinator);
+            mlx_log_info(MOD, "coordinator reachable again", "coordinator=%s",
+                         u->coordinator);
             last_failure = 0;
         }
     }
@@ -290,14 +297,15 @@ int uplink_start(const uplink_config *cfg, uplink **out, mlx_err *err)
                     : cfg->heartbeat_ms * 2 > 5000 ? 5000
                                                    : cfg->heartbeat_ms * 2;
     int rc = 0;
-    if (u->coordinator == NULL || u->node_id == NULL || u->name == NULL || u->listen == NULL ||
-        u->advertise == NULL || u->http == NULL || u->data_dir == NULL ||
-        nng_mtx_alloc(&u->mtx) != 0 || nng_cv_alloc(&u->cv, u->mtx) != 0) {
+    if (u->coordinator == NULL || u->node_id == NULL || u->name == NULL ||
+        u->listen == NULL || u->advertise == NULL || u->http == NULL ||
+        u->data_dir == NULL || nng_mtx_alloc(&u->mtx) != 0 ||
+        nng_cv_alloc(&u->cv, u->mtx) != 0) {
         rc = mlx_err_set(err, MLX_ENOMEM, "out of memory");
         goto fail;
     }
-    if ((rc = mlx_nng_req_dial(u->coordinator, MLX_MAX_CONTROL_MSG, u->timeout_ms, &u->sock,
-                               err)) != 0)
+    if ((rc = mlx_nng_req_dial(u->coordinator, MLX_MAX_CONTROL_MSG, u->timeout_ms,
+                               &u->sock, err)) != 0)
         goto fail;
     if (nng_thread_create(&u->thread, run, u) != 0) {
         nng_close(u->sock);

@@ -40,10 +40,10 @@ typedef struct uplink_config {
     const char *coordinator; /* tcp://HOST:PORT */
     const char *node_id;     /* MLX_NODE_ID_LEN hex digits */
     const char *name;
-    const char *listen;      /* data-plane address */
-    const char *advertise;   /* may be "" */
-    const char *http;        /* agent HTTP HOST:PORT */
-    const char *data_dir;    /* for disk facts */
+    const char *listen;    /* data-plane address */
+    const char *advertise; /* may be "" */
+    const char *http;      /* agent HTTP HOST:PORT */
+    const char *data_dir;  /* for disk facts */
     int heartbeat_ms;
 } uplink_config;
 

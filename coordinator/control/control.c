@@ -36,8 +36,8 @@ struct control {
     registry *reg;  /* borrowed */
     _Atomic bool stopping;
 
-    nng_mtx *mtx;    /* guards members, ticker_stop and registry writes that
-                        must stay in step with membership */
+    nng_mtx *mtx; /* guards members, ticker_stop and registry writes that
+                     must stay in step with membership */
     nng_cv *cv;
     membership *members;
     bool ticker_stop;
@@ -76,8 +76,8 @@ static void on_register(struct exchange *x)
     mlx_err_clear(&err);
     if (facts_check_register(reg, &err) != 0 ||
         facts_resolve_address(reg, x->peer, x->address, &err) != 0) {
-        mlx_log_warn(MOD, "refused registration", "node=%s peer=%s err=\"%s\"", id, x->peer,
-                     err.msg);
+        mlx_log_warn(MOD, "refused registration", "node=%s peer=%s err=\"%s\"", id,
+                     x->peer, err.msg);
         refuse(x, FLEET__ERROR__CODE__BAD_MESSAGE, err.msg);
         return;
     }
@@ -104,8 +104,10 @@ static void on_register(struct exchange *x)
     nng_mtx_unlock(c->mtx);
     mlx_free(hardware);
     if (rc != 0) {
-        mlx_log_error(MOD, "cannot record registration", "node=%s err=\"%s\"", id, err.msg);
-        refuse(x, rc == MLX_EBUSY ? FLEET__ERROR__CODE__FULL : FLEET__ERROR__CODE__INTERNAL,
+        mlx_log_error(MOD, "cannot record registration", "node=%s err=\"%s\"", id,
+                      err.msg);
+        refuse(x,
+               rc == MLX_EBUSY ? FLEET__ERROR__CODE__FULL : FLEET__ERROR__CODE__INTERNAL,
                err.msg);
         return;
     }
@@ -141,8 +143,8 @@ static void on_heartbeat(struct exchange *x)
     mlx_free(metrics);
 
     if (rc == MLX_EUNKNOWNNODE) {
-        mlx_log_warn(MOD, "heartbeat from unknown node; asked it to register", "node=%s peer=%s",
-                     id, x->peer);
+        mlx_log_warn(MOD, "heartbeat from unknown node; asked it to register",
+                     "node=%s peer=%s", id, x->peer);
         refuse(x, FLEET__ERROR__CODE__UNKNOWN_NODE,
                "this coordinator does not know the node; register first");
         return;
@@ -173,7 +175,8 @@ static void on_deregister(struct exchange *x)
         rc = registry_set_state(c->reg, id, "left", &err);
     nng_mtx_unlock(c->mtx);
     if (rc == MLX_EUNKNOWNNODE) {
-        refuse(x, FLEET__ERROR__CODE__UNKNOWN_NODE, "this coordinator does not know the node");
+        refuse(x, FLEET__ERROR__CODE__UNKNOWN_NODE,
+               "this coordinator does not know the node");
         return;
     }
     if (rc != 0) {
@@ -200,7 +203,8 @@ static nng_msg *handle(control *c, nng_msg *msg)
     mlx_err err;
     mlx_err_clear(&err);
     wire_envelope *req = NULL;
-    int rc = wire_unpack(nng_msg_body(msg), nng_msg_len(msg), MLX_MAX_CONTROL_MSG, &req, &err);
+    int rc =
+        wire_unpack(nng_msg_body(msg), nng_msg_len(msg), MLX_MAX_CONTROL_MSG, &req, &err);
     if (req != NULL && rc == 0 && wire_check_node_id(req->node_id, &err) != 0)
         rc = MLX_EPROTO;
     if (req != NULL)
@@ -210,8 +214,9 @@ static nng_msg *handle(control *c, nng_msg *msg)
     if (rc != 0) {
         mlx_log_warn(MOD, "refused message", "peer=%s bytes=%zu err=\"%s\"", peer,
                      nng_msg_len(msg), err.msg);
-        refuse(&x, rc == MLX_EVERSION ? FLEET__ERROR__CODE__VERSION
-                                      : FLEET__ERROR__CODE__BAD_MESSAGE,
+        refuse(&x,
+               rc == MLX_EVERSION ? FLEET__ERROR__CODE__VERSION
+                                  : FLEET__ERROR__CODE__BAD_MESSAGE,
                err.msg);
     } else if (req->body_case == FLEET__ENVELOPE__BODY_REGISTER) {
         on_register(&x);
@@ -220,9 +225,10 @@ static nng_msg *handle(control *c, nng_msg *msg)
     } else if (req->body_case == FLEET__ENVELOPE__BODY_DEREGISTER) {
         on_deregister(&x);
     } else {
-        mlx_log_warn(MOD, "refused message", "peer=%s body=%s", peer, wire_body_name(req));
-        snprintf(x.message, sizeof x.message, "the coordinator does not accept %s requests",
-                 wire_body_name(req));
+        mlx_log_warn(MOD, "refused message", "peer=%s body=%s", peer,
+                     wire_body_name(req));
+        snprintf(x.message, sizeof x.message,
+                 "the coordinator does not accept %s requests", wire_body_name(req));
         wire_set_error(&x.reply, &x.error, FLEET__ERROR__CODE__BAD_MESSAGE, x.message);
     }
 
@@ -273,13 +279,14 @@ static void apply_silence(control *c)
             const membership_change *ch = &changes[i];
             mlx_err err;
             mlx_err_clear(&err);
-            if (registry_set_state(c->reg, ch->node_id, membership_state_name(ch->to), &err))
+            if (registry_set_state(c->reg, ch->node_id, membership_state_name(ch->to),
+                                   &err))
                 mlx_log_error(MOD, "cannot record node state", "node=%s err=\"%s\"",
                               ch->node_id, err.msg);
-            mlx_log(ch->to == NODE_UP ? MLX_LOG_INFO : MLX_LOG_WARN, MOD, "node state changed",
-                    "node=%s from=%s to=%s silent_ms=%lld", ch->node_id,
-                    membership_state_name(ch->from), membership_state_name(ch->to),
-                    (long long)ch->silent_ms);
+            mlx_log(ch->to == NODE_UP ? MLX_LOG_INFO : MLX_LOG_WARN, MOD,
+                    "node state changed", "node=%s from=%s to=%s silent_ms=%lld",
+                    ch->node_id, membership_state_name(ch->from),
+                    membership_state_name(ch->to), (long long)ch->silent_ms);
         }
     } while (n == 64);
 }
@@ -295,7 +302,8 @@ static void ticker_run(void *arg)
     nng_mtx_unlock(c->mtx);
 }
 
-static int restore_node(void *arg, const char *id, const char *state, int64_t heartbeat_ms)
+static int restore_node(void *arg, const char *id, const char *state,
+                        int64_t heartbeat_ms)
 {
     control *c = arg;
     node_state s;
@@ -318,7 +326,8 @@ int control_start(const control_config *cfg, registry *reg, control **out, mlx_e
     if (rc == 0 && (nng_mtx_alloc(&c->mtx) != 0 || nng_cv_alloc(&c->cv, c->mtx) != 0))
         rc = mlx_err_set(err, MLX_ENOMEM, "out of memory");
     if (rc == 0)
-        rc = mlx_nng_rep_listen(cfg->url, MLX_MAX_CONTROL_MSG, "--control", &c->sock, err);
+        rc =
+            mlx_nng_rep_listen(cfg->url, MLX_MAX_CONTROL_MSG, "--control", &c->sock, err);
     if (rc != 0)
         goto fail;
     size_t started = 0;
@@ -333,7 +342,8 @@ int control_start(const control_config *cfg, registry *reg, control **out, mlx_e
             break;
         }
     }
-    if (started < MLX_CONTROL_CONTEXTS || nng_thread_create(&c->ticker, ticker_run, c) != 0) {
+    if (started < MLX_CONTROL_CONTEXTS ||
+        nng_thread_create(&c->ticker, ticker_run, c) != 0) {
         rc = mlx_err_set(err, MLX_ENOMEM, "cannot start the control server");
         nng_close(c->sock);
         for (size_t i = 0; i < started; i++)

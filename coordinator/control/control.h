@@ -35,7 +35,7 @@
 typedef struct control control;
 
 typedef struct control_config {
-    const char *url;           /* tcp://HOST:PORT to listen on */
+    const char *url; /* tcp://HOST:PORT to listen on */
     membership_policy policy;
 } control_config;
 

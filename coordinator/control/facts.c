@@ -16,9 +16,10 @@ static int check_text(const char *field, const char *value, size_t max, bool req
     if (required && value[0] == '\0')
         return mlx_err_set(err, MLX_EPROTO, "%s is empty", field);
     if (!mlx_text_is_clean(value, max))
-        return mlx_err_set(err, MLX_EPROTO,
-                           "%s is longer than %zu bytes, not UTF-8 or holds control characters",
-                           field, max);
+        return mlx_err_set(
+            err, MLX_EPROTO,
+            "%s is longer than %zu bytes, not UTF-8 or holds control characters", field,
+            max);
     return 0;
 }
 
@@ -31,13 +32,24 @@ int facts_check_register(const Fleet__Register *reg, mlx_err *err)
         return rc;
     if ((rc = check_text("agent_version", reg->agent_version, 32, false, err)) != 0)
         return rc;
-    if (mlx_parse_nng_url(reg->listen, host, sizeof host, &port, err) != 0)
-        return mlx_err_prefix(err, "listen");
+    /* Addresses longer than the limit would be cut where they are resolved
+     * and stored. */
+    if ((rc = check_text("listen", reg->listen, MLX_MAX_ADDRESS, false, err)) != 0 ||
+        (rc = check_text("advertise", reg->advertise, MLX_MAX_ADDRESS, false, err)) !=
+            0 ||
+        (rc = check_text("http", reg->http, MLX_MAX_ADDRESS, false, err)) != 0)
+        return rc;
+    if ((rc = mlx_parse_nng_url(reg->listen, host, sizeof host, &port, err)) != 0) {
+        return mlx_err_prefix(err, rc, "listen");
+    }
     if (reg->advertise[0] != '\0' &&
-        mlx_parse_nng_url(reg->advertise, host, sizeof host, &port, err) != 0)
-        return mlx_err_prefix(err, "advertise");
-    if (reg->http[0] != '\0' && mlx_parse_hostport(reg->http, host, sizeof host, &port, err))
-        return mlx_err_prefix(err, "http");
+        (rc = mlx_parse_nng_url(reg->advertise, host, sizeof host, &port, err)) != 0) {
+        return mlx_err_prefix(err, rc, "advertise");
+    }
+    if (reg->http[0] != '\0' &&
+        (rc = mlx_parse_hostport(reg->http, host, sizeof host, &port, err)) != 0) {
+        return mlx_err_prefix(err, rc, "http");
+    }
     if (reg->heartbeat_ms != 0 && (reg->heartbeat_ms < 10 || reg->heartbeat_ms > 600000))
         return mlx_err_set(err, MLX_EPROTO, "heartbeat_ms %u is outside 10..600000",
                            reg->heartbeat_ms);
@@ -45,9 +57,9 @@ int facts_check_register(const Fleet__Register *reg, mlx_err *err)
     if (hw == NULL)
         return mlx_err_set(err, MLX_EPROTO, "register carries no hardware facts");
     const char *fields[][2] = {
-        {"hardware.hostname", hw->hostname}, {"hardware.os_name", hw->os_name},
+        {"hardware.hostname", hw->hostname},     {"hardware.os_name", hw->os_name},
         {"hardware.os_version", hw->os_version}, {"hardware.arch", hw->arch},
-        {"hardware.cpu_model", hw->cpu_model}, {"hardware.chip", hw->chip},
+        {"hardware.cpu_model", hw->cpu_model},   {"hardware.chip", hw->chip},
     };
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
         if ((rc = check_text(fields[i][0], fields[i][1], MLX_MAX_FACT, false, err)) != 0)
@@ -59,26 +71,30 @@ int facts_check_register(const Fleet__Register *reg, mlx_err *err)
 int facts_resolve_address(const Fleet__Register *reg, const char *peer_ip, char *out,
                           mlx_err *err)
 {
+    int n;
     if (reg->advertise[0] != '\0') {
-        snprintf(out, MLX_MAX_ADDRESS + 1, "%s", reg->advertise);
-        return 0;
+        n = snprintf(out, MLX_MAX_ADDRESS + 1, "%s", reg->advertise);
+    } else {
+        char host[MLX_MAX_ADDRESS + 1];
+        int port;
+        int rc = mlx_parse_nng_url(reg->listen, host, sizeof host, &port, err);
+        if (rc != 0)
+            return rc;
+        bool wildcard = strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0 ||
+                        strcmp(host, "*") == 0;
+        const char *scheme = strncmp(reg->listen, "tls+", 4) == 0 ? "tls+tcp" : "tcp";
+        if (!wildcard || peer_ip[0] == '\0')
+            n = snprintf(out, MLX_MAX_ADDRESS + 1, "%s", reg->listen);
+        else if (strchr(peer_ip, ':') != NULL)
+            n = snprintf(out, MLX_MAX_ADDRESS + 1, "%s://[%s]:%d", scheme, peer_ip, port);
+        else
+            n = snprintf(out, MLX_MAX_ADDRESS + 1, "%s://%s:%d", scheme, peer_ip, port);
     }
-    char host[MLX_MAX_ADDRESS + 1];
-    int port;
-    int rc = mlx_parse_nng_url(reg->listen, host, sizeof host, &port, err);
-    if (rc != 0)
-        return rc;
-    bool wildcard = strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0 ||
-                    strcmp(host, "*") == 0;
-    if (!wildcard || peer_ip[0] == '\0') {
-        snprintf(out, MLX_MAX_ADDRESS + 1, "%s", reg->listen);
-        return 0;
-    }
-    const char *scheme = strncmp(reg->listen, "tls+", 4) == 0 ? "tls+tcp" : "tcp";
-    if (strchr(peer_ip, ':') != NULL)
-        snprintf(out, MLX_MAX_ADDRESS + 1, "%s://[%s]:%d", scheme, peer_ip, port);
-    else
-        snprintf(out, MLX_MAX_ADDRESS + 1, "%s://%s:%d", scheme, peer_ip, port);
+    /* A cut address would dial the wrong place. */
+    if (n < 0 || n > MLX_MAX_ADDRESS)
+        return mlx_err_set(err, MLX_EPROTO,
+                           "the data-plane address is longer than %d bytes",
+                           MLX_MAX_ADDRESS);
     return 0;
 }
 
@@ -107,8 +123,8 @@ char *facts_hardware_json(const Fleet__Hardware *hw)
 {
     return dump(json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I}",
                           "hostname", hw->hostname, "os", hw->os_name, "os_version",
-                          hw->os_version, "arch", hw->arch, "cpu_model", hw->cpu_model, "chip",
-                          hw->chip, "cpu_cores", (json_int_t)hw->cpu_cores,
+                          hw->os_version, "arch", hw->arch, "cpu_model", hw->cpu_model,
+                          "chip", hw->chip, "cpu_cores", (json_int_t)hw->cpu_cores,
                           "performance_cores", (json_int_t)hw->performance_cores,
                           "memory_total_bytes", (json_int_t)hw->memory_total_bytes,
                           "disk_free_bytes", (json_int_t)hw->disk_free_bytes,
@@ -127,13 +143,13 @@ char *facts_metrics_json(const Fleet__Heartbeat *hb)
     static const Fleet__Load empty_load = FLEET__LOAD__INIT;
     const Fleet__MetricsSample *m = hb->metrics != NULL ? hb->metrics : &empty_sample;
     const Fleet__Load *l = hb->load != NULL ? hb->load : &empty_load;
-    return dump(json_pack("{s:I, s:f, s:I, s:I, s:f, s:f, s:f, s:I, s:I, s:I}", "unix_ms",
-                          (json_int_t)m->unix_ms, "cpu_percent", finite_or_zero(m->cpu_percent),
-                          "memory_used_bytes", (json_int_t)m->memory_used_bytes,
-                          "memory_total_bytes", (json_int_t)m->memory_total_bytes, "load1",
-                          finite_or_zero(m->load1), "load5", finite_or_zero(m->load5), "load15",
-                          finite_or_zero(m->load15), "disk_free_bytes",
-                          (json_int_t)m->disk_free_bytes, "requests_running",
-                          (json_int_t)l->requests_running, "requests_queued",
-                          (json_int_t)l->requests_queued));
+    return dump(json_pack(
+        "{s:I, s:f, s:I, s:I, s:f, s:f, s:f, s:I, s:I, s:I}", "unix_ms",
+        (json_int_t)m->unix_ms, "cpu_percent", finite_or_zero(m->cpu_percent),
+        "memory_used_bytes", (json_int_t)m->memory_used_bytes, "memory_total_bytes",
+        (json_int_t)m->memory_total_bytes, "load1", finite_or_zero(m->load1), "load5",
+        finite_or_zero(m->load5), "load15", finite_or_zero(m->load15), "disk_free_bytes",
+        (json_int_t)m->disk_free_bytes, "requests_running",
+        (json_int_t)l->requests_running, "requests_queued",
+        (json_int_t)l->requests_queued));
 }

@@ -26,8 +26,8 @@ int ctl_get(const ctl_opts *o, const char *path, json_t **out, char **raw)
     mlx_http_result res = {0};
     int rc = mlx_http_client_init(&err);
     if (rc == 0)
-        rc = mlx_http_request("GET", mlx_buf_str(&url), o->api_key, NULL, CTL_TIMEOUT_MS, &res,
-                              &err);
+        rc = mlx_http_request("GET", mlx_buf_str(&url), o->api_key, NULL, CTL_TIMEOUT_MS,
+                              &res, &err);
     if (rc == MLX_EUNREACH || rc == MLX_ETIMEDOUT) {
         fprintf(stderr,
                 "mlxctl: %s; is mlx-coordinator running there? Point mlxctl at it with "
@@ -41,14 +41,16 @@ int ctl_get(const ctl_opts *o, const char *path, json_t **out, char **raw)
     }
     json_t *body = NULL;
     if (mlx_json_parse(res.body, res.body_len, &body, &err) != 0) {
-        fprintf(stderr, "mlxctl: the coordinator at %s answered HTTP %ld with something that "
-                        "is not JSON (%s)\n", o->coordinator, res.status, err.msg);
+        fprintf(stderr,
+                "mlxctl: the coordinator at %s answered HTTP %ld with something that "
+                "is not JSON (%s)\n",
+                o->coordinator, res.status, err.msg);
         rc = MLX_EPROTO;
         goto out;
     }
     if (res.status < 200 || res.status > 299) {
-        const char *message = json_string_value(
-            json_object_get(json_object_get(body, "error"), "message"));
+        const char *message =
+            json_string_value(json_object_get(json_object_get(body, "error"), "message"));
         fprintf(stderr, "mlxctl: the coordinator refused: %s (HTTP %ld)\n",
                 message != NULL ? message : "no reason given", res.status);
         json_decref(body);

@@ -24,13 +24,25 @@ typedef struct ctl_opts {
 } ctl_opts;
 
 #define CTL_COMMON_OPTS(type)                                                            \
-    {"coordinator", 0, MLX_OPT_STR, offsetof(type, common.coordinator),                \
-     "http://127.0.0.1:7480", "URL", "the coordinator's HTTP address",                \
+    {"coordinator",                                                                      \
+     0,                                                                                  \
+     MLX_OPT_STR,                                                                        \
+     offsetof(type, common.coordinator),                                                 \
+     "http://127.0.0.1:7480",                                                            \
+     "URL",                                                                              \
+     "the coordinator's HTTP address",                                                   \
      .check = mlx_check_http_url},                                                       \
-    {"api-key", 0, MLX_OPT_STR, offsetof(type, common.api_key), "", "KEY",             \
-     "API key sent as a bearer token"},                                                  \
-    {"json", 0, MLX_OPT_BOOL, offsetof(type, common.json), "false", NULL,              \
-     "print the API's JSON instead of a table"}
+        {"api-key",                                                                      \
+         0,                                                                              \
+         MLX_OPT_STR,                                                                    \
+         offsetof(type, common.api_key),                                                 \
+         "",                                                                             \
+         "KEY",                                                                          \
+         "API key sent as a bearer token"},                                              \
+    {                                                                                    \
+        "json", 0, MLX_OPT_BOOL, offsetof(type, common.json), "false", NULL,             \
+            "print the API's JSON instead of a table"                                    \
+    }
 
 extern const mlx_cmd ctl_cmd_nodes;
 

@@ -34,8 +34,9 @@ static uint64_t u64(const json_t *obj, const char *key)
 
 static void print_table(const json_t *nodes)
 {
-    static const char *const headers[] = {"NAME",   "ID",   "STATE",     "ADDRESS",  "CPU",
-                                          "MEMORY", "LOAD", "DISK FREE", "LAST SEEN"};
+    static const char *const headers[] = {"NAME",    "ID",        "STATE",
+                                          "ADDRESS", "CPU",       "MEMORY",
+                                          "LOAD",    "DISK FREE", "LAST SEEN"};
     ctl_table *t = ctl_table_new(headers, sizeof headers / sizeof headers[0]);
     size_t i;
     const json_t *n;
@@ -46,9 +47,11 @@ static void print_table(const json_t *nodes)
         ctl_table_cell(t, CTL_PLAIN, "%s", json_string_value(json_object_get(n, "name")));
         ctl_table_cell(t, CTL_PLAIN, "%s", json_string_value(json_object_get(n, "id")));
         ctl_table_cell(t, state_color(state ? state : ""), "%s", state ? state : "?");
-        ctl_table_cell(t, CTL_PLAIN, "%s", json_string_value(json_object_get(n, "address")));
+        ctl_table_cell(t, CTL_PLAIN, "%s",
+                       json_string_value(json_object_get(n, "address")));
         /* A silent node's last figures are history, not its present. */
-        bool live = state != NULL && (strcmp(state, "up") == 0 || strcmp(state, "suspect") == 0);
+        bool live =
+            state != NULL && (strcmp(state, "up") == 0 || strcmp(state, "suspect") == 0);
         if (live && json_is_object(m)) {
             char used[16], total[16], disk[16];
             ctl_format_bytes(u64(m, "memory_used_bytes"), used, sizeof used);
@@ -57,7 +60,8 @@ static void print_table(const json_t *nodes)
             ctl_table_cell(t, CTL_PLAIN, "%.0f%%",
                            json_number_value(json_object_get(m, "cpu_percent")));
             ctl_table_cell(t, CTL_PLAIN, "%s / %s", used, total);
-            ctl_table_cell(t, CTL_PLAIN, "%.2f", json_number_value(json_object_get(m, "load1")));
+            ctl_table_cell(t, CTL_PLAIN, "%.2f",
+                           json_number_value(json_object_get(m, "load1")));
             ctl_table_cell(t, CTL_PLAIN, "%s", disk);
         } else {
             for (int k = 0; k < 4; k++)
@@ -107,8 +111,9 @@ out:
 const mlx_cmd ctl_cmd_nodes = {
     .name = "nodes",
     .summary = "list the nodes of the fleet with their state and load",
-    .about = "States: up (heartbeating), suspect (missed a few heartbeats), down (silent\n"
-             "for longer), left (stopped cleanly).",
+    .about =
+        "States: up (heartbeating), suspect (missed a few heartbeats), down (silent\n"
+        "for longer), left (stopped cleanly).",
     .opts = nodes_opts,
     .run = nodes,
 };

@@ -79,7 +79,8 @@ void ctl_table_print(ctl_table *t)
 {
     if (t == NULL)
         return;
-    static const char *const codes[] = {"", "\033[32m", "\033[33m", "\033[31m", "\033[2m"};
+    static const char *const codes[] = {"", "\033[32m", "\033[33m", "\033[31m",
+                                        "\033[2m"};
     bool color = use_color();
     size_t *w = mlx_calloc(t->columns, sizeof *w);
     if (w == NULL)
@@ -92,7 +93,8 @@ void ctl_table_print(ctl_table *t)
             w[i % t->columns] = cw;
     }
     for (size_t c = 0; c < t->columns; c++)
-        printf("%s%-*s", c ? "   " : "", c + 1 < t->columns ? (int)w[c] : 0, t->headers[c]);
+        printf("%s%-*s", c ? "   " : "", c + 1 < t->columns ? (int)w[c] : 0,
+               t->headers[c]);
     printf("\n");
     for (size_t i = 0; i < t->n; i++) {
         size_t c = i % t->columns;

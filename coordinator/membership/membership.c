@@ -58,9 +58,10 @@ int membership_check_policy(const membership_policy *p, mlx_err *err)
     if (p->suspect_after < 1)
         return mlx_err_set(err, MLX_ECONFIG, "--suspect-after must be at least 1");
     if (p->down_after <= p->suspect_after)
-        return mlx_err_set(err, MLX_ECONFIG,
-                           "--down-after (%lld) must be larger than --suspect-after (%lld)",
-                           (long long)p->down_after, (long long)p->suspect_after);
+        return mlx_err_set(
+            err, MLX_ECONFIG,
+            "--down-after (%lld) must be larger than --suspect-after (%lld)",
+            (long long)p->down_after, (long long)p->suspect_after);
     return 0;
 }
 
@@ -101,7 +102,8 @@ static int add(membership *m, const char *id, struct node **out, mlx_err *err)
     if (strlen(id) != MLX_NODE_ID_LEN)
         return mlx_err_set(err, MLX_EINVAL, "'%s' is not a node id", id);
     if (m->n >= m->max)
-        return mlx_err_set(err, MLX_EBUSY, "the fleet already has %zu nodes, the limit", m->max);
+        return mlx_err_set(err, MLX_EBUSY, "the fleet already has %zu nodes, the limit",
+                           m->max);
     struct node *nodes = mlx_realloc(m->nodes, (m->n + 1) * sizeof *nodes);
     if (nodes == NULL)
         return mlx_err_set(err, MLX_ENOMEM, "out of memory");
@@ -128,8 +130,8 @@ int membership_restore(membership *m, const char *node_id, node_state state,
     return 0;
 }
 
-int membership_register(membership *m, const char *node_id, int64_t interval_ms, int64_t now,
-                        int *previous, mlx_err *err)
+int membership_register(membership *m, const char *node_id, int64_t interval_ms,
+                        int64_t now, int *previous, mlx_err *err)
 {
     struct node *n = find(m, node_id);
     *previous = n != NULL ? (int)n->state : -1;
@@ -144,7 +146,8 @@ int membership_register(membership *m, const char *node_id, int64_t interval_ms,
     return 0;
 }
 
-int membership_heartbeat(membership *m, const char *node_id, int64_t now, node_state *previous)
+int membership_heartbeat(membership *m, const char *node_id, int64_t now,
+                         node_state *previous)
 {
     struct node *n = find(m, node_id);
     if (n == NULL || n->state == NODE_LEFT)
@@ -170,7 +173,8 @@ size_t membership_tick(membership *m, int64_t now, membership_change *out, size_
     for (size_t i = 0; i < m->n && changed < max; i++) {
         struct node *n = &m->nodes[i];
         int64_t silent = now - n->last_heard;
-        node_state next = membership_state_after(&m->policy, n->state, n->interval_ms, silent);
+        node_state next =
+            membership_state_after(&m->policy, n->state, n->interval_ms, silent);
         if (next == n->state)
             continue;
         membership_change *c = &out[changed];

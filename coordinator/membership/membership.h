@@ -51,7 +51,7 @@ typedef struct membership_change {
 
 typedef struct membership membership;
 
-const char *membership_state_name(node_state s);        /* "up", "suspect", … */
+const char *membership_state_name(node_state s); /* "up", "suspect", … */
 int membership_parse_state(const char *name, node_state *out);
 
 /* The state a node in `current` should be in after silent_ms of silence. */
@@ -72,12 +72,13 @@ int membership_restore(membership *m, const char *node_id, node_state state,
 
 /* A node registered: it is UP from now. MLX_EBUSY when the table is full.
  * *previous: its state before, or -1 when it was new. */
-int membership_register(membership *m, const char *node_id, int64_t interval_ms, int64_t now,
-                        int *previous, mlx_err *err);
+int membership_register(membership *m, const char *node_id, int64_t interval_ms,
+                        int64_t now, int *previous, mlx_err *err);
 
 /* A heartbeat: MLX_EUNKNOWNNODE for a node not in the table or LEFT (it must
  * register). Otherwise the node is UP and *previous says what it was. */
-int membership_heartbeat(membership *m, const char *node_id, int64_t now, node_state *previous);
+int membership_heartbeat(membership *m, const char *node_id, int64_t now,
+                         node_state *previous);
 
 /* Deregistration: the node becomes LEFT. MLX_EUNKNOWNNODE if absent. */
 int membership_leave(membership *m, const char *node_id);

@@ -35,8 +35,8 @@ int registry_open(const char *path, registry **out, mlx_err *err)
     registry *r = mlx_calloc(1, sizeof *r);
     if (r == NULL)
         return mlx_err_set(err, MLX_ENOMEM, "out of memory");
-    int rc = mlx_db_open(path, migrations, sizeof migrations / sizeof migrations[0], &r->db,
-                         err);
+    int rc = mlx_db_open(path, migrations, sizeof migrations / sizeof migrations[0],
+                         &r->db, err);
     if (rc != 0) {
         mlx_free(r);
         return rc;
@@ -54,7 +54,8 @@ void registry_close(registry *r)
 }
 
 /* Runs a prepared statement that returns no rows; *changes gets the rows hit. */
-static int run(registry *r, sqlite3_stmt *st, int *changes, mlx_err *err, const char *what)
+static int run(registry *r, sqlite3_stmt *st, int *changes, mlx_err *err,
+               const char *what)
 {
     int step = sqlite3_step(st);
     int rc = step == SQLITE_DONE ? 0 : mlx_db_fail(r->db, step, err, what);
@@ -64,7 +65,8 @@ static int run(registry *r, sqlite3_stmt *st, int *changes, mlx_err *err, const 
     return rc;
 }
 
-int registry_register(registry *r, const registry_node *n, int64_t now_unix_ms, mlx_err *err)
+int registry_register(registry *r, const registry_node *n, int64_t now_unix_ms,
+                      mlx_err *err)
 {
     sqlite3_stmt *st;
     int rc = mlx_db_prepare(
@@ -94,7 +96,8 @@ int registry_heartbeat(registry *r, const char *id, const char *metrics_json,
 {
     sqlite3_stmt *st;
     int rc = mlx_db_prepare(
-        r->db, "UPDATE nodes SET last_seen_ms = ?2, metrics = ?3, state = 'up' WHERE id = ?1",
+        r->db,
+        "UPDATE nodes SET last_seen_ms = ?2, metrics = ?3, state = 'up' WHERE id = ?1",
         &st, err);
     if (rc != 0)
         return rc;
@@ -116,7 +119,11 @@ int registry_set_state(registry *r, const char *id, const char *state, mlx_err *
         return rc;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, state, -1, SQLITE_STATIC);
-    return run(r, st, NULL, err, "recording a node state");
+    int changes = 0;
+    rc = run(r, st, &changes, err, "recording a node state");
+    if (rc == 0 && changes == 0)
+        rc = mlx_err_set(err, MLX_ENOENT, "node %s is not in the registry", id);
+    return rc;
 }
 
 int registry_each(registry *r, registry_each_fn fn, void *arg, mlx_err *err)
@@ -149,28 +156,31 @@ static json_t *json_column(sqlite3_stmt *st, int col)
 int registry_nodes_json(registry *r, json_t **out, mlx_err *err)
 {
     sqlite3_stmt *st;
-    int rc = mlx_db_prepare(r->db,
-                            "SELECT id, name, address, http, version, state, heartbeat_ms,"
-                            " registered_ms, last_seen_ms, hardware, metrics"
-                            " FROM nodes ORDER BY name, id",
-                            &st, err);
+    int rc =
+        mlx_db_prepare(r->db,
+                       "SELECT id, name, address, http, version, state, heartbeat_ms,"
+                       " registered_ms, last_seen_ms, hardware, metrics"
+                       " FROM nodes ORDER BY name, id",
+                       &st, err);
     if (rc != 0)
         return rc;
     json_t *nodes = json_array();
     int step;
     while (nodes != NULL && (step = sqlite3_step(st)) == SQLITE_ROW) {
         char registered[32], seen[32];
-        mlx_time_format_rfc3339(sqlite3_column_int64(st, 7), registered, sizeof registered);
+        mlx_time_format_rfc3339(sqlite3_column_int64(st, 7), registered,
+                                sizeof registered);
         mlx_time_format_rfc3339(sqlite3_column_int64(st, 8), seen, sizeof seen);
         json_t *node = json_pack(
             "{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:I, s:s, s:I, s:o, s:o}", "id",
             sqlite3_column_text(st, 0), "name", sqlite3_column_text(st, 1), "address",
             sqlite3_column_text(st, 2), "http", sqlite3_column_text(st, 3), "version",
-            sqlite3_column_text(st, 4), "state", sqlite3_column_text(st, 5), "heartbeat_ms",
-            (json_int_t)sqlite3_column_int64(st, 6), "registered_at", registered,
-            "registered_at_unix_ms", (json_int_t)sqlite3_column_int64(st, 7), "last_seen",
-            seen, "last_seen_unix_ms", (json_int_t)sqlite3_column_int64(st, 8), "hardware",
-            json_column(st, 9), "metrics", json_column(st, 10));
+            sqlite3_column_text(st, 4), "state", sqlite3_column_text(st, 5),
+            "heartbeat_ms", (json_int_t)sqlite3_column_int64(st, 6), "registered_at",
+            registered, "registered_at_unix_ms", (json_int_t)sqlite3_column_int64(st, 7),
+            "last_seen", seen, "last_seen_unix_ms",
+            (json_int_t)sqlite3_column_int64(st, 8), "hardware", json_column(st, 9),
+            "metrics", json_column(st, 10));
         if (node == NULL || json_array_append_new(nodes, node) != 0) {
             json_decref(nodes);
             nodes = NULL;

@@ -26,9 +26,9 @@ typedef struct registry registry;
 typedef struct registry_node {
     const char *id;
     const char *name;
-    const char *address;       /* data-plane address the coordinator dials */
-    const char *http;          /* the agent's HTTP API */
-    const char *version;       /* agent release */
+    const char *address; /* data-plane address the coordinator dials */
+    const char *http;    /* the agent's HTTP API */
+    const char *version; /* agent release */
     int64_t heartbeat_ms;
     const char *hardware_json; /* a JSON object */
 } registry_node;
@@ -37,12 +37,14 @@ int registry_open(const char *path, registry **out, mlx_err *err);
 void registry_close(registry *r);
 
 /* Inserts the node or refreshes its row; it becomes "up" with last_seen now. */
-int registry_register(registry *r, const registry_node *n, int64_t now_unix_ms, mlx_err *err);
+int registry_register(registry *r, const registry_node *n, int64_t now_unix_ms,
+                      mlx_err *err);
 
 /* Records a heartbeat; MLX_ENOENT when the id has no row. */
 int registry_heartbeat(registry *r, const char *id, const char *metrics_json,
                        int64_t now_unix_ms, mlx_err *err);
 
+/* MLX_ENOENT when the id has no row. */
 int registry_set_state(registry *r, const char *id, const char *state, mlx_err *err);
 
 /* Calls fn for every node (to rebuild membership at start). */

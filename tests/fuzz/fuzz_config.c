@@ -21,11 +21,12 @@ struct values {
 static const mlx_opt opts[] = {
     {"text", 0, MLX_OPT_STR, offsetof(struct values, text), "x", "S", "a string"},
     {"path", 0, MLX_OPT_PATH, offsetof(struct values, path), "~/p", "DIR", "a path"},
-    {"number", 0, MLX_OPT_INT, offsetof(struct values, number), "1", "N", "a number", -5, 5000},
+    {"number", 0, MLX_OPT_INT, offsetof(struct values, number), "1", "N", "a number", -5,
+     5000},
     {"flag", 0, MLX_OPT_BOOL, offsetof(struct values, flag), "false", NULL, "a flag"},
     {"list", 0, MLX_OPT_LIST, offsetof(struct values, list), NULL, "DIR", "a list"},
-    {"address", 0, MLX_OPT_STR, offsetof(struct values, address), "127.0.0.1:1", "HOST:PORT",
-     "an address", .check = mlx_check_hostport},
+    {"address", 0, MLX_OPT_STR, offsetof(struct values, address), "127.0.0.1:1",
+     "HOST:PORT", "an address", .check = mlx_check_hostport},
     {NULL},
 };
 

@@ -7,7 +7,8 @@
 
 #include "tests/support/testutil.h"
 
-cluster *cluster_create(const char *tag, int heartbeat_ms, int suspect_after, int down_after)
+cluster *cluster_create(const char *tag, int heartbeat_ms, int suspect_after,
+                        int down_after)
 {
     cluster *c = calloc(1, sizeof *c);
     if (c == NULL)
@@ -18,7 +19,8 @@ cluster *cluster_create(const char *tag, int heartbeat_ms, int suspect_after, in
     c->down_after = down_after;
     c->control_port = h_free_port();
     c->http_port = h_free_port();
-    snprintf(c->control_url, sizeof c->control_url, "tcp://127.0.0.1:%d", c->control_port);
+    snprintf(c->control_url, sizeof c->control_url, "tcp://127.0.0.1:%d",
+             c->control_port);
     snprintf(c->http_url, sizeof c->http_url, "http://127.0.0.1:%d", c->http_port);
     return c;
 }
@@ -45,10 +47,20 @@ void cluster_start_coordinator(cluster *c)
     snprintf(hb, sizeof hb, "%d", c->heartbeat_ms);
     snprintf(suspect, sizeof suspect, "%d", c->suspect_after);
     snprintf(down, sizeof down, "%d", c->down_after);
-    const char *args[] = {"serve",         "--data",   data,          "--control",
-                          c->control_url,  "--http",   http,          "--heartbeat-ms",
-                          hb,              "--suspect-after", suspect, "--down-after",
-                          down,            NULL};
+    const char *args[] = {"serve",
+                          "--data",
+                          data,
+                          "--control",
+                          c->control_url,
+                          "--http",
+                          http,
+                          "--heartbeat-ms",
+                          hb,
+                          "--suspect-after",
+                          suspect,
+                          "--down-after",
+                          down,
+                          NULL};
     c->coordinator = h_spawn("coordinator", c->dir, "mlx-coordinator", args);
 }
 
@@ -59,10 +71,10 @@ void cluster_start_agent(cluster *c, int i)
     snprintf(http, sizeof http, "127.0.0.1:%d", a->http_port);
     snprintf(listen, sizeof listen, "tcp://127.0.0.1:%d", a->listen_port);
     snprintf(hb, sizeof hb, "%d", c->heartbeat_ms);
-    const char *args[] = {"serve",  "--data",   a->data,         "--name",
-                          a->name,  "--coordinator", c->control_url, "--http",
-                          http,     "--listen", listen,          "--heartbeat-ms",
-                          hb,       NULL};
+    const char *args[] = {
+        "serve",         "--data",         a->data,  "--name", a->name,
+        "--coordinator", c->control_url,   "--http", http,     "--listen",
+        listen,          "--heartbeat-ms", hb,       NULL};
     a->proc = h_spawn(a->name, c->dir, "mlx-agent", args);
 }
 

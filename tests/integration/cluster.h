@@ -33,7 +33,8 @@ typedef struct cluster {
     int n_agents;
 } cluster;
 
-cluster *cluster_create(const char *tag, int heartbeat_ms, int suspect_after, int down_after);
+cluster *cluster_create(const char *tag, int heartbeat_ms, int suspect_after,
+                        int down_after);
 void cluster_destroy(cluster *c);
 
 void cluster_start_coordinator(cluster *c);

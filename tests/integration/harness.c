@@ -70,7 +70,8 @@ const char *h_bin(const char *name)
 int h_free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof sa;
     if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
         getsockname(fd, (struct sockaddr *)&sa, &len) != 0) {
@@ -178,7 +179,8 @@ int h_stop(h_proc *p)
         kill(p->pid, SIGTERM);
         status = h_wait_exit(p, 10000);
         if (status < 0) {
-            fprintf(stderr, "%s did not stop within 10 s of SIGTERM; killing it\n", p->name);
+            fprintf(stderr, "%s did not stop within 10 s of SIGTERM; killing it\n",
+                    p->name);
             kill(p->pid, SIGKILL);
             status = h_wait_exit(p, 10000);
         }
@@ -203,7 +205,8 @@ static bool drain(int fd, char **buf, size_t *len)
     return true;
 }
 
-int h_run(const char *bin, const char *const *args, int timeout_ms, char **out, char **err)
+int h_run(const char *bin, const char *const *args, int timeout_ms, char **out,
+          char **err)
 {
     int po[2], pe[2];
     if (pipe(po) != 0 || pipe(pe) != 0)
@@ -228,7 +231,8 @@ int h_run(const char *bin, const char *const *args, int timeout_ms, char **out, 
     bool oopen = true, eopen = true;
     int64_t deadline = h_now_ms() + timeout_ms;
     while ((oopen || eopen) && h_now_ms() < deadline) {
-        struct pollfd fds[2] = {{oopen ? po[0] : -1, POLLIN, 0}, {eopen ? pe[0] : -1, POLLIN, 0}};
+        struct pollfd fds[2] = {{oopen ? po[0] : -1, POLLIN, 0},
+                                {eopen ? pe[0] : -1, POLLIN, 0}};
         if (poll(fds, 2, 50) <= 0)
             continue;
         if (oopen && (fds[0].revents & (POLLIN | POLLHUP)))

@@ -44,7 +44,8 @@ int h_stop(h_proc *p);
 
 /* Runs bin with args to completion (at most timeout_ms), capturing stdout
  * and stderr (caller frees; either may be NULL). Returns the exit status. */
-int h_run(const char *bin, const char *const *args, int timeout_ms, char **out, char **err);
+int h_run(const char *bin, const char *const *args, int timeout_ms, char **out,
+          char **err);
 
 /* GET url; the parsed JSON body (caller decrefs) or NULL. *status gets the
  * HTTP status (0 when unreachable); status may be NULL. */

@@ -34,14 +34,15 @@ static int teardown(void **state)
 
 /* Runs a program; checks its exit status and that stderr (or stdout) holds
  * every needle. */
-static void expect(const char *bin, const char *const *args, int status, const char *stream,
-                   const char *needle1, const char *needle2)
+static void expect(const char *bin, const char *const *args, int status,
+                   const char *stream, const char *needle1, const char *needle2)
 {
     char *out = NULL, *err = NULL;
     int got = h_run(bin, args, 20000, &out, &err);
     const char *text = strcmp(stream, "stdout") == 0 ? out : err;
     if (got != status)
-        fail_msg("%s %s: exit %d, expected %d; stderr: %s", bin, args[0], got, status, err);
+        fail_msg("%s %s: exit %d, expected %d; stderr: %s", bin, args[0], got, status,
+                 err);
     if (needle1 != NULL && strstr(text, needle1) == NULL)
         fail_msg("%s %s: %s lacks '%s': %s", bin, args[0], stream, needle1, text);
     if (needle2 != NULL && strstr(text, needle2) == NULL)
@@ -99,11 +100,12 @@ static void test_bad_configuration_exits_2_naming_the_key(void **state)
     const char *range[] = {"serve", "--data", data, "--heartbeat-ms", "0", NULL};
     expect("mlx-agent", range, 2, "stderr", "--heartbeat-ms", "out of range");
 
-    const char *addr[] = {"serve", "--data", data, "--coordinator", "localhost:7400", NULL};
+    const char *addr[] = {"serve",         "--data",         data,
+                          "--coordinator", "localhost:7400", NULL};
     expect("mlx-agent", addr, 2, "stderr", "--coordinator", "tcp://HOST:PORT");
 
-    const char *windows[] = {"serve", "--data", data, "--suspect-after", "5",
-                             "--down-after", "5", NULL};
+    const char *windows[] = {"serve", "--data",       data, "--suspect-after",
+                             "5",     "--down-after", "5",  NULL};
     expect("mlx-coordinator", windows, 2, "stderr", "--down-after", "--suspect-after");
 
     const char *no_file[] = {"serve", "--config", "/nonexistent/mlx.ini", NULL};
@@ -130,7 +132,8 @@ static void test_flags_beat_environment_beat_file(void **state)
     char *ini = test_join(dir, "layers.ini");
     char *data = test_join(dir, "layers");
     char text[256], env[64], flag[64], url[64];
-    snprintf(text, sizeof text, "[coordinator]\nhttp = 127.0.0.1:%d\ncontrol = tcp://127.0.0.1:%d\n",
+    snprintf(text, sizeof text,
+             "[coordinator]\nhttp = 127.0.0.1:%d\ncontrol = tcp://127.0.0.1:%d\n",
              file_port, h_free_port());
     test_write_file(ini, text);
     snprintf(env, sizeof env, "127.0.0.1:%d", env_port);
@@ -182,16 +185,16 @@ static void test_busy_port_and_data_dir_are_reported(void **state)
     char http[64], data[600];
     snprintf(http, sizeof http, "127.0.0.1:%d", c->http_port);
     snprintf(data, sizeof data, "%s/other", c->dir);
-    const char *port_args[] = {"serve", "--data", data, "--http", http, "--control",
-                               "tcp://127.0.0.1:1", NULL};
+    const char *port_args[] = {
+        "serve", "--data", data, "--http", http, "--control", "tcp://127.0.0.1:1", NULL};
     /* port 1 is privileged or closed; the HTTP port is the one in use */
     char ctl[64];
     snprintf(ctl, sizeof ctl, "tcp://127.0.0.1:%d", h_free_port());
     port_args[6] = ctl;
     expect("mlx-coordinator", port_args, 1, "stderr", "in use", "--http");
 
-    const char *same_dir[] = {"serve", "--data", c->agents[0].data, "--http", "127.0.0.1:1",
-                              NULL};
+    const char *same_dir[] = {"serve",  "--data",      c->agents[0].data,
+                              "--http", "127.0.0.1:1", NULL};
     expect("mlx-agent", same_dir, 1, "stderr", "already using", c->agents[0].data);
 
     /* The table: a header row and one row per node, no colour off a terminal. */

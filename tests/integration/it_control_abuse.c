@@ -70,7 +70,8 @@ static wire_envelope *exchange(wire_envelope *env)
     return reply;
 }
 
-static void assert_error(wire_envelope *reply, Fleet__Error__Code code, const char *needle)
+static void assert_error(wire_envelope *reply, Fleet__Error__Code code,
+                         const char *needle)
 {
     assert_non_null(reply);
     assert_int_equal(reply->body_case, FLEET__ENVELOPE__BODY_ERROR);
@@ -101,7 +102,8 @@ static int setup(void **state)
     c = cluster_create("it-abuse", 200, 3, 8);
     cluster_start_coordinator(c);
     cluster_add_agent(c, "victim");
-    if (!cluster_wait_node_id(c, 0, 10000) || !cluster_wait_agent_state(c, 0, "up", 15000))
+    if (!cluster_wait_node_id(c, 0, 10000) ||
+        !cluster_wait_agent_state(c, 0, "up", 15000))
         return -1;
     return 0;
 }
@@ -124,7 +126,10 @@ static void test_garbage_on_raw_tcp_is_dropped(void **state)
         for (size_t i = 0; i < sizeof junk; i++)
             junk[i] = (uint8_t)(i * 131 + (size_t)round * 7);
         if (round == 1) /* a valid SP header for REQ, then a frame claiming 2^60 bytes */
-            memcpy(junk, "\0SP\0\0\x30\0\0" "\x10\0\0\0\0\0\0\0", 16);
+            memcpy(junk,
+                   "\0SP\0\0\x30\0\0"
+                   "\x10\0\0\0\0\0\0\0",
+                   16);
         ssize_t n = write(fd, junk, sizeof junk);
         (void)n;
         close(fd);
@@ -247,7 +252,8 @@ static bool victim_heartbeat_after(void *arg)
     struct seen_after *s = arg;
     json_t *nodes = cluster_nodes(c);
     json_t *n = cluster_find_node(nodes, c->agents[0].node_id);
-    bool ok = n != NULL && json_integer_value(json_object_get(n, "last_seen_unix_ms")) > s->after;
+    bool ok = n != NULL &&
+              json_integer_value(json_object_get(n, "last_seen_unix_ms")) > s->after;
     json_decref(nodes);
     return ok;
 }

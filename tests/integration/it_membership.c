@@ -22,9 +22,9 @@
 
 /* Heartbeat every 200 ms; suspect after 3 missed (600 ms), down after 8
  * (1600 ms). Wide enough that a busy 2-core machine does not flap. */
-#define HB 200
+#define HB      200
 #define SUSPECT 3
-#define DOWN 8
+#define DOWN    8
 /* Allowance for scheduling, the 25 ms membership tick and our 10 ms polling. */
 #define SLACK_MS 1000
 
@@ -59,7 +59,8 @@ static bool all_registered_since(void *arg)
     bool ok = nodes != NULL;
     for (int i = 0; ok && i < r->c->n_agents; i++) {
         json_t *n = cluster_find_node(nodes, r->c->agents[i].node_id);
-        ok = n != NULL && strcmp(json_string_value(json_object_get(n, "state")), "up") == 0 &&
+        ok = n != NULL &&
+             strcmp(json_string_value(json_object_get(n, "state")), "up") == 0 &&
              json_integer_value(json_object_get(n, "registered_at_unix_ms")) >=
                  r->since_unix_ms;
     }
@@ -71,11 +72,12 @@ static bool all_agents_up_in_mlxctl(void *arg)
 {
     cluster *c = arg;
     json_t *nodes = mlxctl_nodes(c);
-    bool ok = nodes != NULL && json_array_size(json_object_get(nodes, "nodes")) ==
-                                   (size_t)c->n_agents;
+    bool ok = nodes != NULL &&
+              json_array_size(json_object_get(nodes, "nodes")) == (size_t)c->n_agents;
     for (int i = 0; ok && i < c->n_agents; i++) {
         json_t *n = cluster_find_node(nodes, c->agents[i].node_id);
-        ok = n != NULL && strcmp(json_string_value(json_object_get(n, "state")), "up") == 0;
+        ok = n != NULL &&
+             strcmp(json_string_value(json_object_get(n, "state")), "up") == 0;
     }
     json_decref(nodes);
     return ok;
@@ -115,7 +117,8 @@ static void test_nodes_report_hardware_and_metrics(void **state)
     int64_t deadline = h_now_ms() + 5000;
     while (!have_metrics && h_now_ms() < deadline) {
         nodes = cluster_nodes(c);
-        json_t *m = json_object_get(cluster_find_node(nodes, c->agents[0].node_id), "metrics");
+        json_t *m =
+            json_object_get(cluster_find_node(nodes, c->agents[0].node_id), "metrics");
         have_metrics = json_is_object(m) &&
                        json_integer_value(json_object_get(m, "memory_total_bytes")) > 0 &&
                        json_integer_value(json_object_get(m, "memory_used_bytes")) > 0 &&
@@ -168,7 +171,8 @@ static void test_fleet_lifecycle(void **state)
     char st[16];
     cluster_agent_state(c, 2, st);
     assert_string_equal(st, "left");
-    assert_int_equal(h_count_lines(c->agents[2].proc->log_path, "msg=\"deregistered\""), 1);
+    assert_int_equal(h_count_lines(c->agents[2].proc->log_path, "msg=\"deregistered\""),
+                     1);
     free(c->agents[2].proc);
     cluster_start_agent(c, 2);
     assert_true(cluster_wait_agent_state(c, 2, "up", 10000));
@@ -186,11 +190,12 @@ static void test_fleet_lifecycle(void **state)
     assert_int_equal(json_array_size(json_object_get(nodes, "nodes")), 3);
     json_decref(nodes);
     struct reregistered r = {c, restart_wall};
-    assert_true(h_wait_for(all_registered_since, &r, 5000 - (int)(h_now_ms() - restarted)));
+    assert_true(
+        h_wait_for(all_registered_since, &r, 5000 - (int)(h_now_ms() - restarted)));
     assert_true(all_agents_up_in_mlxctl(c));
     for (int i = 0; i < 3; i++)
-        assert_true(h_count_lines(c->agents[i].proc->log_path, "msg=\"registering again\"") >=
-                    1);
+        assert_true(
+            h_count_lines(c->agents[i].proc->log_path, "msg=\"registering again\"") >= 1);
     cluster_destroy(c);
 }
 
@@ -208,9 +213,10 @@ static void test_agent_started_before_coordinator(void **state)
     assert_true(h_wait_for(log_has_unreachable, c->agents[0].proc->log_path, 10000));
     cluster_start_coordinator(c);
     assert_true(cluster_wait_agent_state(c, 0, "up", 5000));
-    assert_int_equal(h_count_lines(c->agents[0].proc->log_path, "coordinator unreachable"), 1);
-    assert_int_equal(h_count_lines(c->agents[0].proc->log_path, "registered with coordinator"),
-                     1);
+    assert_int_equal(
+        h_count_lines(c->agents[0].proc->log_path, "coordinator unreachable"), 1);
+    assert_int_equal(
+        h_count_lines(c->agents[0].proc->log_path, "registered with coordinator"), 1);
     cluster_destroy(c);
 }
 

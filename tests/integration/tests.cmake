@@ -16,3 +16,8 @@ endfunction()
 mlx_integration_test(it_membership)
 mlx_integration_test(it_control_abuse mlxproto nng::nng)
 mlx_integration_test(it_cli)
+
+add_test(NAME integration.demo
+         COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/integration/demo_test.sh
+                 ${PROJECT_SOURCE_DIR} ${CMAKE_BINARY_DIR}/bin)
+set_tests_properties(integration.demo PROPERTIES LABELS integration TIMEOUT 120)

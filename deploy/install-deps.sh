@@ -1,0 +1,43 @@
+#!/bin/sh
+# Installs what building and testing MLX Fleet needs, and nothing when it is
+# all there already. Debian/Ubuntu (apt) and macOS (Homebrew).
+set -eu
+
+DEBIAN_PACKAGES="build-essential cmake pkg-config git
+  libnng-dev libprotobuf-c-dev protobuf-c-compiler libsqlite3-dev
+  libcurl4-openssl-dev libssl-dev libmicrohttpd-dev libjansson-dev libinih-dev
+  libcmocka-dev"
+BREW_PACKAGES="cmake pkg-config nng protobuf-c sqlite curl openssl@3 libmicrohttpd
+  jansson inih cmocka"
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        echo "install-deps: need root to install packages (run as root or install sudo)" >&2
+        exit 1
+    fi
+}
+
+if command -v apt-get >/dev/null 2>&1; then
+    missing=""
+    for p in $DEBIAN_PACKAGES; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+            missing="$missing $p"
+    done
+    if [ -n "$missing" ]; then
+        echo "install-deps: installing$missing"
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive \
+            apt-get install -y -qq --no-install-recommends $missing
+    fi
+elif command -v brew >/dev/null 2>&1; then
+    for p in $BREW_PACKAGES; do
+        brew list --versions "$p" >/dev/null 2>&1 || brew install "$p"
+    done
+else
+    echo "install-deps: no apt-get or brew; install these yourself: $DEBIAN_PACKAGES" >&2
+    exit 1
+fi
