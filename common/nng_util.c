@@ -3,7 +3,12 @@
 
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/util/platform.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <string.h>
+
+#include "common/alloc.h"
 
 /* Redial quickly at first, then back off to a few seconds: an agent waiting
  * for a restarting coordinator reconnects within the heartbeat window. */
@@ -128,4 +133,70 @@ int mlx_nng_request(nng_socket sock, const void *data, size_t len, nng_msg **rep
     if (rv != 0)
         return mlx_err_set(err, mlx_nng_code(rv), "no reply: %s", nng_strerror(rv));
     return 0;
+}
+
+/* Shared by mlx_nng_close and its closing thread; the last one out frees it. */
+struct closing {
+    nng_socket sock;
+    nng_mtx *mtx;
+    nng_cv *cv;
+    bool done;
+    int refs;
+};
+
+static void closing_release(struct closing *c)
+{
+    nng_mtx_lock(c->mtx);
+    bool last = --c->refs == 0;
+    nng_mtx_unlock(c->mtx);
+    if (last) {
+        nng_cv_free(c->cv);
+        nng_mtx_free(c->mtx);
+        mlx_free(c);
+    }
+}
+
+static void *closing_run(void *arg)
+{
+    struct closing *c = arg;
+    nng_close(c->sock);
+    nng_mtx_lock(c->mtx);
+    c->done = true;
+    nng_cv_wake(c->cv);
+    nng_mtx_unlock(c->mtx);
+    closing_release(c);
+    return NULL;
+}
+
+int mlx_nng_close(nng_socket sock, int timeout_ms)
+{
+    struct closing *c = mlx_calloc(1, sizeof *c);
+    pthread_t thread;
+    if (c == NULL || nng_mtx_alloc(&c->mtx) != 0) {
+        mlx_free(c);
+        nng_close(sock); /* no room for a watchdog: close in place */
+        return 0;
+    }
+    if (nng_cv_alloc(&c->cv, c->mtx) != 0) {
+        nng_mtx_free(c->mtx);
+        mlx_free(c);
+        nng_close(sock);
+        return 0;
+    }
+    c->sock = sock;
+    c->refs = 2;
+    if (pthread_create(&thread, NULL, closing_run, c) != 0) {
+        c->refs = 1;
+        closing_run(c);
+        return 0;
+    }
+    pthread_detach(thread);
+    nng_time deadline = nng_clock() + (nng_time)timeout_ms;
+    nng_mtx_lock(c->mtx);
+    while (!c->done && nng_cv_until(c->cv, deadline) != NNG_ETIMEDOUT) {
+    }
+    bool done = c->done;
+    nng_mtx_unlock(c->mtx);
+    closing_release(c);
+    return done ? 0 : MLX_ETIMEDOUT;
 }

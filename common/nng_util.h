@@ -37,4 +37,11 @@ int mlx_nng_req_dial(const char *url, size_t max_msg, int timeout_ms, nng_socket
 int mlx_nng_request(nng_socket sock, const void *data, size_t len, nng_msg **reply,
                     mlx_err *err);
 
+/* Closes sock, waiting at most timeout_ms. NNG 1.5 can block for ever in
+ * nng_close when the socket's pipes close at the same moment (nanomsg/nng
+ * issues 1813 and 1827, fixed in later releases); past the timeout the close
+ * goes on in a detached thread and is left to the process's exit. Returns 0,
+ * or MLX_ETIMEDOUT when the close was left behind. */
+int mlx_nng_close(nng_socket sock, int timeout_ms);
+
 #endif

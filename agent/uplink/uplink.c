@@ -15,6 +15,8 @@
 
 #define MOD       "uplink"
 #define EPOCH_MAX 64
+/* How long stopping waits for NNG to close the socket (see mlx_nng_close). */
+#define CLOSE_TIMEOUT_MS 2000
 
 typedef enum link_state {
     LINK_REGISTERING, /* sending Register until one is accepted */
@@ -329,7 +331,10 @@ void uplink_stop(uplink *u, const char *reason)
     nng_cv_wake(u->cv);
     nng_mtx_unlock(u->mtx);
     nng_thread_destroy(u->thread); /* joins */
-    nng_close(u->sock);
+    if (mlx_nng_close(u->sock, CLOSE_TIMEOUT_MS) != 0)
+        mlx_log_warn(MOD,
+                     "the coordinator link did not close in time; leaving it to exit",
+                     "timeout_ms=%d", CLOSE_TIMEOUT_MS);
     free_uplink(u);
 }
 

@@ -16,6 +16,8 @@
 #define MOD "control"
 /* How often silence is checked: well under any sensible heartbeat interval. */
 #define MEMBERSHIP_TICK_MS 25
+/* How long stopping waits for NNG to close the socket (see mlx_nng_close). */
+#define CLOSE_TIMEOUT_MS 2000
 
 typedef enum worker_step {
     WORKER_RECV, /* waiting for a request */
@@ -250,9 +252,13 @@ static void worker_run(void *arg)
     struct worker *w = arg;
     control *c = w->srv;
     int rv = nng_aio_result(w->aio);
-    if (w->step == WORKER_SEND && rv != 0)
-        nng_msg_free(nng_aio_get_msg(w->aio)); /* a failed send leaves it with us */
-    if (atomic_load(&c->stopping) || rv == NNG_ECLOSED)
+    bool stopping = atomic_load(&c->stopping) || rv == NNG_ECLOSED;
+    /* A failed send leaves the reply with us; a request that arrives while
+     * we stop goes unanswered. */
+    if ((w->step == WORKER_SEND && rv != 0) ||
+        (w->step == WORKER_RECV && rv == 0 && stopping))
+        nng_msg_free(nng_aio_get_msg(w->aio));
+    if (stopping)
         return;
     if (w->step == WORKER_RECV && rv == 0) {
         nng_msg *req = nng_aio_get_msg(w->aio);
@@ -372,10 +378,17 @@ void control_stop(control *c)
 {
     if (c == NULL)
         return;
+    /* Stop every aio before closing the socket: closing a REP socket while its
+     * contexts still have operations in flight can hang in NNG 1.5. With
+     * stopping set, a callback that runs now starts nothing new. */
     atomic_store(&c->stopping, true);
-    nng_close(c->sock); /* fails pending receives with NNG_ECLOSED */
     for (size_t i = 0; i < MLX_CONTROL_CONTEXTS; i++)
-        nng_aio_free(c->workers[i].aio); /* waits for a running callback */
+        nng_aio_stop(c->workers[i].aio); /* cancels and waits for the callback */
+    if (mlx_nng_close(c->sock, CLOSE_TIMEOUT_MS) != 0)
+        mlx_log_warn(MOD, "the control socket did not close in time; leaving it to exit",
+                     "timeout_ms=%d", CLOSE_TIMEOUT_MS);
+    for (size_t i = 0; i < MLX_CONTROL_CONTEXTS; i++)
+        nng_aio_free(c->workers[i].aio);
     nng_mtx_lock(c->mtx);
     c->ticker_stop = true;
     nng_cv_wake(c->cv);

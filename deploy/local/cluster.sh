@@ -39,9 +39,12 @@ stop() {
     trap - EXIT INT TERM
     if [ -n "$pids" ]; then
         echo "Stopping the fleet..."
-        # Agents first, so they deregister while the coordinator still listens.
-        for pid in $pids; do kill -TERM "$pid" 2>/dev/null || true; done
-        for pid in $pids; do wait "$pid" 2>/dev/null || true; done
+        # Agents first (the coordinator is last in the list), so they
+        # deregister while the coordinator still listens.
+        for pid in $pids; do
+            kill -TERM "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
+        done
     fi
     rm -rf "$work"
 }
@@ -64,11 +67,13 @@ pids="$pids $coordinator"
 deadline=$(($(date +%s) + 20))
 up=0
 while [ "$up" -lt 2 ]; do
-    if ! kill -0 "$coordinator" 2>/dev/null; then
-        echo "cluster.sh: the coordinator stopped; its log follows" >&2
-        cat "$work/coordinator.log" >&2
-        exit 1
-    fi
+    for pid in $pids; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            echo "cluster.sh: a process of the fleet stopped (a port in use?); logs follow" >&2
+            tail -n 20 "$work"/*.log >&2
+            exit 1
+        fi
+    done
     if [ "$(date +%s)" -gt "$deadline" ]; then
         echo "cluster.sh: the agents did not come up within 20 s; logs follow" >&2
         tail -n 20 "$work"/*.log >&2

@@ -67,19 +67,29 @@ const char *h_bin(const char *name)
     return p;
 }
 
+/* Ports come from 10000-31999, below Linux's ephemeral range (32768+): a
+ * port the kernel hands out for outgoing connections could be taken by one
+ * of our own clients between this check and the daemon's bind. */
 int h_free_port(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof sa;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
-        getsockname(fd, (struct sockaddr *)&sa, &len) != 0) {
-        perror("h_free_port");
-        abort();
+    static unsigned seed;
+    if (seed == 0)
+        seed = (unsigned)getpid() * 2654435761u ^ (unsigned)h_now_ms();
+    for (int attempt = 0; attempt < 1000; attempt++) {
+        seed = seed * 1103515245u + 12345u;
+        int port = 10000 + (int)((seed >> 8) % 22000);
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET,
+                                 .sin_port = htons((uint16_t)port),
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        int ok = fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+        if (fd >= 0)
+            close(fd);
+        if (ok)
+            return port;
     }
-    close(fd);
-    return ntohs(sa.sin_port);
+    fprintf(stderr, "h_free_port: no free port in 10000-31999\n");
+    abort();
 }
 
 static char **make_argv(const char *bin, const char *const *args)

@@ -26,7 +26,8 @@ typedef struct h_proc {
 /* The path of a project binary ("mlx-agent"). */
 const char *h_bin(const char *name);
 
-/* A TCP port on 127.0.0.1 that was free a moment ago. */
+/* A TCP port on 127.0.0.1 that was free a moment ago, outside the range
+ * the kernel uses for outgoing connections. */
 int h_free_port(void);
 
 /* Starts bin (a project binary name) with args (NULL-terminated, without

@@ -16,6 +16,7 @@ endfunction()
 mlx_integration_test(it_membership)
 mlx_integration_test(it_control_abuse mlxproto nng::nng)
 mlx_integration_test(it_cli)
+mlx_integration_test(it_shutdown)
 
 add_test(NAME integration.demo
          COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/integration/demo_test.sh
