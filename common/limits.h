@@ -14,6 +14,12 @@
  * thousand entries while keeping a hostile peer from making us allocate much. */
 #define MLX_MAX_CONTROL_MSG (1u << 20)
 
+/* Frames up to this size are read so that a message over MLX_MAX_CONTROL_MSG
+ * can be answered with a TOO_BIG error; larger ones are dropped by NNG
+ * unread, with the connection that sent them. At most this much per context
+ * (MLX_CONTROL_CONTEXTS) is ever allocated for requests. */
+#define MLX_MAX_CONTROL_FRAME (4u * MLX_MAX_CONTROL_MSG)
+
 /* Node names are shown in tables and used as metric labels. */
 #define MLX_MAX_NODE_NAME 63
 

@@ -192,6 +192,15 @@ static void on_deregister(struct exchange *x)
     x->reply.ack = &x->ack;
 }
 
+static Fleet__Error__Code refusal_code(int rc)
+{
+    if (rc == MLX_EVERSION)
+        return FLEET__ERROR__CODE__VERSION;
+    if (rc == MLX_ETOOBIG)
+        return FLEET__ERROR__CODE__TOO_BIG;
+    return FLEET__ERROR__CODE__BAD_MESSAGE;
+}
+
 /* Turns one request into its reply message; NULL only when out of memory
  * (the request then goes unanswered and the agent times out). */
 static nng_msg *handle(control *c, nng_msg *msg)
@@ -216,10 +225,7 @@ static nng_msg *handle(control *c, nng_msg *msg)
     if (rc != 0) {
         mlx_log_warn(MOD, "refused message", "peer=%s bytes=%zu err=\"%s\"", peer,
                      nng_msg_len(msg), err.msg);
-        refuse(&x,
-               rc == MLX_EVERSION ? FLEET__ERROR__CODE__VERSION
-                                  : FLEET__ERROR__CODE__BAD_MESSAGE,
-               err.msg);
+        refuse(&x, refusal_code(rc), err.msg);
     } else if (req->body_case == FLEET__ENVELOPE__BODY_REGISTER) {
         on_register(&x);
     } else if (req->body_case == FLEET__ENVELOPE__BODY_HEARTBEAT) {
@@ -332,8 +338,8 @@ int control_start(const control_config *cfg, registry *reg, control **out, mlx_e
     if (rc == 0 && (nng_mtx_alloc(&c->mtx) != 0 || nng_cv_alloc(&c->cv, c->mtx) != 0))
         rc = mlx_err_set(err, MLX_ENOMEM, "out of memory");
     if (rc == 0)
-        rc =
-            mlx_nng_rep_listen(cfg->url, MLX_MAX_CONTROL_MSG, "--control", &c->sock, err);
+        rc = mlx_nng_rep_listen(cfg->url, MLX_MAX_CONTROL_FRAME, "--control", &c->sock,
+                                err);
     if (rc != 0)
         goto fail;
     size_t started = 0;

@@ -8,11 +8,12 @@
  *   Register    → RegisterReply: the node is recorded and UP
  *   Heartbeat   → HeartbeatReply, or Error UNKNOWN_NODE (register again)
  *   Deregister  → Ack: the node is LEFT
- *   anything malformed, of another major version or unexpected
+ *   anything malformed, too big, of another major version or unexpected
  *               → Error with a sentence, and a warning in our log
  *
- * Frames larger than MLX_MAX_CONTROL_MSG are dropped by NNG with the
- * connection that sent them, before any memory is spent on them.
+ * A message over MLX_MAX_CONTROL_MSG gets Error TOO_BIG. Frames larger than
+ * MLX_MAX_CONTROL_FRAME are dropped by NNG with the connection that sent
+ * them, before any memory is spent on them.
  *
  * A ticker applies membership's silence rule every MEMBERSHIP_TICK_MS and
  * writes each state change to the registry and the log.

@@ -10,7 +10,7 @@ function(mlx_integration_test name)
   add_dependencies(${name} mlx-agent mlx-coordinator mlxctl)
   add_test(NAME integration.${name} COMMAND ${name})
   set_tests_properties(integration.${name} PROPERTIES LABELS integration
-                       SKIP_RETURN_CODE 77 TIMEOUT 300)
+                       SKIP_RETURN_CODE 77 TIMEOUT 120)
 endfunction()
 
 mlx_integration_test(it_membership)
