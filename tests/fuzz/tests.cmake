@@ -22,3 +22,5 @@ endfunction()
 
 mlx_fuzz_target(fuzz_envelope envelope mlxcoordinator mlxproto)
 mlx_fuzz_target(fuzz_config ini mlxcommon)
+include(fuzz/cache.cmake OPTIONAL)
+include(fuzz/engine.cmake OPTIONAL)

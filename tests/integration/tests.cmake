@@ -22,3 +22,5 @@ add_test(NAME integration.demo
          COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/integration/demo_test.sh
                  ${PROJECT_SOURCE_DIR} ${CMAKE_BINARY_DIR}/bin)
 set_tests_properties(integration.demo PROPERTIES LABELS integration TIMEOUT 120)
+include(integration/cache.cmake OPTIONAL)
+include(integration/engine.cmake OPTIONAL)

@@ -1,0 +1,4 @@
+# agent/cache: the content-addressed model store (included by agent/CMakeLists.txt).
+add_library(mlxcache STATIC
+  cache/commands.c)
+target_link_libraries(mlxcache PUBLIC mlxcommon)

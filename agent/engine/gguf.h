@@ -1,0 +1,157 @@
+/*
+ * gguf.h — a bounds-checked reader of GGUF v2/v3 files (engine-internal).
+ *
+ * The file is mapped read-only; every string, array, tensor name and tensor
+ * payload below points into the mapping and lives as long as the gguf_file.
+ * Nothing is trusted: each count, length, dimension and offset is checked
+ * against the file size (and against overflow) while the header is parsed,
+ * so once gguf_open succeeds every pointer it hands out is safe to read for
+ * its stated length. Strings are NOT NUL-terminated.
+ *
+ * Format: magic "GGUF", u32 version (2 or 3), u64 tensor count, u64 kv count,
+ * the kv pairs, the tensor infos, padding to general.alignment (default 32),
+ * then the tensor data; each tensor offset is relative to the data start and
+ * a multiple of the alignment.
+ *
+ * Lifecycle: gguf_open or gguf_open_mem, lookups, gguf_close.
+ * Thread safety: a gguf_file is immutable after open; share it freely.
+ */
+#ifndef MLX_AGENT_ENGINE_GGUF_H
+#define MLX_AGENT_ENGINE_GGUF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+/* Metadata value types, numbered as the format numbers them. */
+typedef enum gguf_type {
+    GGUF_TYPE_UINT8 = 0,
+    GGUF_TYPE_INT8 = 1,
+    GGUF_TYPE_UINT16 = 2,
+    GGUF_TYPE_INT16 = 3,
+    GGUF_TYPE_UINT32 = 4,
+    GGUF_TYPE_INT32 = 5,
+    GGUF_TYPE_FLOAT32 = 6,
+    GGUF_TYPE_BOOL = 7,
+    GGUF_TYPE_STRING = 8,
+    GGUF_TYPE_ARRAY = 9,
+    GGUF_TYPE_UINT64 = 10,
+    GGUF_TYPE_INT64 = 11,
+    GGUF_TYPE_FLOAT64 = 12,
+    GGUF_TYPE_COUNT_
+} gguf_type;
+
+/* Tensor types, numbered as ggml numbers them. Only some are supported by
+ * the engine (ggml_type_supported); the reader accepts any known one so that
+ * a model with an unsupported type gets an error naming the tensor. */
+typedef enum ggml_type {
+    GGML_TYPE_F32 = 0,
+    GGML_TYPE_F16 = 1,
+    GGML_TYPE_Q4_0 = 2,
+    GGML_TYPE_Q4_1 = 3,
+    GGML_TYPE_Q5_0 = 6,
+    GGML_TYPE_Q5_1 = 7,
+    GGML_TYPE_Q8_0 = 8,
+    GGML_TYPE_Q8_1 = 9,
+    GGML_TYPE_Q2_K = 10,
+    GGML_TYPE_Q3_K = 11,
+    GGML_TYPE_Q4_K = 12,
+    GGML_TYPE_Q5_K = 13,
+    GGML_TYPE_Q6_K = 14,
+    GGML_TYPE_Q8_K = 15,
+    GGML_TYPE_BF16 = 30,
+    GGML_TYPE_COUNT_ = 40
+} ggml_type;
+
+#define GGUF_MAX_DIMS          4
+#define GGUF_DEFAULT_ALIGNMENT 32
+
+typedef struct gguf_str {
+    const char *ptr; /* into the mapping; not NUL-terminated */
+    uint64_t len;
+} gguf_str;
+
+typedef struct gguf_kv {
+    gguf_str key;
+    gguf_type type;
+    union {
+        uint64_t u64; /* UINT8..UINT64 and BOOL, widened */
+        int64_t i64;  /* INT8..INT64, widened */
+        double f64;   /* FLOAT32, FLOAT64, widened */
+        gguf_str str;
+        struct {
+            gguf_type type; /* element type; never ARRAY (nested arrays are refused) */
+            uint64_t n;
+            const uint8_t *data; /* n packed elements; STRING elements are
+                                    length-prefixed, see gguf_arr_str */
+        } arr;
+    } v;
+} gguf_kv;
+
+typedef struct gguf_tensor {
+    gguf_str name;
+    uint32_t n_dims;
+    uint64_t ne[GGUF_MAX_DIMS]; /* ne[0] is the row length; unused dims are 1 */
+    ggml_type type;
+    uint64_t offset;  /* from the start of the data section */
+    const void *data; /* into the mapping */
+    uint64_t nbytes;
+} gguf_tensor;
+
+typedef struct gguf_file {
+    uint32_t version;
+    uint64_t n_kv, n_tensors;
+    const gguf_kv *kv;
+    const gguf_tensor *tensors;
+    uint64_t alignment;
+    const uint8_t *base; /* the whole mapping */
+    uint64_t size;
+    void *priv_; /* reader's own state */
+} gguf_file;
+
+/* Maps and parses path. *out: gguf_close. Errors name the file and what is
+ * wrong in it ("truncated in the metadata of key 'x'", "tensor 'y' ends
+ * past the end of the file", "unsupported GGUF version 1"): MLX_ENOENT,
+ * MLX_EIO, MLX_ECORRUPT, MLX_EINVAL (not a GGUF file), MLX_ENOMEM. */
+int gguf_open(const char *path, gguf_file **out, mlx_err *err);
+
+/* The same on bytes in memory (borrowed; must outlive the gguf_file). For
+ * tests and the fuzzer. */
+int gguf_open_mem(const void *data, size_t size, gguf_file **out, mlx_err *err);
+
+void gguf_close(gguf_file *f);
+
+/* NULL when absent. */
+const gguf_kv *gguf_find(const gguf_file *f, const char *key);
+const gguf_tensor *gguf_find_tensor(const gguf_file *f, const char *name);
+
+/* Typed getters: 0, MLX_ENOENT when the key is absent (out untouched, so a
+ * default set beforehand stays), MLX_ECORRUPT when it has another type or
+ * does not fit (the sentence names the key). Integer getters accept any
+ * integer type whose value fits. */
+int gguf_get_u32(const gguf_file *f, const char *key, uint32_t *out, mlx_err *err);
+int gguf_get_f32(const gguf_file *f, const char *key, float *out, mlx_err *err);
+int gguf_get_bool(const gguf_file *f, const char *key, bool *out, mlx_err *err);
+int gguf_get_str(const gguf_file *f, const char *key, gguf_str *out, mlx_err *err);
+/* An array of the given element type (MLX_ECORRUPT for another one). */
+int gguf_get_arr(const gguf_file *f, const char *key, gguf_type elem, const gguf_kv **out,
+                 mlx_err *err);
+
+/* Element i of a STRING array. Walks from the start: O(i). For whole
+ * vocabularies use gguf_arr_str_next. */
+gguf_str gguf_arr_str(const gguf_kv *arr, uint64_t i);
+/* Iterates a STRING array: *pos starts at 0; returns the next element. The
+ * caller stops after arr->v.arr.n elements. */
+gguf_str gguf_arr_str_next(const gguf_kv *arr, uint64_t *pos);
+
+/* Compares a gguf_str with a C string. */
+bool gguf_str_eq(gguf_str s, const char *c);
+
+/* Block geometry of a tensor type: elements per block and bytes per block;
+ * 0, 0 for an unknown type. Used to size tensors while parsing. */
+void ggml_type_block(ggml_type t, uint32_t *block_elems, uint32_t *block_bytes);
+const char *ggml_type_name(ggml_type t); /* "Q4_K"; "unknown" for an unknown type */
+
+#endif

@@ -1,0 +1,83 @@
+/*
+ * tokenizer.h — text ↔ token ids with the vocabulary stored in a GGUF file
+ * (engine-internal).
+ *
+ * Two families, chosen by tokenizer.ggml.model:
+ *   "llama" — SentencePiece-style BPE over tokenizer.ggml.tokens/scores:
+ *             a leading space is added (the "dummy prefix"), spaces become
+ *             U+2581, pieces merge by score, and bytes without a piece fall
+ *             back to the <0xXX> tokens.
+ *   "gpt2"  — byte-level BPE over tokenizer.ggml.merges, after the
+ *             pre-tokenizer split named by tokenizer.ggml.pre (llama-bpe for
+ *             Llama 3, qwen2 for Qwen2; the Llama 3 split is the default).
+ * Special tokens (token_type CONTROL / USER_DEFINED, e.g. <|eot_id|>) are
+ * matched as whole tokens in the text when parse_special is set.
+ *
+ * The results equal llama.cpp's for the same vocabulary, id for id.
+ *
+ * Lifecycle: tokenizer_load (copies what it needs; the gguf_file may be
+ * closed afterwards), any number of calls, tokenizer_free.
+ * Thread safety: a loaded tokenizer is immutable; share it freely. A
+ * tokenizer_stream belongs to one caller.
+ */
+#ifndef MLX_AGENT_ENGINE_TOKENIZER_H
+#define MLX_AGENT_ENGINE_TOKENIZER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agent/engine/gguf.h"
+#include "common/err.h"
+
+typedef struct tokenizer tokenizer;
+
+/* MLX_ECORRUPT (the sentence names the key) when the metadata is missing,
+ * inconsistent or of an unsupported model kind. *out: tokenizer_free. */
+int tokenizer_load(const gguf_file *f, tokenizer **out, mlx_err *err);
+void tokenizer_free(tokenizer *t);
+
+int32_t tokenizer_n_vocab(const tokenizer *t);
+int32_t tokenizer_bos(const tokenizer *t); /* -1 when the vocabulary has none */
+int32_t tokenizer_eos(const tokenizer *t);
+/* Whether a BOS is added to a prompt (tokenizer.ggml.add_bos_token, default
+ * true for "llama", per llama.cpp's rules for "gpt2"). */
+bool tokenizer_adds_bos(const tokenizer *t);
+/* True for tokens that end generation: EOS, EOT (tokenizer.ggml.eot_token_id)
+ * and the end-of-turn specials of the chat formats (<|eot_id|>, <|im_end|>,
+ * <|end|>, <end_of_turn>) present in the vocabulary. */
+bool tokenizer_is_eog(const tokenizer *t, int32_t id);
+
+/* Encodes len bytes of text. add_bos prepends BOS (when there is one);
+ * parse_special matches special tokens in the text. *ids: mlx_free. */
+int tokenizer_encode(const tokenizer *t, const char *text, size_t len, bool add_bos,
+                     bool parse_special, int32_t **ids, size_t *n, mlx_err *err);
+
+/* The bytes a token stands for in output text (U+2581 → space, <0xXX> → the
+ * byte, byte-level symbols → their bytes; control tokens → ""). Borrowed.
+ * May be an incomplete UTF-8 sequence. */
+const char *tokenizer_piece(const tokenizer *t, int32_t id, size_t *len);
+
+/* Decodes ids to text; the first piece loses the dummy-prefix space for
+ * "llama". *out: mlx_free, NUL-terminated. */
+int tokenizer_decode(const tokenizer *t, const int32_t *ids, size_t n, char **out,
+                     size_t *out_len, mlx_err *err);
+
+/* Incremental decoding for streaming: pushes one id and yields the text that
+ * is now complete, holding back a UTF-8 sequence until its last byte
+ * arrives, so a consumer never sees a broken character. */
+typedef struct tokenizer_stream {
+    bool started;    /* the first piece has been seen (dummy prefix rule) */
+    char pending[8]; /* bytes of an unfinished UTF-8 sequence */
+    size_t n_pending;
+} tokenizer_stream;
+
+void tokenizer_stream_init(tokenizer_stream *s);
+/* Appends the completed text to out (at most cap bytes; 64 + the longest
+ * piece always suffice) and sets *n. */
+int tokenizer_stream_push(const tokenizer *t, tokenizer_stream *s, int32_t id, char *out,
+                          size_t cap, size_t *n, mlx_err *err);
+/* Whatever is still pending at the end (invalid bytes become U+FFFD). */
+size_t tokenizer_stream_flush(tokenizer_stream *s, char *out, size_t cap);
+
+#endif
