@@ -19,6 +19,17 @@ char *test_join(const char *dir, const char *name)
     return p;
 }
 
+char *test_testdata(const char *name)
+{
+    const char *dir = getenv("MLX_TESTDATA");
+    char *path = test_join(dir != NULL && *dir != '\0' ? dir : MLX_TESTDATA_DIR, name);
+    if (access(path, R_OK) != 0) {
+        free(path);
+        return NULL;
+    }
+    return path;
+}
+
 char *test_tmpdir(const char *tag)
 {
     const char *base = getenv("TMPDIR");

@@ -28,4 +28,9 @@ char *test_read_file(const char *path, size_t *len);
 /* "dir/name" in a static-free malloc'd string (caller frees). */
 char *test_join(const char *dir, const char *name);
 
+/* The path of a file in the shared test-model folder (../shared/testdata
+ * beside the project, or $MLX_TESTDATA), caller frees; NULL when the file is
+ * absent. Tests that need it print why and exit TEST_SKIP. */
+char *test_testdata(const char *name);
+
 #endif
