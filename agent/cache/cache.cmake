@@ -3,3 +3,4 @@ add_library(mlxcache STATIC
   cache/commands.c
   cache/resolve.c)
 target_link_libraries(mlxcache PUBLIC mlxcommon)
+include(cache/pull.cmake OPTIONAL)

@@ -2,3 +2,4 @@
 add_library(mlxengine STATIC
   engine/commands.c)
 target_link_libraries(mlxengine PUBLIC mlxcommon)
+include(engine/text.cmake OPTIONAL)

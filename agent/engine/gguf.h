@@ -154,4 +154,35 @@ bool gguf_str_eq(gguf_str s, const char *c);
 void ggml_type_block(ggml_type t, uint32_t *block_elems, uint32_t *block_bytes);
 const char *ggml_type_name(ggml_type t); /* "Q4_K"; "unknown" for an unknown type */
 
+/*
+ * Writing GGUF v3 files (the synthetic models, test fixtures): collect
+ * metadata and tensors, then write them out in one go. Keys keep the order
+ * they were set in; setting a key twice is MLX_EINVAL. Tensor data is
+ * borrowed until gguf_writer_write/_to_mem returns and must hold exactly
+ * the bytes its type and shape need. Tensors are aligned to
+ * general.alignment when set, else 32.
+ */
+typedef struct gguf_writer gguf_writer;
+
+int gguf_writer_new(gguf_writer **out, mlx_err *err); /* gguf_writer_free */
+void gguf_writer_free(gguf_writer *w);
+int gguf_writer_set_u32(gguf_writer *w, const char *key, uint32_t v, mlx_err *err);
+int gguf_writer_set_i32(gguf_writer *w, const char *key, int32_t v, mlx_err *err);
+int gguf_writer_set_f32(gguf_writer *w, const char *key, float v, mlx_err *err);
+int gguf_writer_set_bool(gguf_writer *w, const char *key, bool v, mlx_err *err);
+int gguf_writer_set_str(gguf_writer *w, const char *key, const char *v, mlx_err *err);
+int gguf_writer_set_arr_str(gguf_writer *w, const char *key, const char *const *v,
+                            size_t n, mlx_err *err);
+int gguf_writer_set_arr_f32(gguf_writer *w, const char *key, const float *v, size_t n,
+                            mlx_err *err);
+int gguf_writer_set_arr_i32(gguf_writer *w, const char *key, const int32_t *v, size_t n,
+                            mlx_err *err);
+int gguf_writer_add_tensor(gguf_writer *w, const char *name, ggml_type type,
+                           uint32_t n_dims, const uint64_t *ne, const void *data,
+                           size_t nbytes, mlx_err *err);
+/* Writes to a temporary file beside path and renames it into place. */
+int gguf_writer_write(gguf_writer *w, const char *path, mlx_err *err);
+/* The file's bytes in memory; *data: mlx_free. */
+int gguf_writer_to_mem(gguf_writer *w, void **data, size_t *len, mlx_err *err);
+
 #endif

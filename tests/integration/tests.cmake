@@ -24,3 +24,4 @@ add_test(NAME integration.demo
 set_tests_properties(integration.demo PROPERTIES LABELS integration TIMEOUT 120)
 include(integration/cache.cmake OPTIONAL)
 include(integration/engine.cmake OPTIONAL)
+include(integration/pull.cmake OPTIONAL)
