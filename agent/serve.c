@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "agent/agent.h"
+#include "agent/metrics/metrics.h"
 #include "agent/uplink/uplink.h"
 #include "common/alloc.h"
 #include "common/cli.h"
@@ -22,6 +23,7 @@ struct serve_opts {
     char *advertise;
     char *http;
     int64_t heartbeat_ms;
+    char *ollama;
     char *log_level;
 };
 
@@ -40,6 +42,9 @@ static const mlx_opt serve_opts[] = {
      "HOST:PORT", "local HTTP API address", .check = mlx_check_hostport},
     {"heartbeat-ms", 0, MLX_OPT_INT, offsetof(struct serve_opts, heartbeat_ms), "1000",
      "N", "milliseconds between heartbeats", 10, 600000},
+    {"ollama", 0, MLX_OPT_STR, offsetof(struct serve_opts, ollama),
+     "http://127.0.0.1:11434", "URL",
+     "a local Ollama server whose loaded models are reported; empty: none"},
     {"log-level", 0, MLX_OPT_STR, offsetof(struct serve_opts, log_level), "info", "LEVEL",
      "debug, info, warn or error", .check = mlx_check_log_level},
     {NULL},
@@ -65,6 +70,8 @@ static int check_addresses(const struct serve_opts *o, mlx_err *err)
         return mlx_err_prefix(err, MLX_ECONFIG, "--coordinator");
     if (o->advertise[0] != '\0' && mlx_check_nng_url(o->advertise, err) != 0)
         return mlx_err_prefix(err, MLX_ECONFIG, "--advertise");
+    if (o->ollama[0] != '\0' && mlx_check_http_url(o->ollama, err) != 0)
+        return mlx_err_prefix(err, MLX_ECONFIG, "--ollama");
     return 0;
 }
 
@@ -77,6 +84,7 @@ static int serve(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **a
     int lock_fd = -1;
     mlx_http_server *http = NULL;
     uplink *link = NULL;
+    metrics_sampler *sampler = NULL;
     char node_id[MLX_NODE_ID_LEN + 1];
     char hostname[MLX_MAX_NODE_NAME + 1] = "";
 
@@ -103,6 +111,14 @@ static int serve(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **a
         memcpy(hostname, o.name, strlen(o.name) + 1);
     }
 
+    metrics_sampler_config mc = {
+        .data_dir = o.data,
+        .interval_ms = 1000,
+        .ollama_url = o.ollama,
+        .record = true,
+    };
+    if ((rc = metrics_sampler_start(&mc, &sampler, &err)) != 0)
+        goto fail;
     if ((rc = mlx_http_server_start(o.http, routes, node_id, MLX_MAX_HTTP_BODY, "--http",
                                     &http, &err)) != 0)
         goto fail;
@@ -116,6 +132,7 @@ static int serve(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **a
             .http = o.http,
             .data_dir = o.data,
             .heartbeat_ms = (int)o.heartbeat_ms,
+            .sampler = sampler,
         };
         if ((rc = uplink_start(&uc, &link, &err)) != 0)
             goto fail;
@@ -133,6 +150,7 @@ fail:
 out:
     uplink_stop(link, "agent stopping");
     mlx_http_server_stop(http);
+    metrics_sampler_stop(sampler);
     if (lock_fd >= 0)
         close(lock_fd);
     mlx_config_free(cmd, &o);

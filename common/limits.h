@@ -20,6 +20,13 @@
  * (MLX_CONTROL_CONTEXTS) is ever allocated for requests. */
 #define MLX_MAX_CONTROL_FRAME (4u * MLX_MAX_CONTROL_MSG)
 
+/* Model names ("hf:ORG/NAME", "llama3.2:1b") are keys of the store and
+ * metric labels. */
+#define MLX_MAX_MODEL_NAME 200
+
+/* Models one node may report in a heartbeat. */
+#define MLX_MAX_NODE_MODELS 256
+
 /* Node names are shown in tables and used as metric labels. */
 #define MLX_MAX_NODE_NAME 63
 

@@ -1,7 +1,11 @@
 /* darwin.c — hardware and samples from sysctl and the Mach host interface. */
 #include "agent/metrics/platform.h"
 
+#include <CoreFoundation/CoreFoundation.h>
+#include <IOKit/IOKitLib.h>
+#include <ifaddrs.h>
 #include <mach/mach.h>
+#include <net/if.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/sysctl.h>
@@ -47,9 +51,10 @@ int platform_read_hardware(metrics_hardware *hw, mlx_err *err)
     return 0;
 }
 
-int platform_read_memory(uint64_t *used, uint64_t *total, mlx_err *err)
+int platform_read_memory(metrics_memory *out, mlx_err *err)
 {
-    *total = sysctl_u64("hw.memsize");
+    memset(out, 0, sizeof *out);
+    out->total = sysctl_u64("hw.memsize");
     vm_statistics64_data_t vm;
     mach_msg_type_number_t count = HOST_VM_INFO64_COUNT;
     if (host_statistics64(mach_host_self(), HOST_VM_INFO64, (host_info64_t)&vm, &count) !=
@@ -57,9 +62,64 @@ int platform_read_memory(uint64_t *used, uint64_t *total, mlx_err *err)
         return mlx_err_set(err, MLX_EIO, "host_statistics64 failed");
     vm_size_t page = 0;
     host_page_size(mach_host_self(), &page);
+    out->wired = (uint64_t)vm.wire_count * page;
+    out->compressed = (uint64_t)vm.compressor_page_count * page;
     /* What Activity Monitor calls used: app (active) + wired + compressed. */
-    *used = ((uint64_t)vm.active_count + vm.wire_count + vm.compressor_page_count) * page;
+    out->used = (uint64_t)vm.active_count * page + out->wired + out->compressed;
+    struct xsw_usage swap;
+    size_t len = sizeof swap;
+    if (sysctlbyname("vm.swapusage", &swap, &len, NULL, 0) == 0) {
+        out->swap_total = swap.xsu_total;
+        out->swap_used = swap.xsu_used;
+    }
     return 0;
+}
+
+int platform_read_net(uint64_t *rx, uint64_t *tx, mlx_err *err)
+{
+    struct ifaddrs *list;
+    if (getifaddrs(&list) != 0)
+        return mlx_err_set(err, MLX_EIO, "cannot list network interfaces");
+    *rx = *tx = 0;
+    for (struct ifaddrs *i = list; i != NULL; i = i->ifa_next) {
+        if (i->ifa_addr == NULL || i->ifa_addr->sa_family != AF_LINK ||
+            i->ifa_data == NULL || (i->ifa_flags & IFF_LOOPBACK))
+            continue;
+        const struct if_data *d = i->ifa_data;
+        *rx += d->ifi_ibytes;
+        *tx += d->ifi_obytes;
+    }
+    freeifaddrs(list);
+    return 0;
+}
+
+/* Apple's GPU driver publishes "Device Utilization %" in the
+ * PerformanceStatistics of its IOAccelerator service. */
+int platform_read_gpu(double *percent)
+{
+    io_iterator_t it;
+    if (IOServiceGetMatchingServices(MACH_PORT_NULL, IOServiceMatching("IOAccelerator"),
+                                     &it) != KERN_SUCCESS)
+        return MLX_ENOENT;
+    int rc = MLX_ENOENT;
+    for (io_object_t svc; rc != 0 && (svc = IOIteratorNext(it)) != 0;) {
+        CFTypeRef stats = IORegistryEntryCreateCFProperty(
+            svc, CFSTR("PerformanceStatistics"), kCFAllocatorDefault, 0);
+        if (stats != NULL && CFGetTypeID(stats) == CFDictionaryGetTypeID()) {
+            CFNumberRef n = CFDictionaryGetValue((CFDictionaryRef)stats,
+                                                 CFSTR("Device Utilization %"));
+            long long v;
+            if (n != NULL && CFNumberGetValue(n, kCFNumberLongLongType, &v)) {
+                *percent = (double)v;
+                rc = 0;
+            }
+        }
+        if (stats != NULL)
+            CFRelease(stats);
+        IOObjectRelease(svc);
+    }
+    IOObjectRelease(it);
+    return rc;
 }
 
 int platform_read_cpu_ticks(metrics_cpu_ticks *out, mlx_err *err)

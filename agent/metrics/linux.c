@@ -98,28 +98,89 @@ int platform_read_hardware(metrics_hardware *hw, mlx_err *err)
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     hw->cpu_cores = cores > 0 ? (uint32_t)cores : 1;
     hw->performance_cores = hw->cpu_cores;
-    uint64_t used;
-    return platform_read_memory(&used, &hw->memory_total_bytes, err);
+    metrics_memory mem;
+    int rc = platform_read_memory(&mem, err);
+    hw->memory_total_bytes = mem.total;
+    return rc;
 }
 
-int platform_read_memory(uint64_t *used, uint64_t *total, mlx_err *err)
+/* The value in kB of a /proc/meminfo key, in bytes; 0 when absent. */
+static uint64_t meminfo_bytes(const char *text, const char *key)
 {
+    const char *p = find_line(text, key);
+    return p != NULL ? next_u64(&p) * 1024 : 0;
+}
+
+int platform_read_memory(metrics_memory *out, mlx_err *err)
+{
+    memset(out, 0, sizeof *out);
     char *text;
     int rc = read_proc("/proc/meminfo", &text, err);
     if (rc != 0)
         return rc;
-    const char *t = find_line(text, "MemTotal:");
-    const char *a = find_line(text, "MemAvailable:");
-    if (t == NULL || a == NULL) {
+    if (find_line(text, "MemTotal:") == NULL ||
+        find_line(text, "MemAvailable:") == NULL) {
         mlx_free(text);
         return mlx_err_set(err, MLX_EIO, "/proc/meminfo lacks MemTotal or MemAvailable");
     }
-    uint64_t total_kb = next_u64(&t);
-    uint64_t avail_kb = next_u64(&a);
+    uint64_t avail = meminfo_bytes(text, "MemAvailable:");
+    uint64_t swap_free = meminfo_bytes(text, "SwapFree:");
+    out->total = meminfo_bytes(text, "MemTotal:");
+    out->used = out->total > avail ? out->total - avail : 0;
+    out->swap_total = meminfo_bytes(text, "SwapTotal:");
+    out->swap_used = out->swap_total > swap_free ? out->swap_total - swap_free : 0;
     mlx_free(text);
-    *total = total_kb * 1024;
-    *used = (total_kb > avail_kb ? total_kb - avail_kb : 0) * 1024;
     return 0;
+}
+
+int platform_read_net(uint64_t *rx, uint64_t *tx, mlx_err *err)
+{
+    char *text;
+    int rc = read_proc("/proc/net/dev", &text, err);
+    if (rc != 0)
+        return rc;
+    *rx = *tx = 0;
+    /* Two header lines, then "  name: rx_bytes packets errs drop fifo frame
+     * compressed multicast tx_bytes …" per interface. */
+    for (const char *line = text; line != NULL && *line != '\0';) {
+        const char *colon = strchr(line, ':');
+        const char *eol = strchr(line, '\n');
+        if (colon != NULL && (eol == NULL || colon < eol)) {
+            const char *name = line;
+            while (*name == ' ')
+                name++;
+            if (!(colon - name == 2 && strncmp(name, "lo", 2) == 0)) {
+                const char *p = colon + 1;
+                uint64_t f[9];
+                for (int i = 0; i < 9; i++)
+                    f[i] = next_u64(&p);
+                *rx += f[0];
+                *tx += f[8];
+            }
+        }
+        line = eol != NULL ? eol + 1 : NULL;
+    }
+    mlx_free(text);
+    return 0;
+}
+
+/* AMD GPUs say how busy they are in sysfs; others (NVIDIA, Intel) do not
+ * without their own libraries, and are reported as unknown. */
+int platform_read_gpu(double *percent)
+{
+    for (int card = 0; card < 8; card++) {
+        char path[96];
+        snprintf(path, sizeof path, "/sys/class/drm/card%d/device/gpu_busy_percent",
+                 card);
+        char *text;
+        if (mlx_path_read_small(path, 64, &text, NULL) != 0)
+            continue;
+        const char *p = text;
+        *percent = (double)next_u64(&p);
+        mlx_free(text);
+        return 0;
+    }
+    return MLX_ENOENT;
 }
 
 int platform_read_cpu_ticks(metrics_cpu_ticks *out, mlx_err *err)

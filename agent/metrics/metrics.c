@@ -39,29 +39,51 @@ int metrics_read_hardware(const char *data_dir, metrics_hardware *out, mlx_err *
     return rc;
 }
 
-int metrics_sample_system(const char *data_dir, metrics_cpu_ticks *prev,
+/* A counter that went backwards was reset (or wrapped): count from zero. */
+static uint64_t counter_delta(uint64_t now, uint64_t before)
+{
+    return now >= before ? now - before : now;
+}
+
+int metrics_sample_system(const char *data_dir, metrics_counters *prev,
                           metrics_sample *out, mlx_err *err)
 {
     memset(out, 0, sizeof *out);
     out->unix_ms = mlx_time_wall_ms();
+    metrics_counters now = {.mono_ms = mlx_time_mono_ms()};
 
-    metrics_cpu_ticks now;
-    int rc = platform_read_cpu_ticks(&now, err);
+    int rc = platform_read_cpu_ticks(&now.cpu, err);
     if (rc != 0)
         return rc;
-    uint64_t busy = now.busy - prev->busy;
-    uint64_t total = now.total - prev->total;
-    if (now.total < prev->total || now.busy < prev->busy) /* counters reset */
-        busy = now.busy, total = now.total;
+    uint64_t busy = counter_delta(now.cpu.busy, prev->cpu.busy);
+    uint64_t total = counter_delta(now.cpu.total, prev->cpu.total);
     out->cpu_percent = total > 0 ? 100.0 * (double)busy / (double)total : 0.0;
     if (out->cpu_percent > 100.0) /* busy and idle counters are read apart */
         out->cpu_percent = 100.0;
+
+    /* A machine without a readable interface list still has a sample. */
+    if (platform_read_net(&now.net_rx_bytes, &now.net_tx_bytes, NULL) == 0 &&
+        prev->mono_ms > 0 && now.mono_ms > prev->mono_ms) {
+        double seconds = (double)(now.mono_ms - prev->mono_ms) / 1000.0;
+        out->net_rx_bytes_per_s =
+            (double)counter_delta(now.net_rx_bytes, prev->net_rx_bytes) / seconds;
+        out->net_tx_bytes_per_s =
+            (double)counter_delta(now.net_tx_bytes, prev->net_tx_bytes) / seconds;
+    }
     *prev = now;
 
-    if ((rc = platform_read_memory(&out->memory_used_bytes, &out->memory_total_bytes,
-                                   err)))
+    metrics_memory mem;
+    if ((rc = platform_read_memory(&mem, err)))
         return rc;
+    out->memory_used_bytes = mem.used;
+    out->memory_total_bytes = mem.total;
+    out->swap_used_bytes = mem.swap_used;
+    out->swap_total_bytes = mem.swap_total;
+    out->memory_wired_bytes = mem.wired;
+    out->memory_compressed_bytes = mem.compressed;
     if (getloadavg(out->load, 3) != 3)
         out->load[0] = out->load[1] = out->load[2] = 0.0;
+    if (platform_read_gpu(&out->gpu_percent) != 0)
+        out->gpu_percent = -1.0;
     return read_disk(data_dir, &out->disk_free_bytes, NULL, err);
 }

@@ -11,7 +11,13 @@
  * and memory_total_bytes. */
 int platform_read_hardware(metrics_hardware *hw, mlx_err *err);
 
-int platform_read_memory(uint64_t *used, uint64_t *total, mlx_err *err);
+int platform_read_memory(metrics_memory *out, mlx_err *err);
+
+/* Bytes received and sent since boot by every interface but loopback. */
+int platform_read_net(uint64_t *rx, uint64_t *tx, mlx_err *err);
+
+/* GPU busy percent; MLX_ENOENT where the platform does not tell. */
+int platform_read_gpu(double *percent);
 
 int platform_read_cpu_ticks(metrics_cpu_ticks *out, mlx_err *err);
 

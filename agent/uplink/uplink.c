@@ -28,6 +28,7 @@ struct uplink {
     char *coordinator, *node_id, *name, *listen, *advertise, *http, *data_dir;
     int heartbeat_ms;
     int timeout_ms;
+    metrics_sampler *sampler; /* borrowed */
 
     nng_socket sock;
     nng_thread *thread;
@@ -131,33 +132,51 @@ static int do_register(uplink *u, char *epoch, mlx_err *err)
 
 /* Returns 0, an error, or MLX_EUNKNOWNNODE / MLX_ECLOSED (epoch changed) when
  * the node must register again. */
-static int do_heartbeat(uplink *u, uint64_t seq, metrics_cpu_ticks *ticks,
-                        const char *epoch, mlx_err *err)
+static int do_heartbeat(uplink *u, uint64_t seq, const char *epoch, mlx_err *err)
 {
-    metrics_sample s;
-    int rc = metrics_sample_system(u->data_dir, ticks, &s, err);
-    if (rc != 0)
-        return rc;
+    metrics_snapshot snap;
+    metrics_sampler_latest(u->sampler, &snap);
+    const metrics_sample *s = &snap.system;
     Fleet__MetricsSample m = FLEET__METRICS_SAMPLE__INIT;
-    m.unix_ms = (uint64_t)s.unix_ms;
-    m.cpu_percent = s.cpu_percent;
-    m.memory_used_bytes = s.memory_used_bytes;
-    m.memory_total_bytes = s.memory_total_bytes;
-    m.load1 = s.load[0];
-    m.load5 = s.load[1];
-    m.load15 = s.load[2];
-    m.disk_free_bytes = s.disk_free_bytes;
+    m.unix_ms = (uint64_t)s->unix_ms;
+    m.cpu_percent = s->cpu_percent;
+    m.memory_used_bytes = s->memory_used_bytes;
+    m.memory_total_bytes = s->memory_total_bytes;
+    m.swap_used_bytes = s->swap_used_bytes;
+    m.swap_total_bytes = s->swap_total_bytes;
+    m.memory_wired_bytes = s->memory_wired_bytes;
+    m.memory_compressed_bytes = s->memory_compressed_bytes;
+    m.load1 = s->load[0];
+    m.load5 = s->load[1];
+    m.load15 = s->load[2];
+    m.disk_free_bytes = s->disk_free_bytes;
+    m.net_rx_bytes_per_s = s->net_rx_bytes_per_s;
+    m.net_tx_bytes_per_s = s->net_tx_bytes_per_s;
+    m.gpu_percent = s->gpu_percent;
+    Fleet__ModelActivity activity[METRICS_MAX_MODELS];
+    Fleet__ModelActivity *models[METRICS_MAX_MODELS];
+    for (size_t i = 0; i < snap.n_models; i++) {
+        fleet__model_activity__init(&activity[i]);
+        activity[i].model = snap.models[i].model;
+        activity[i].engine = snap.models[i].engine;
+        activity[i].tokens_per_s = snap.models[i].tokens_per_s;
+        activity[i].memory_bytes = snap.models[i].memory_bytes;
+        models[i] = &activity[i];
+    }
     Fleet__Load load = FLEET__LOAD__INIT; /* no inference yet: nothing running */
 
     Fleet__Heartbeat hb = FLEET__HEARTBEAT__INIT;
     hb.seq = seq;
     hb.metrics = &m;
     hb.load = &load;
+    hb.n_models = snap.n_models;
+    hb.models = models;
     wire_envelope env = FLEET__ENVELOPE__INIT;
     env.body_case = FLEET__ENVELOPE__BODY_HEARTBEAT;
     env.heartbeat = &hb;
     wire_envelope *reply = NULL;
-    if ((rc = exchange(u, &env, &reply, err)) != 0)
+    int rc = exchange(u, &env, &reply, err);
+    if (rc != 0)
         return rc;
     if (reply->body_case != FLEET__ENVELOPE__BODY_HEARTBEAT_REPLY) {
         rc = mlx_err_set(err, MLX_EPROTO, "coordinator answered heartbeat with %s",
@@ -206,11 +225,6 @@ static void run(void *arg)
     uplink *u = arg;
     link_state state = LINK_REGISTERING;
     char epoch[EPOCH_MAX] = "";
-    metrics_cpu_ticks ticks = {0};
-    metrics_sample discard;
-    /* Prime the CPU counters so the first heartbeat reports recent use, not
-     * the average since boot. */
-    metrics_sample_system(u->data_dir, &ticks, &discard, NULL);
     uint64_t seq = 0;
     int last_failure = 0; /* code of the failure last logged, 0 when healthy */
     nng_time next = nng_clock();
@@ -232,7 +246,7 @@ static void run(void *arg)
                 next = nng_clock(); /* first figures at once, not an interval later */
             }
         } else {
-            rc = do_heartbeat(u, ++seq, &ticks, epoch, &err);
+            rc = do_heartbeat(u, ++seq, epoch, &err);
             if (rc == MLX_EUNKNOWNNODE || rc == MLX_ECLOSED) {
                 mlx_log_info(MOD, "registering again", "coordinator=%s why=\"%s\"",
                              u->coordinator, err.msg);
@@ -293,12 +307,17 @@ int uplink_start(const uplink_config *cfg, uplink **out, mlx_err *err)
     u->http = mlx_strdup(cfg->http);
     u->data_dir = mlx_strdup(cfg->data_dir);
     u->heartbeat_ms = cfg->heartbeat_ms;
+    u->sampler = cfg->sampler;
     /* Long enough for a busy coordinator, short enough that a lost request is
      * retried well inside the suspect window. */
     u->timeout_ms = cfg->heartbeat_ms * 2 < 500    ? 500
                     : cfg->heartbeat_ms * 2 > 5000 ? 5000
                                                    : cfg->heartbeat_ms * 2;
     int rc = 0;
+    if (cfg->sampler == NULL) {
+        rc = mlx_err_set(err, MLX_EINVAL, "the uplink needs a metrics sampler");
+        goto fail;
+    }
     if (u->coordinator == NULL || u->node_id == NULL || u->name == NULL ||
         u->listen == NULL || u->advertise == NULL || u->http == NULL ||
         u->data_dir == NULL || nng_mtx_alloc(&u->mtx) != 0 ||

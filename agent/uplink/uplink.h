@@ -2,7 +2,7 @@
  * uplink.h — the agent's control-plane link to its coordinator.
  *
  * A background thread registers the node, then heartbeats at a fixed
- * interval with a fresh metrics sample, and carries out what the replies
+ * interval with the sampler's latest figures, and carries out what the replies
  * say. It never gives up: while the coordinator is unreachable it keeps
  * trying (NNG redials in the background) and logs the outage once, not
  * once per attempt.
@@ -32,6 +32,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "agent/metrics/metrics.h"
 #include "common/err.h"
 
 typedef struct uplink uplink;
@@ -45,6 +46,7 @@ typedef struct uplink_config {
     const char *http;      /* agent HTTP HOST:PORT */
     const char *data_dir;  /* for disk facts */
     int heartbeat_ms;
+    metrics_sampler *sampler; /* borrowed: the latest sample goes in each heartbeat */
 } uplink_config;
 
 /* What the link has achieved so far, for status output and tests. */

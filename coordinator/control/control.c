@@ -129,13 +129,19 @@ static void on_heartbeat(struct exchange *x)
 {
     control *c = x->srv;
     const char *id = x->req->node_id;
+    mlx_err err;
+    mlx_err_clear(&err);
+    if (facts_check_heartbeat(x->req->heartbeat, &err) != 0) {
+        mlx_log_warn(MOD, "refused heartbeat", "node=%s peer=%s err=\"%s\"", id, x->peer,
+                     err.msg);
+        refuse(x, FLEET__ERROR__CODE__BAD_MESSAGE, err.msg);
+        return;
+    }
     char *metrics = facts_metrics_json(x->req->heartbeat);
     if (metrics == NULL) {
         refuse(x, FLEET__ERROR__CODE__INTERNAL, "out of memory");
         return;
     }
-    mlx_err err;
-    mlx_err_clear(&err);
     node_state previous = NODE_UP;
     nng_mtx_lock(c->mtx);
     int rc = membership_heartbeat(c->members, id, mlx_time_mono_ms(), &previous);

@@ -137,19 +137,53 @@ static double finite_or_zero(double v)
     return isfinite(v) ? v : 0.0;
 }
 
+int facts_check_heartbeat(const Fleet__Heartbeat *hb, mlx_err *err)
+{
+    if (hb->n_models > MLX_MAX_NODE_MODELS)
+        return mlx_err_set(err, MLX_EPROTO,
+                           "heartbeat reports %zu models, over the %d limit",
+                           hb->n_models, MLX_MAX_NODE_MODELS);
+    for (size_t i = 0; i < hb->n_models; i++) {
+        int rc;
+        if ((rc = check_text("models[].model", hb->models[i]->model, MLX_MAX_MODEL_NAME,
+                             true, err)) != 0 ||
+            (rc = check_text("models[].engine", hb->models[i]->engine, 15, true, err)) !=
+                0)
+            return rc;
+    }
+    return 0;
+}
+
 char *facts_metrics_json(const Fleet__Heartbeat *hb)
 {
     static const Fleet__MetricsSample empty_sample = FLEET__METRICS_SAMPLE__INIT;
     static const Fleet__Load empty_load = FLEET__LOAD__INIT;
     const Fleet__MetricsSample *m = hb->metrics != NULL ? hb->metrics : &empty_sample;
     const Fleet__Load *l = hb->load != NULL ? hb->load : &empty_load;
-    return dump(json_pack(
-        "{s:I, s:f, s:I, s:I, s:f, s:f, s:f, s:I, s:I, s:I}", "unix_ms",
-        (json_int_t)m->unix_ms, "cpu_percent", finite_or_zero(m->cpu_percent),
+    json_t *models = json_array();
+    for (size_t i = 0; models != NULL && i < hb->n_models; i++) {
+        const Fleet__ModelActivity *a = hb->models[i];
+        json_array_append_new(
+            models, json_pack("{s:s, s:s, s:f, s:I}", "model", a->model, "engine",
+                              a->engine, "tokens_per_s", finite_or_zero(a->tokens_per_s),
+                              "memory_bytes", (json_int_t)a->memory_bytes));
+    }
+    json_t *v = json_pack(
+        "{s:I, s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:I, s:f, s:f, s:f, "
+        "s:I, s:I, s:o?}",
+        "unix_ms", (json_int_t)m->unix_ms, "cpu_percent", finite_or_zero(m->cpu_percent),
         "memory_used_bytes", (json_int_t)m->memory_used_bytes, "memory_total_bytes",
-        (json_int_t)m->memory_total_bytes, "load1", finite_or_zero(m->load1), "load5",
-        finite_or_zero(m->load5), "load15", finite_or_zero(m->load15), "disk_free_bytes",
-        (json_int_t)m->disk_free_bytes, "requests_running",
-        (json_int_t)l->requests_running, "requests_queued",
-        (json_int_t)l->requests_queued));
+        (json_int_t)m->memory_total_bytes, "swap_used_bytes",
+        (json_int_t)m->swap_used_bytes, "swap_total_bytes",
+        (json_int_t)m->swap_total_bytes, "memory_wired_bytes",
+        (json_int_t)m->memory_wired_bytes, "memory_compressed_bytes",
+        (json_int_t)m->memory_compressed_bytes, "load1", finite_or_zero(m->load1),
+        "load5", finite_or_zero(m->load5), "load15", finite_or_zero(m->load15),
+        "disk_free_bytes", (json_int_t)m->disk_free_bytes, "net_rx_bytes_per_s",
+        finite_or_zero(m->net_rx_bytes_per_s), "net_tx_bytes_per_s",
+        finite_or_zero(m->net_tx_bytes_per_s), "gpu_percent",
+        isfinite(m->gpu_percent) && m->gpu_percent >= 0 ? m->gpu_percent : -1.0,
+        "requests_running", (json_int_t)l->requests_running, "requests_queued",
+        (json_int_t)l->requests_queued, "models", models);
+    return dump(v);
 }

@@ -14,6 +14,9 @@
  * the sentence names the first bad field. */
 int facts_check_register(const Fleet__Register *reg, mlx_err *err);
 
+/* Checks the model activity a Heartbeat reports (count, names). */
+int facts_check_heartbeat(const Fleet__Heartbeat *hb, mlx_err *err);
+
 /* The data-plane address to dial: advertise if given, else listen with a
  * wildcard host (0.0.0.0, ::) replaced by the address the agent connected
  * from. out holds MLX_MAX_ADDRESS + 1 bytes. */

@@ -168,7 +168,7 @@ static void hardware_of_missing_dir_fails_naming_it(void **state)
 
 static void sample_is_consistent_with_the_system(void **state)
 {
-    metrics_cpu_ticks prev = {0, 0};
+    metrics_counters prev = {0};
     metrics_sample s;
     mlx_err err;
     mlx_err_clear(&err);
@@ -183,8 +183,8 @@ static void sample_is_consistent_with_the_system(void **state)
     assert_true(s.memory_used_bytes <= s.memory_total_bytes);
     /* The first call reports the average since boot. */
     assert_true(s.cpu_percent >= 0.0 && s.cpu_percent <= 100.0);
-    assert_true(prev.total > 0);
-    assert_true(prev.busy <= prev.total);
+    assert_true(prev.cpu.total > 0);
+    assert_true(prev.cpu.busy <= prev.cpu.total);
     double load[3];
     assert_int_equal(getloadavg(load, 3), 3);
     for (int i = 0; i < 3; i++) {
@@ -199,7 +199,7 @@ static void sample_is_consistent_with_the_system(void **state)
 
 static void sample_cpu_percent_stays_within_0_and_100(void **state)
 {
-    metrics_cpu_ticks prev = {0, 0};
+    metrics_counters prev = {0};
     metrics_sample s;
     for (int i = 0; i < 50; i++) {
         assert_int_equal(metrics_sample_system(*state, &prev, &s, NULL), 0);
@@ -222,7 +222,7 @@ static void *burn(void *arg)
 
 static void sample_shows_cpu_use_while_a_thread_burns(void **state)
 {
-    metrics_cpu_ticks prev = {0, 0};
+    metrics_counters prev = {0};
     metrics_sample s;
     assert_int_equal(metrics_sample_system(*state, &prev, &s, NULL), 0);
     int64_t deadline = mono_ms() + 5000;
@@ -250,7 +250,7 @@ static void sample_shows_cpu_use_while_a_thread_burns(void **state)
 static void sample_of_missing_dir_fails(void **state)
 {
     char *missing = test_join(*state, "gone");
-    metrics_cpu_ticks prev = {0, 0};
+    metrics_counters prev = {0};
     metrics_sample s;
     mlx_err err;
     mlx_err_clear(&err);
