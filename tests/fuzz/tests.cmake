@@ -22,6 +22,7 @@ endfunction()
 
 mlx_fuzz_target(fuzz_envelope envelope mlxcoordinator mlxproto)
 mlx_fuzz_target(fuzz_config ini mlxcommon)
+mlx_fuzz_target(fuzz_ollama_ps ollama_ps mlxagent)
 include(fuzz/cache.cmake OPTIONAL)
 include(fuzz/engine.cmake OPTIONAL)
 include(fuzz/engine_text.cmake OPTIONAL)

@@ -18,7 +18,10 @@
 
 #include <cmocka.h>
 
+#include "common/alloc.h"
+#include "common/http_server.h"
 #include "tests/integration/cluster.h"
+#include "tests/support/testutil.h"
 
 /* Heartbeat every 200 ms; suspect after 3 missed (600 ms), down after 8
  * (1600 ms). Wide enough that a busy 2-core machine does not flap. */
@@ -94,10 +97,52 @@ static void start_three(cluster *c)
     assert_true(h_wait_for(all_agents_up_in_mlxctl, c, 15000));
 }
 
+/* A local Ollama as its docs show GET /api/ps: the agents report what it
+ * has loaded, and the coordinator shows it with the node. */
+static void ollama_ps(void *ctx, const mlx_http_req *req, mlx_http_resp *resp)
+{
+    static const char body[] = "{\"models\":[{\"name\":\"mistral:latest\",\"model\":"
+                               "\"mistral:latest\",\"size\":5137025024,\"size_vram\":"
+                               "5137025024,\"expires_at\":\"2024-06-04T14:38:31Z\"}]}";
+    resp->status = 200;
+    resp->content_type = "application/json";
+    resp->body = mlx_strdup(body);
+    resp->body_len = strlen(body);
+}
+
+static mlx_http_server *start_ollama(void)
+{
+    static const mlx_http_route routes[] = {{"GET", "/api/ps", ollama_ps}, {NULL}};
+    mlx_http_server *srv = NULL;
+    for (int attempt = 0; srv == NULL && attempt < 5; attempt++) {
+        char addr[32], url[64];
+        int port = test_free_port();
+        snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+        snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+        if (mlx_http_server_start(addr, routes, NULL, 1024, "ollama", &srv, NULL) == 0)
+            setenv("MLX_OLLAMA", url, 1); /* the agents inherit it */
+    }
+    assert_non_null(srv);
+    return srv;
+}
+
+static bool reports_ollama_model(const json_t *m)
+{
+    const json_t *models = json_object_get(m, "models");
+    const json_t *first = json_array_get(models, 0);
+    return json_array_size(models) == 1 &&
+           strcmp(json_string_value(json_object_get(first, "model")), "mistral:latest") ==
+               0 &&
+           strcmp(json_string_value(json_object_get(first, "engine")), "ollama") == 0 &&
+           json_integer_value(json_object_get(first, "memory_bytes")) == 5137025024LL;
+}
+
 static void test_nodes_report_hardware_and_metrics(void **state)
 {
+    mlx_http_server *ollama = start_ollama();
     cluster *c = cluster_create("it-members", HB, SUSPECT, DOWN);
     start_three(c);
+    unsetenv("MLX_OLLAMA");
     json_t *nodes = cluster_nodes(c);
     json_t *n = cluster_find_node(nodes, c->agents[0].node_id);
     assert_non_null(n);
@@ -124,11 +169,16 @@ static void test_nodes_report_hardware_and_metrics(void **state)
                        json_integer_value(json_object_get(m, "memory_used_bytes")) > 0 &&
                        json_is_number(json_object_get(m, "cpu_percent")) &&
                        json_is_number(json_object_get(m, "load1")) &&
-                       json_integer_value(json_object_get(m, "disk_free_bytes")) > 0;
+                       json_is_integer(json_object_get(m, "swap_total_bytes")) &&
+                       json_is_number(json_object_get(m, "net_rx_bytes_per_s")) &&
+                       json_is_number(json_object_get(m, "gpu_percent")) &&
+                       json_integer_value(json_object_get(m, "disk_free_bytes")) > 0 &&
+                       reports_ollama_model(m);
         json_decref(nodes);
     }
     assert_true(have_metrics);
     cluster_destroy(c);
+    mlx_http_server_stop(ollama);
 }
 
 static void test_fleet_lifecycle(void **state)

@@ -13,7 +13,7 @@ function(mlx_integration_test name)
                        SKIP_RETURN_CODE 77 TIMEOUT 120)
 endfunction()
 
-mlx_integration_test(it_membership)
+mlx_integration_test(it_membership mlxcommon)
 mlx_integration_test(it_control_abuse mlxproto nng::nng)
 mlx_integration_test(it_cli)
 mlx_integration_test(it_shutdown)

@@ -1,11 +1,14 @@
 /* testutil.c — temp dirs and file helpers for tests. */
 #include "tests/support/testutil.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <netinet/in.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,6 +20,19 @@ char *test_join(const char *dir, const char *name)
         abort();
     snprintf(p, n, "%s/%s", dir, name);
     return p;
+}
+
+int test_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof sa;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &len) != 0)
+        abort();
+    close(fd);
+    return ntohs(sa.sin_port);
 }
 
 char *test_testdata(const char *name)

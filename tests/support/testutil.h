@@ -28,6 +28,10 @@ char *test_read_file(const char *path, size_t *len);
 /* "dir/name" in a static-free malloc'd string (caller frees). */
 char *test_join(const char *dir, const char *name);
 
+/* A TCP port on 127.0.0.1 that was free a moment ago (another process may
+ * take it before the caller binds it: retry on EBUSY). */
+int test_free_port(void);
+
 /* The path of a file in the shared test-model folder (../shared/testdata
  * beside the project, or $MLX_TESTDATA), caller frees; NULL when the file is
  * absent. Tests that need it print why and exit TEST_SKIP. */

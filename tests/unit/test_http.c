@@ -26,23 +26,11 @@
 #include "common/http_client.h"
 #include "common/http_server.h"
 #include "common/json.h"
+#include "tests/support/testutil.h"
 
 #define MAX_BODY 2048
 
 /* A loopback TCP port nobody listens on right now (the kernel picks it). */
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    socklen_t len = sizeof sa;
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
 /* ---- handlers ------------------------------------------------------------ */
 
 /* Shared with the handlers, which run on the server's threads. */
@@ -154,7 +142,7 @@ static int setup(void **state)
     mlx_err_clear(&e);
     /* A port found free may be taken before we bind it: try a few. */
     for (int attempt = 0; attempt < 5 && f->srv == NULL; attempt++) {
-        f->port = free_port();
+        f->port = test_free_port();
         snprintf(addr, sizeof addr, "127.0.0.1:%d", f->port);
         mlx_http_server_start(addr, routes, &f->ctx, MAX_BODY, "--http", &f->srv, &e);
     }
@@ -424,7 +412,7 @@ static void test_http_closed_port_is_unreachable(void **state)
 {
     (void)state;
     char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/ping", free_port());
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/ping", test_free_port());
     mlx_http_result r = {0};
     mlx_err e;
     mlx_err_clear(&e);
@@ -482,7 +470,7 @@ static void test_http_server_port_in_use_is_busy(void **state)
 static void test_http_server_stops_and_frees_port(void **state)
 {
     (void)state;
-    int port = free_port();
+    int port = test_free_port();
     char addr[64];
     snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
     mlx_http_server *srv = NULL;
