@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "common/alloc.h"
 #include "common/buf.h"
@@ -116,16 +117,134 @@ static void route(mlx_http_server *srv, const mlx_http_req *req, mlx_http_resp *
                             "no such endpoint: %s %s", req->method, req->path);
 }
 
+const char *mlx_http_query(const mlx_http_req *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+void mlx_http_resp_header(mlx_http_resp *resp, const char *name, const char *fmt, ...)
+{
+    if (resp->n_headers == MLX_HTTP_MAX_HEADERS)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    resp->headers[resp->n_headers].name = name;
+    vsnprintf(resp->headers[resp->n_headers].value,
+              sizeof resp->headers[resp->n_headers].value, fmt, ap);
+    va_end(ap);
+    resp->n_headers++;
+}
+
+/* Reads an unsigned decimal of at most 19 digits; advances *p. */
+static bool range_number(const char **p, uint64_t *out)
+{
+    const char *start = *p;
+    uint64_t v = 0;
+    while (**p >= '0' && **p <= '9' && *p - start < 19)
+        v = v * 10 + (uint64_t)(*(*p)++ - '0');
+    *out = v;
+    return *p > start && !(**p >= '0' && **p <= '9');
+}
+
+int mlx_http_parse_range(const char *header, uint64_t size, uint64_t *start,
+                         uint64_t *len)
+{
+    if (header == NULL || strncmp(header, "bytes=", 6) != 0 ||
+        strchr(header, ',') != NULL)
+        return 0;
+    const char *p = header + 6;
+    uint64_t first = 0, last = 0;
+    if (*p == '-') { /* the last n bytes */
+        p++;
+        if (!range_number(&p, &last) || *p != '\0')
+            return 0;
+        if (last == 0 || size == 0)
+            return -1;
+        *len = last < size ? last : size;
+        *start = size - *len;
+        return 1;
+    }
+    if (!range_number(&p, &first) || *p++ != '-')
+        return 0;
+    if (*p == '\0') {
+        last = size > 0 ? size - 1 : 0;
+    } else if (!range_number(&p, &last) || *p != '\0' || last < first) {
+        return 0; /* a malformed range is ignored, as RFC 9110 says */
+    }
+    if (first >= size)
+        return -1;
+    if (last >= size)
+        last = size - 1;
+    *start = first;
+    *len = last - first + 1;
+    return 1;
+}
+
+/* Wraps a handler's stream so its close learns whether it completed. */
+struct stream_state {
+    mlx_http_stream stream;
+    bool completed;
+};
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct stream_state *st = cls;
+    long n = st->stream.read(st->stream.arg, buf, max);
+    if (n > 0)
+        return (ssize_t)n;
+    if (n == 0) {
+        st->completed = true;
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    }
+    return MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+static void stream_free(void *cls)
+{
+    struct stream_state *st = cls;
+    st->stream.close(st->stream.arg, st->completed);
+    mlx_free(st);
+}
+
+static struct MHD_Response *make_response(mlx_http_resp *resp)
+{
+    if (resp->stream.read != NULL) {
+        struct stream_state *st = mlx_calloc(1, sizeof *st);
+        if (st == NULL) {
+            resp->stream.close(resp->stream.arg, false);
+            return NULL;
+        }
+        st->stream = resp->stream;
+        resp->stream.read = NULL; /* the wrapper owns it now */
+        struct MHD_Response *r = MHD_create_response_from_callback(
+            MHD_SIZE_UNKNOWN, 16 * 1024, stream_read, st, stream_free);
+        if (r == NULL)
+            stream_free(st);
+        return r;
+    }
+    if (resp->has_file) {
+        resp->has_file = false; /* MHD owns the fd now, even on failure */
+        struct MHD_Response *r = MHD_create_response_from_fd_at_offset64(
+            resp->file_len, resp->file_fd, resp->file_offset);
+        if (r == NULL)
+            close(resp->file_fd);
+        return r;
+    }
+    return MHD_create_response_from_buffer(resp->body_len,
+                                           resp->body != NULL ? resp->body : (char *)"",
+                                           MHD_RESPMEM_MUST_COPY);
+}
+
 static enum MHD_Result send_resp(struct MHD_Connection *conn, mlx_http_resp *resp)
 {
-    struct MHD_Response *r = MHD_create_response_from_buffer(
-        resp->body_len, resp->body != NULL ? resp->body : (char *)"",
-        MHD_RESPMEM_MUST_COPY);
+    struct MHD_Response *r = make_response(resp);
     if (r == NULL)
         return MHD_NO;
     MHD_add_response_header(r, "Content-Type",
                             resp->content_type != NULL ? resp->content_type
                                                        : "text/plain");
+    for (size_t i = 0; i < resp->n_headers; i++)
+        MHD_add_response_header(r, resp->headers[i].name, resp->headers[i].value);
     enum MHD_Result ok = MHD_queue_response(conn, (unsigned)resp->status, r);
     MHD_destroy_response(r);
     return ok;

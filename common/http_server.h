@@ -8,7 +8,10 @@
  *
  *   {"error":{"message":"…","type":"…","code":"…"}}
  *
- * Handlers run on the connection's own thread and may block.
+ * Handlers run on the connection's own thread and may block. A response is
+ * a body in memory, a range of a file, or a stream whose bytes a producer
+ * hands over as they come (SSE, NDJSON); a stream learns whether the
+ * client took all of it or went away.
  *
  * Lifecycle:
  *   1. mlx_http_server_start binds and starts serving at once.
@@ -24,6 +27,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/err.h"
 
@@ -39,11 +43,37 @@ typedef struct mlx_http_req {
     struct MHD_Connection *conn;
 } mlx_http_req;
 
+/* A body produced while it is sent. read may block (the connection has its
+ * own thread); it returns the bytes put in buf (1..max), 0 at the end of
+ * the body, or -1 to cut the connection. close is called exactly once when
+ * the response is over: completed is false when the client went away or
+ * read failed. */
+typedef struct mlx_http_stream {
+    long (*read)(void *arg, char *buf, size_t max);
+    void (*close)(void *arg, bool completed);
+    void *arg;
+} mlx_http_stream;
+
+#define MLX_HTTP_MAX_HEADERS 6
+
 typedef struct mlx_http_resp {
     int status;
     const char *content_type; /* static string */
     char *body;               /* owned by the response, freed with mlx_free */
     size_t body_len;
+    /* Instead of body: file_len bytes of file_fd from file_offset. The fd
+     * is owned by the response and closed after sending. */
+    bool has_file;
+    int file_fd;
+    uint64_t file_offset, file_len;
+    /* Instead of body: a stream (when stream.read is set). If the handler
+     * sets a stream, close is called even if the response cannot be sent. */
+    mlx_http_stream stream;
+    struct {
+        const char *name; /* static string */
+        char value[128];
+    } headers[MLX_HTTP_MAX_HEADERS];
+    size_t n_headers;
 } mlx_http_resp;
 
 typedef void (*mlx_http_handler)(void *ctx, const mlx_http_req *req, mlx_http_resp *resp);
@@ -65,6 +95,21 @@ int mlx_http_server_port(const mlx_http_server *srv);
 
 /* A request header, or NULL. Borrowed from the request. */
 const char *mlx_http_header(const mlx_http_req *req, const char *name);
+
+/* A query-string argument ("?limit=5" → "5"), or NULL. Borrowed. */
+const char *mlx_http_query(const mlx_http_req *req, const char *name);
+
+/* Adds a response header (name is a static string); ignored past
+ * MLX_HTTP_MAX_HEADERS. */
+void mlx_http_resp_header(mlx_http_resp *resp, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Parses a Range header against a body of size bytes (RFC 9110: one range,
+ * "bytes=a-b", "bytes=a-" or "bytes=-n"). Returns 1 with the range in
+ * start and len, 0 when the whole body should be sent (no header, another
+ * unit, several ranges), or -1 when the range cannot be satisfied (416). */
+int mlx_http_parse_range(const char *header, uint64_t size, uint64_t *start,
+                         uint64_t *len);
 
 /* Sets a JSON body; takes the reference to value. */
 void mlx_http_resp_json(mlx_http_resp *resp, int status, json_t *value);
