@@ -5,11 +5,11 @@
 #include <unistd.h>
 
 #include "agent/agent.h"
+#include "agent/http/http.h"
 #include "agent/metrics/metrics.h"
 #include "agent/uplink/uplink.h"
 #include "common/alloc.h"
 #include "common/cli.h"
-#include "common/http_server.h"
 #include "common/log.h"
 #include "common/path.h"
 
@@ -50,18 +50,6 @@ static const mlx_opt serve_opts[] = {
     {NULL},
 };
 
-static void handle_healthz(void *ctx, const mlx_http_req *req, mlx_http_resp *resp)
-{
-    const char *node_id = ctx;
-    mlx_http_resp_json(resp, 200,
-                       json_pack("{s:s, s:s}", "status", "ok", "node", node_id));
-}
-
-static const mlx_http_route routes[] = {
-    {"GET", "/healthz", handle_healthz},
-    {NULL},
-};
-
 /* Empty advertise or a non-empty valid address; checked here because an
  * empty value is allowed. */
 static int check_addresses(const struct serve_opts *o, mlx_err *err)
@@ -82,7 +70,7 @@ static int serve(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **a
     mlx_err err;
     mlx_err_clear(&err);
     int lock_fd = -1;
-    mlx_http_server *http = NULL;
+    agent_http *http = NULL;
     uplink *link = NULL;
     metrics_sampler *sampler = NULL;
     char node_id[MLX_NODE_ID_LEN + 1];
@@ -119,8 +107,15 @@ static int serve(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **a
     };
     if ((rc = metrics_sampler_start(&mc, &sampler, &err)) != 0)
         goto fail;
-    if ((rc = mlx_http_server_start(o.http, routes, node_id, MLX_MAX_HTTP_BODY, "--http",
-                                    &http, &err)) != 0)
+    agent_http_config hc = {
+        .hostport = o.http,
+        .data_dir = o.data,
+        .node_id = node_id,
+        .node_name = hostname,
+        .sampler = sampler,
+        .max_body = MLX_MAX_HTTP_BODY,
+    };
+    if ((rc = agent_http_start(&hc, &http, &err)) != 0)
         goto fail;
     if (o.coordinator[0] != '\0') {
         uplink_config uc = {
@@ -149,7 +144,7 @@ fail:
     mlx_cli_fail(prog, rc, &err);
 out:
     uplink_stop(link, "agent stopping");
-    mlx_http_server_stop(http);
+    agent_http_stop(http);
     metrics_sampler_stop(sampler);
     if (lock_fd >= 0)
         close(lock_fd);

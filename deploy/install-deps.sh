@@ -3,12 +3,15 @@
 # all there already. Debian/Ubuntu (apt) and macOS (Homebrew).
 set -eu
 
+# The last line of each list holds the real servers the tests run against.
 DEBIAN_PACKAGES="build-essential cmake pkg-config git
   libnng-dev libprotobuf-c-dev protobuf-c-compiler libsqlite3-dev
   libcurl4-openssl-dev libssl-dev libmicrohttpd-dev libjansson-dev libinih-dev
-  libcmocka-dev"
+  libcmocka-dev
+  prometheus"
 BREW_PACKAGES="cmake pkg-config nng protobuf-c sqlite curl openssl@3 libmicrohttpd
-  jansson inih cmocka"
+  jansson inih cmocka
+  prometheus"
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then

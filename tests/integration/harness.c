@@ -63,8 +63,27 @@ const char *h_bin(const char *name)
     static char path[4][512];
     static int next;
     char *p = path[next++ % 4];
-    snprintf(p, sizeof path[0], "%s/%s", MLX_BIN_DIR, name);
+    if (name[0] == '/') /* another program, such as a system's prometheus */
+        snprintf(p, sizeof path[0], "%s", name);
+    else
+        snprintf(p, sizeof path[0], "%s/%s", MLX_BIN_DIR, name);
     return p;
+}
+
+const char *h_which(const char *program)
+{
+    static char found[1024];
+    const char *path = getenv("PATH");
+    while (path != NULL && *path != '\0') {
+        size_t n = strcspn(path, ":");
+        snprintf(found, sizeof found, "%.*s/%s", (int)n, path, program);
+        if (n > 0 && access(found, X_OK) == 0)
+            return found;
+        path += n;
+        if (*path == ':')
+            path++;
+    }
+    return NULL;
 }
 
 /* Ports come from 10000-31999, below Linux's ephemeral range (32768+): a

@@ -23,8 +23,11 @@ typedef struct h_proc {
     char log_path[512];
 } h_proc;
 
-/* The path of a project binary ("mlx-agent"). */
+/* The path of a project binary ("mlx-agent"); an absolute path is kept. */
 const char *h_bin(const char *name);
+
+/* The full path of a program found in $PATH (static storage), or NULL. */
+const char *h_which(const char *program);
 
 /* A TCP port on 127.0.0.1 that was free a moment ago, outside the range
  * the kernel uses for outgoing connections. */
