@@ -4,10 +4,12 @@
 #include "agent/agent.h"
 #include "agent/cache/cache.h"
 #include "agent/engine/engine.h"
+#include "agent/metrics/metrics.h"
 #include "common/cli.h"
 
 static const mlx_cmd *const agent_cmds[] = {
     &agent_cmd_serve,
+    &metrics_cmd_history,
     NULL,
 };
 

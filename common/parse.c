@@ -30,6 +30,36 @@ int mlx_parse_int64(const char *text, int64_t *out, mlx_err *err)
     return 0;
 }
 
+int mlx_parse_duration_ms(const char *text, int64_t *out, mlx_err *err)
+{
+    static const struct {
+        const char *unit;
+        int64_t ms;
+    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+    size_t digits = strspn(text, "0123456789");
+    char number[20];
+    if (digits == 0 || digits >= sizeof number)
+        goto bad;
+    memcpy(number, text, digits);
+    number[digits] = '\0';
+    int64_t n;
+    if (mlx_parse_int64(number, &n, NULL) != 0 || n == 0)
+        goto bad;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (strcmp(text + digits, units[i].unit) != 0)
+            continue;
+        if (n > INT64_MAX / units[i].ms)
+            return mlx_err_set(err, MLX_EINVAL, "'%s' is too long a duration", text);
+        *out = n * units[i].ms;
+        return 0;
+    }
+bad:
+    return mlx_err_set(err, MLX_EINVAL,
+                       "'%s' is not a duration: give a whole number and a unit, "
+                       "ms, s, m, h or d (for example 30m or 24h)",
+                       text);
+}
+
 int mlx_parse_bool(const char *text, bool *out, mlx_err *err)
 {
     static const char *const yes[] = {"true", "yes", "on", "1"};

@@ -20,6 +20,10 @@
 /* Decimal integer with an optional leading '-'. */
 int mlx_parse_int64(const char *text, int64_t *out, mlx_err *err);
 
+/* A positive duration: a whole number and a unit, ms, s, m, h or d
+ * ("90s", "24h", "7d"); result in milliseconds. */
+int mlx_parse_duration_ms(const char *text, int64_t *out, mlx_err *err);
+
 /* true/false, yes/no, on/off, 1/0 (case-insensitive). */
 int mlx_parse_bool(const char *text, bool *out, mlx_err *err);
 

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/config.h"
 #include "common/err.h"
 #include "common/limits.h"
 
@@ -183,5 +184,8 @@ int metrics_ollama_ps(const char *base_url, int timeout_ms, metrics_model_activi
 /* The parsing part of metrics_ollama_ps, for tests and the fuzzer. */
 int metrics_ollama_parse_ps(const char *body, size_t len, metrics_model_activity *out,
                             size_t max, size_t *n, mlx_err *err);
+
+/* `mlx-agent history`. */
+extern const mlx_cmd metrics_cmd_history;
 
 #endif

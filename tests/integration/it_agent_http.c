@@ -246,6 +246,21 @@ static void test_prometheus_scrapes_and_reads_back(void **state)
     assert_true(up); /* Prometheus parsed the page: a bad one marks the target down */
 }
 
+/* The running agent records a sample every second; history reads them. */
+static void test_history_shows_what_serve_recorded(void **state)
+{
+    const char *args[] = {"history", "--data", data, "--since", "1h", "--json", NULL};
+    char *out = NULL;
+    assert_int_equal(h_run(h_bin("mlx-agent"), args, 10000, &out, NULL), 0);
+    json_t *v = json_loads(out, 0, NULL);
+    free(out);
+    json_t *system = json_object_get(v, "system");
+    assert_true(json_integer_value(json_object_get(system, "points")) >= 1);
+    assert_true(json_number_value(json_object_get(system, "memory_used_bytes_max")) > 0);
+    assert_true(json_is_array(json_object_get(v, "bench_runs")));
+    json_decref(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -253,6 +268,7 @@ int main(void)
         cmocka_unit_test(test_blob_errors),
         cmocka_unit_test(test_metrics_page_has_node_series),
         cmocka_unit_test(test_prometheus_scrapes_and_reads_back),
+        cmocka_unit_test(test_history_shows_what_serve_recorded),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -342,9 +342,34 @@ static void test_text_is_clean_refuses_text_over_max(void **state)
     assert_false(mlx_text_is_clean("\xf0\x9f\x98\x80", 3));
 }
 
+static void test_parse_duration_units(void **state)
+{
+    static const struct {
+        const char *text;
+        int64_t ms;
+    } ok[] = {{"250ms", 250}, {"90s", 90000}, {"30m", 1800000}, {"24h", 86400000},
+              {"7d", 604800000}};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        int64_t v = -1;
+        assert_int_equal(mlx_parse_duration_ms(ok[i].text, &v, NULL), 0);
+        assert_int_equal(v, ok[i].ms);
+    }
+    static const char *const bad[] = {"", "h", "24", "0h", "-1h", "1.5h", "24 h", "24H",
+                                      "1w", "99999999999999999d"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int64_t v = 42;
+        mlx_err err;
+        mlx_err_clear(&err);
+        assert_int_equal(mlx_parse_duration_ms(bad[i], &v, &err), MLX_EINVAL);
+        assert_int_equal(v, 42);
+        assert_non_null(strstr(err.msg, bad[i]));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_duration_units),
         cmocka_unit_test(test_parse_int64_accepts_plain_decimals),
         cmocka_unit_test(test_parse_int64_accepts_the_extremes),
         cmocka_unit_test(test_parse_int64_refuses_overflow_by_one),
