@@ -14,6 +14,7 @@ extern const mlx_cmd *const cache_cmds[];
 /* The GGUF file of the model called name in the store of data_dir ("hf:ORG/NAME",
  * "llama3.2:1b", a name given at add); records the use for gc. *path: mlx_free.
  * MLX_ENOENT with a sentence saying how to get the model when it is absent. */
-int cache_resolve_model(const char *data_dir, const char *name, char **path, mlx_err *err);
+int cache_resolve_model(const char *data_dir, const char *name, char **path,
+                        mlx_err *err);
 
 #endif

@@ -1,11 +1,58 @@
 /* resolve.c — finding a model's GGUF file by its name in the store. */
+#include <string.h>
+
 #include "agent/cache/cache.h"
+#include "agent/cache/internal.h"
+#include "common/alloc.h"
+#include "common/clock.h"
+#include "common/db.h"
 
 int cache_resolve_model(const char *data_dir, const char *name, char **path, mlx_err *err)
 {
-    (void)data_dir;
     *path = NULL;
-    return mlx_err_set(err, MLX_ENOENT,
-                       "no model named '%s' in the store; give the path of a GGUF file",
-                       name);
+    int rc = store_check_name(name, err);
+    if (rc != 0)
+        return rc;
+    store *s;
+    if ((rc = store_open(data_dir, &s, err)) != 0)
+        return rc;
+    sqlite3_stmt *st;
+    /* The model's GGUF: a file named *.gguf, or Ollama's "model" layer. */
+    rc = mlx_db_prepare(
+        s->db,
+        "SELECT f.location, m.broken FROM files f JOIN models m "
+        "ON m.id = f.model_id WHERE m.name = ? AND (f.path LIKE '%.gguf' OR "
+        "(m.source = 'ollama' AND f.path = 'model')) ORDER BY f.path LIMIT 1",
+        &st, err);
+    if (rc == 0) {
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_ROW)
+            rc = mlx_err_set(
+                err, MLX_ENOENT,
+                "no model named '%s' in the store; pull it ('mlx-agent cache pull "
+                "…'), add a file ('mlx-agent cache add FILE --name %s') or give "
+                "the path of a GGUF file",
+                name, name);
+        else if (sqlite3_column_int(st, 1) != 0)
+            rc = mlx_err_set(
+                err, MLX_ECORRUPT,
+                "model '%s' is broken (verify found a corrupt blob); pull it again",
+                name);
+        else if ((*path = mlx_strdup((const char *)sqlite3_column_text(st, 0))) == NULL)
+            rc = mlx_err_set(err, MLX_ENOMEM, "out of memory");
+        sqlite3_finalize(st);
+    }
+    if (rc == 0) {
+        sqlite3_stmt *use;
+        if (mlx_db_prepare(s->db,
+                           "UPDATE models SET last_used_unix_ms = ? WHERE name = ?", &use,
+                           NULL) == 0) {
+            sqlite3_bind_int64(use, 1, mlx_time_wall_ms());
+            sqlite3_bind_text(use, 2, name, -1, SQLITE_STATIC);
+            sqlite3_step(use);
+            sqlite3_finalize(use);
+        }
+    }
+    store_close(s);
+    return rc;
 }

@@ -1,0 +1,156 @@
+/*
+ * hash.c — SHA-256 of many files at once, on every core, remembered.
+ *
+ * Model files are large (GBs) and hashing is CPU-bound in SHA-256 even with
+ * SHA extensions, so one thread per core each takes the next file from a
+ * shared counter. A digest is remembered in hash_cache with the file's
+ * size, mtime and inode: a file none of those changed for is not read
+ * again (what a second scan of an unchanged tree relies on).
+ */
+#include <pthread.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent/cache/internal.h"
+#include "common/alloc.h"
+#include "common/db.h"
+
+#define MAX_THREADS 64
+
+int cache_hash_path(const char *path, char *out, mlx_err *err)
+{
+    uint8_t digest[MLX_SHA256_LEN];
+    int rc = mlx_sha256_file(path, digest, err);
+    if (rc == 0)
+        mlx_sha256_hex(digest, out);
+    return rc;
+}
+
+struct job {
+    scan_file *files;
+    const bool *want;
+    size_t n;
+    size_t next; /* under mtx */
+    pthread_mutex_t mtx;
+    int rc; /* the first failure */
+    mlx_err err;
+};
+
+static void *worker(void *arg)
+{
+    struct job *j = arg;
+    for (;;) {
+        pthread_mutex_lock(&j->mtx);
+        size_t i = j->next;
+        while (i < j->n && !j->want[i])
+            i++;
+        j->next = i + 1;
+        pthread_mutex_unlock(&j->mtx);
+        if (i >= j->n)
+            return NULL;
+        mlx_err err;
+        mlx_err_clear(&err);
+        if (cache_hash_path(j->files[i].location, j->files[i].sha256, &err) != 0) {
+            pthread_mutex_lock(&j->mtx);
+            if (j->rc == 0) {
+                j->rc = err.code != 0 ? err.code : MLX_EIO;
+                j->err = err;
+            }
+            pthread_mutex_unlock(&j->mtx);
+        }
+    }
+}
+
+static bool remembered(store *s, scan_file *f)
+{
+    sqlite3_stmt *st;
+    if (mlx_db_prepare(s->db,
+                       "SELECT sha256 FROM hash_cache WHERE path = ? AND size = ? AND "
+                       "mtime_ns = ? AND inode = ?",
+                       &st, NULL) != 0)
+        return false;
+    sqlite3_bind_text(st, 1, f->location, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)f->size);
+    sqlite3_bind_int64(st, 3, f->mtime_ns);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)f->ino);
+    bool found = false;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        const unsigned char *hex = sqlite3_column_text(st, 0);
+        if (hex != NULL && cache_is_digest((const char *)hex)) {
+            memcpy(f->sha256, hex, MLX_SHA256_HEX - 1);
+            f->sha256[MLX_SHA256_HEX - 1] = '\0';
+            found = true;
+        }
+    }
+    sqlite3_finalize(st);
+    return found;
+}
+
+static int remember(store *s, const scan_file *f, mlx_err *err)
+{
+    sqlite3_stmt *st;
+    int rc =
+        mlx_db_prepare(s->db,
+                       "INSERT OR REPLACE INTO hash_cache (path, size, mtime_ns, inode, "
+                       "sha256) VALUES (?, ?, ?, ?, ?)",
+                       &st, err);
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(st, 1, f->location, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)f->size);
+    sqlite3_bind_int64(st, 3, f->mtime_ns);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)f->ino);
+    sqlite3_bind_text(st, 5, f->sha256, -1, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return src == SQLITE_DONE ? 0
+                              : mlx_db_fail(s->db, src, err, "cannot remember a digest");
+}
+
+int cache_hash_files(store *s, scan_file *files, const bool *want, size_t n, mlx_err *err)
+{
+    bool *todo = mlx_calloc(n > 0 ? n : 1, sizeof *todo);
+    if (todo == NULL)
+        return mlx_err_set(err, MLX_ENOMEM, "out of memory");
+    size_t count = 0;
+    for (size_t i = 0; i < n; i++) {
+        /* A digest remembered is reported even where none is needed. */
+        if (files[i].sha256[0] != '\0' || remembered(s, &files[i]) || !want[i])
+            continue;
+        todo[i] = true;
+        count++;
+    }
+    struct job j = {.files = files, .want = todo, .n = n};
+    pthread_mutex_init(&j.mtx, NULL);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    size_t threads = cores < 1 ? 1 : (size_t)cores;
+    if (threads > count)
+        threads = count;
+    if (threads > MAX_THREADS)
+        threads = MAX_THREADS;
+    pthread_t tid[MAX_THREADS];
+    size_t started = 0;
+    for (; started < threads; started++)
+        if (pthread_create(&tid[started], NULL, worker, &j) != 0)
+            break;
+    if (started == 0 && count > 0)
+        worker(&j); /* no thread to spare: hash here */
+    for (size_t t = 0; t < started; t++)
+        pthread_join(tid[t], NULL);
+    pthread_mutex_destroy(&j.mtx);
+
+    int rc = j.rc;
+    if (rc != 0 && err != NULL)
+        *err = j.err;
+    if (rc == 0 && count > 0 && (rc = mlx_db_exec(s->db, "BEGIN IMMEDIATE", err)) == 0) {
+        for (size_t i = 0; rc == 0 && i < n; i++)
+            if (todo[i])
+                rc = remember(s, &files[i], err);
+        if (rc == 0)
+            rc = mlx_db_exec(s->db, "COMMIT", err);
+        else
+            mlx_db_exec(s->db, "ROLLBACK", NULL);
+    }
+    mlx_free(todo);
+    return rc;
+}
