@@ -15,7 +15,8 @@
 
 const char *cache_origin_name(cache_origin o)
 {
-    static const char *const names[] = {"store", "hf", "ollama", "dir"};
+    /* Not the pull sources ("hf", "ollama"): scans replace only their own. */
+    static const char *const names[] = {"store", "hf-cache", "ollama-cache", "dir"};
     return names[o];
 }
 
