@@ -141,8 +141,22 @@ typedef struct manifest {
 
 int cache_parse_manifest(const char *text, size_t len, manifest *out, mlx_err *err);
 
-/* The file name a layer gets inside a model: "model", "template", … */
+/* Ollama's own registry: models of its "library" namespace are called by
+ * their bare name ("llama3.2:1b"). */
+#define OLLAMA_REGISTRY_HOST "registry.ollama.ai"
+
+/* The name Ollama shows for a model, which is the store's name for it:
+ * "llama3.2:1b", "ns/name:tag", "host/ns/name:tag". */
+void cache_ollama_name(const char *registry, const char *ns, const char *name,
+                       const char *tag, char *out, size_t size);
+
+/* The kind of a layer by its media type: "model", "template", …, "layer". */
 const char *cache_layer_name(const char *media_type);
+
+/* The file name layer i of m gets inside a model, as scan and pull both
+ * name it: its kind, numbered ("adapter-1") when an earlier layer had the
+ * same kind. The config blob is the file "config". */
+void cache_manifest_file_name(const manifest *m, size_t i, char *out, size_t size);
 
 /* "1.2 GiB" */
 void cache_format_bytes(uint64_t n, char *out, size_t size);

@@ -52,8 +52,9 @@ int cache_record_scan(store *s, const scan_result *r, mlx_err *err)
     if (rc != 0)
         return rc;
     /* Forget what earlier scans found; this one says what is there now. */
-    rc = mlx_db_exec(s->db, "DELETE FROM models WHERE source IN ('hf-cache', 'ollama-cache', 'dir')",
-                     err);
+    rc = mlx_db_exec(
+        s->db, "DELETE FROM models WHERE source IN ('hf-cache', 'ollama-cache', 'dir')",
+        err);
     for (size_t i = 0; rc == 0 && i < r->n;) {
         size_t j = i;
         while (j < r->n && strcmp(r->files[j].model, r->files[i].model) == 0)

@@ -32,6 +32,30 @@ const char *cache_layer_name(const char *media_type)
     return "layer";
 }
 
+void cache_ollama_name(const char *registry, const char *ns, const char *name,
+                       const char *tag, char *out, size_t size)
+{
+    if (strcmp(registry, OLLAMA_REGISTRY_HOST) == 0 && strcmp(ns, "library") == 0)
+        snprintf(out, size, "%s:%s", name, tag);
+    else if (strcmp(registry, OLLAMA_REGISTRY_HOST) == 0)
+        snprintf(out, size, "%s/%s:%s", ns, name, tag);
+    else
+        snprintf(out, size, "%s/%s/%s:%s", registry, ns, name, tag);
+}
+
+void cache_manifest_file_name(const manifest *m, size_t i, char *out, size_t size)
+{
+    const char *name = cache_layer_name(m->layers[i].media_type);
+    /* Names repeat (several adapters): number all but the first. */
+    size_t seen = 0;
+    for (size_t j = 0; j < i; j++)
+        seen += strcmp(cache_layer_name(m->layers[j].media_type), name) == 0;
+    if (seen == 0)
+        snprintf(out, size, "%s", name);
+    else
+        snprintf(out, size, "%s-%zu", name, seen);
+}
+
 static int read_layer(const json_t *v, const char *where, manifest_layer *out,
                       mlx_err *err)
 {

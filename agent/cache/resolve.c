@@ -22,7 +22,8 @@ int cache_resolve_model(const char *data_dir, const char *name, char **path, mlx
         s->db,
         "SELECT f.location, m.broken FROM files f JOIN models m "
         "ON m.id = f.model_id WHERE m.name = ? AND (f.path LIKE '%.gguf' OR "
-        "(m.source IN ('ollama', 'ollama-cache') AND f.path = 'model')) ORDER BY f.path LIMIT 1",
+        "(m.source IN ('ollama', 'ollama-cache') AND f.path = 'model')) ORDER BY f.path "
+        "LIMIT 1",
         &st, err);
     if (rc == 0) {
         sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);

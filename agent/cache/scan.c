@@ -253,17 +253,6 @@ static int scan_hf(scan_result *r, const char *root)
 
 /* ---- Ollama ------------------------------------------------------------- */
 
-static void ollama_name(const char *registry, const char *ns, const char *name,
-                        const char *tag, char *out, size_t size)
-{
-    if (strcmp(registry, "registry.ollama.ai") == 0 && strcmp(ns, "library") == 0)
-        pathf(out, size, "%s:%s", name, tag);
-    else if (strcmp(registry, "registry.ollama.ai") == 0)
-        pathf(out, size, "%s/%s:%s", ns, name, tag);
-    else
-        pathf(out, size, "%s/%s/%s:%s", registry, ns, name, tag);
-}
-
 static int add_layer(scan_result *r, const char *root, const char *model,
                      const char *path, const manifest_layer *l)
 {
@@ -301,15 +290,7 @@ static int scan_manifest(scan_result *r, const char *root, const char *file,
     int rc = add_layer(r, root, model, "config", &m.config);
     for (size_t i = 0; rc == 0 && i < m.n_layers; i++) {
         char path[160];
-        const char *name = cache_layer_name(m.layers[i].media_type);
-        /* Names repeat (several adapters): number all but the first. */
-        size_t seen = 0;
-        for (size_t j = 0; j < i; j++)
-            seen += strcmp(cache_layer_name(m.layers[j].media_type), name) == 0;
-        if (seen == 0)
-            pathf(path, sizeof path, "%s", name);
-        else
-            pathf(path, sizeof path, "%s-%zu", name, seen);
+        cache_manifest_file_name(&m, i, path, sizeof path);
         rc = add_layer(r, root, model, path, &m.layers[i]);
     }
     return rc;
@@ -337,7 +318,8 @@ static int walk_manifests(scan_result *r, const char *root, const char *dir,
             rc = walk_manifests(r, root, path, parts, level + 1);
         } else if (level == 3 && S_ISREG(st.st_mode)) {
             char model[1100];
-            ollama_name(parts[0], parts[1], parts[2], parts[3], model, sizeof model);
+            cache_ollama_name(parts[0], parts[1], parts[2], parts[3], model,
+                              sizeof model);
             if (store_check_name(model, NULL) != 0)
                 cache_scan_problem(r, "%s: '%s' is not a usable model name; skipped",
                                    path, model);
