@@ -60,6 +60,40 @@ bad:
                        text);
 }
 
+int mlx_parse_bytes(const char *text, uint64_t *out, mlx_err *err)
+{
+    /* Binary multiples, as disk tools report them; "G", "GB" and "GiB" alike. */
+    static const struct {
+        const char *unit;
+        unsigned shift;
+    } units[] = {{"", 0},     {"B", 0},   {"K", 10},   {"KB", 10}, {"KiB", 10},
+                 {"M", 20},   {"MB", 20}, {"MiB", 20}, {"G", 30},  {"GB", 30},
+                 {"GiB", 30}, {"T", 40},  {"TB", 40},  {"TiB", 40}};
+    size_t digits = strspn(text, "0123456789");
+    char number[20];
+    int64_t n;
+    if (digits == 0 || digits >= sizeof number)
+        goto bad;
+    memcpy(number, text, digits);
+    number[digits] = '\0';
+    if (mlx_parse_int64(number, &n, NULL) != 0)
+        goto bad;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (strcasecmp(text + digits, units[i].unit) != 0)
+            continue;
+        if ((uint64_t)n > UINT64_MAX >> units[i].shift)
+            return mlx_err_set(err, MLX_EINVAL, "'%s' is too large a size", text);
+        *out = (uint64_t)n << units[i].shift;
+        return 0;
+    }
+bad:
+    return mlx_err_set(
+        err, MLX_EINVAL,
+        "'%s' is not a size: give a whole number of bytes, or one with K, M, "
+        "G or T (for example 500M or 40G)",
+        text);
+}
+
 int mlx_parse_bool(const char *text, bool *out, mlx_err *err)
 {
     static const char *const yes[] = {"true", "yes", "on", "1"};

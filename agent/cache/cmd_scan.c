@@ -8,12 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/cache/cache.h"
-#include "agent/cache/internal.h"
+#include "agent/cache/cmd.h"
 #include "common/alloc.h"
-#include "common/cli.h"
 #include "common/json.h"
-#include "common/path.h"
 
 struct scan_opts {
     char *data;
@@ -24,65 +21,20 @@ struct scan_opts {
     bool json;
 };
 
-#define SCAN_OPTS(with_apply)                                                            \
-    {"data",                                                                             \
-     0,                                                                                  \
-     MLX_OPT_PATH,                                                                       \
-     offsetof(struct scan_opts, data),                                                   \
-     "~/.mlxfleet",                                                                      \
-     "DIR",                                                                              \
-     "data directory (node id, model store, history)"},                                  \
-        {"hf",                                                                           \
-         0,                                                                              \
-         MLX_OPT_PATH,                                                                   \
-         offsetof(struct scan_opts, hf),                                                 \
-         "",                                                                             \
-         "DIR",                                                                          \
-         "HuggingFace hub cache; empty: $HF_HUB_CACHE, $HF_HOME/hub or "                 \
-         "~/.cache/huggingface/hub"},                                                    \
-        {"ollama",                                                                       \
-         0,                                                                              \
-         MLX_OPT_PATH,                                                                   \
-         offsetof(struct scan_opts, ollama),                                             \
-         "",                                                                             \
-         "DIR",                                                                          \
-         "Ollama models folder; empty: $OLLAMA_MODELS or ~/.ollama/models"},             \
-        {"dir",                                                                          \
-         0,                                                                              \
-         MLX_OPT_LIST,                                                                   \
-         offsetof(struct scan_opts, dirs),                                               \
-         NULL,                                                                           \
-         "DIR",                                                                          \
-         "another folder of .gguf/.safetensors files (repeatable)"},                     \
-    {                                                                                    \
-        "json", 0, MLX_OPT_BOOL, offsetof(struct scan_opts, json), "false", NULL,        \
-            "print one JSON object"                                                      \
-    }
-
-static const mlx_opt scan_opts[] = {SCAN_OPTS(false), {NULL}};
-static const mlx_opt dedup_opts[] = {
-    SCAN_OPTS(true),
-    {"apply", 0, MLX_OPT_BOOL, offsetof(struct scan_opts, apply), "false", NULL,
-     "replace duplicates (without it, only say what would be done)"},
+static const mlx_opt scan_opts[] = {
+    CACHE_OPT_DATA(struct scan_opts),
+    CACHE_OPT_ROOTS(struct scan_opts),
+    CACHE_OPT_JSON(struct scan_opts),
     {NULL},
 };
-
-/* The folder a tool uses when its flag is empty, as that tool finds it. */
-static char *default_root(const char *flag, const char *env1, const char *env2,
-                          const char *env2_suffix, const char *home_rel)
-{
-    if (flag[0] != '\0')
-        return mlx_strdup(flag);
-    const char *v = getenv(env1);
-    if (v != NULL && v[0] != '\0')
-        return mlx_strdup(v);
-    v = env2 != NULL ? getenv(env2) : NULL;
-    if (v != NULL && v[0] != '\0')
-        return mlx_path_join(v, env2_suffix);
-    char *out = NULL;
-    mlx_path_expand_user(home_rel, &out, NULL);
-    return out;
-}
+static const mlx_opt dedup_opts[] = {
+    CACHE_OPT_DATA(struct scan_opts),
+    CACHE_OPT_ROOTS(struct scan_opts),
+    {"apply", 0, MLX_OPT_BOOL, offsetof(struct scan_opts, apply), "false", NULL,
+     "replace duplicates (without it, only say what would be done)"},
+    CACHE_OPT_JSON(struct scan_opts),
+    {NULL},
+};
 
 struct scan_run {
     store *s;
@@ -91,24 +43,24 @@ struct scan_run {
     char *hf, *ollama;
 };
 
+/* Scans the caches and the store, hashes what may be duplicated and
+ * records what was found. */
 static int run_scan(const struct scan_opts *o, struct scan_run *run, mlx_err *err)
 {
-    run->hf =
-        default_root(o->hf, "HF_HUB_CACHE", "HF_HOME", "hub", "~/.cache/huggingface/hub");
-    run->ollama =
-        default_root(o->ollama, "OLLAMA_MODELS", NULL, NULL, "~/.ollama/models");
-    if (run->hf == NULL || run->ollama == NULL)
-        return mlx_err_set(err, MLX_ENOMEM, "out of memory");
-    int rc;
-    if ((rc = store_open(o->data, &run->s, err)) != 0 ||
-        (rc = cache_recover(run->s, err)) != 0)
-        return rc;
+    int rc = cache_cmd_roots(o->hf, o->ollama, &run->hf, &run->ollama, err);
+    if (rc == 0)
+        rc = cache_cmd_open(o->data, &run->s, err);
     scan_roots roots = {
         .hf = run->hf, .ollama = run->ollama, .dirs = o->dirs.items, .n_dirs = o->dirs.n};
-    if ((rc = cache_scan(&roots, &run->r, err)) != 0 ||
-        (rc = cache_plan_dedup(run->s, &run->r, &run->plan, err)) != 0)
-        return rc;
-    return cache_record_scan(run->s, &run->r, err);
+    if (rc == 0)
+        rc = cache_scan(&roots, &run->r, err);
+    if (rc == 0)
+        rc = cache_scan_store(run->s, &run->r, err);
+    if (rc == 0)
+        rc = cache_plan_dedup(run->s, &run->r, &run->plan, err);
+    if (rc == 0)
+        rc = cache_record_scan(run->s, &run->r, &roots, err);
+    return rc;
 }
 
 static void run_free(struct scan_run *run)
@@ -172,7 +124,7 @@ static json_t *problems_json(const scan_result *r)
 
 static void print_models(const scan_result *r)
 {
-    printf("%-40s  %-7s  %10s  %s\n", "MODEL", "SOURCE", "SIZE", "WHERE");
+    printf("%-40s  %-12s  %10s  %s\n", "MODEL", "SOURCE", "SIZE", "WHERE");
     for (size_t i = 0; i < r->n;) {
         size_t j = i;
         uint64_t size = 0;
@@ -181,7 +133,7 @@ static void print_models(const scan_result *r)
         char sz[32];
         cache_format_bytes(size, sz, sizeof sz);
         const char *loc = r->files[i].location;
-        printf("%-40s  %-7s  %10s  %.*s\n", r->files[i].model,
+        printf("%-40s  %-12s  %10s  %.*s\n", r->files[i].model,
                cache_origin_name(r->files[i].origin), sz, (int)(strrchr(loc, '/') - loc),
                loc);
         i = j;
@@ -208,17 +160,6 @@ static void print_duplicates(const scan_result *r, const dedup_plan *p)
     printf("\nDe-duplication would give back %s.\n", total);
 }
 
-static int print_json(json_t *v, mlx_err *err)
-{
-    char *text = NULL;
-    int rc = mlx_json_dump(v, &text, err);
-    json_decref(v);
-    if (rc == 0)
-        printf("%s\n", text);
-    mlx_free(text);
-    return rc;
-}
-
 static void print_problems(const scan_result *r)
 {
     for (size_t i = 0; i < r->n_problems; i++)
@@ -240,11 +181,12 @@ static int scan(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **ar
         goto out;
     }
     if (o.json) {
-        rc = print_json(json_pack("{s:o, s:o, s:I, s:o}", "models", models_json(&run.r),
-                                  "duplicates", duplicates_json(&run.r, &run.plan),
-                                  "reclaimable_bytes", (json_int_t)run.plan.reclaimable,
-                                  "problems", problems_json(&run.r)),
-                        &err);
+        rc = cache_cmd_print_json(
+            json_pack("{s:o, s:o, s:I, s:o}", "models", models_json(&run.r), "duplicates",
+                      duplicates_json(&run.r, &run.plan), "reclaimable_bytes",
+                      (json_int_t)run.plan.reclaimable, "problems",
+                      problems_json(&run.r)),
+            &err);
     } else {
         print_problems(&run.r);
         print_models(&run.r);
@@ -275,25 +217,36 @@ static int dedup(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **a
         goto out;
     }
     if (o.json) {
-        rc = print_json(json_pack("{s:b, s:o, s:I, s:I, s:I, s:I}", "applied", o.apply,
-                                  "duplicates", duplicates_json(&run.r, &run.plan),
-                                  "reclaimable_bytes", (json_int_t)run.plan.reclaimable,
-                                  "given_back_bytes", (json_int_t)rep.given_back,
-                                  "replaced", (json_int_t)rep.replaced, "skipped",
-                                  (json_int_t)rep.skipped),
-                        &err);
+        json_t *skipped = json_array();
+        for (size_t i = 0; i < rep.n_skipped; i++)
+            json_array_append_new(skipped,
+                                  json_pack("{s:s, s:s}", "path",
+                                            run.r.files[rep.skipped[i].file].location,
+                                            "why", rep.skipped[i].why));
+        rc = cache_cmd_print_json(
+            json_pack("{s:b, s:o, s:I, s:I, s:I, s:o}", "applied", o.apply, "duplicates",
+                      duplicates_json(&run.r, &run.plan), "reclaimable_bytes",
+                      (json_int_t)run.plan.reclaimable, "given_back_bytes",
+                      (json_int_t)rep.given_back, "replaced", (json_int_t)rep.replaced,
+                      "skipped", skipped),
+            &err);
     } else if (!o.apply) {
         print_problems(&run.r);
         print_duplicates(&run.r, &run.plan);
         if (run.plan.n > 0)
             printf("Nothing was changed; run again with --apply to do it.\n");
     } else {
+        print_problems(&run.r);
+        for (size_t i = 0; i < rep.n_skipped; i++)
+            printf("left alone: %s (%s)\n", run.r.files[rep.skipped[i].file].location,
+                   rep.skipped[i].why);
         char back[32];
         cache_format_bytes(rep.given_back, back, sizeof back);
-        printf("Gave back %s: %zu files now share their bytes, %zu left alone.\n", back,
-               rep.replaced, rep.skipped);
+        printf("Gave back %s: %zu %s now share their bytes, %zu left alone.\n", back,
+               rep.replaced, rep.replaced == 1 ? "file" : "files", rep.n_skipped);
     }
 out:
+    cache_dedup_report_free(&rep);
     run_free(&run);
     mlx_config_free(cmd, &o);
     mlx_config_free_args(&args);

@@ -20,22 +20,14 @@
  * A target another process has open for writing is skipped (Linux: found
  * through /proc/<pid>/fd and fdinfo), as is one changed since it was hashed.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#ifdef __linux__
-#include <linux/fs.h>
-#endif
-#ifdef __APPLE__
-#include <sys/clonefile.h>
-#endif
 
 #include "agent/cache/internal.h"
 #include "common/alloc.h"
@@ -64,65 +56,6 @@ int cache_recover(store *s, mlx_err *err)
     }
     sqlite3_finalize(st);
     return mlx_db_exec(s->db, "DELETE FROM journal", err);
-}
-
-/* ---- files other processes are writing ------------------------------------ */
-
-#ifdef __linux__
-static bool fd_writes(const char *pid, const char *fd)
-{
-    char path[600], *text = NULL;
-    snprintf(path, sizeof path, "/proc/%s/fdinfo/%s", pid, fd);
-    if (mlx_path_read_small(path, 4096, &text, NULL) != 0)
-        return false;
-    const char *flags = strstr(text, "flags:");
-    unsigned long v = 0;
-    if (flags != NULL)
-        for (const char *p = flags + 6;
-             *p == '\t' || *p == ' ' || (*p >= '0' && *p <= '7'); p++)
-            if (*p >= '0')
-                v = v * 8 + (unsigned long)(*p - '0');
-    mlx_free(text);
-    return (v & O_ACCMODE) == O_WRONLY || (v & O_ACCMODE) == O_RDWR;
-}
-#endif
-
-bool cache_open_for_writing(dev_t dev, ino_t ino)
-{
-#ifdef __linux__
-    DIR *procs = opendir("/proc");
-    if (procs == NULL)
-        return false;
-    bool found = false;
-    struct dirent *p;
-    while (!found && (p = readdir(procs)) != NULL) {
-        if (p->d_name[0] < '0' || p->d_name[0] > '9')
-            continue;
-        char dir[300];
-        snprintf(dir, sizeof dir, "/proc/%s/fd", p->d_name);
-        DIR *fds = opendir(dir);
-        if (fds == NULL)
-            continue;
-        struct dirent *f;
-        while (!found && (f = readdir(fds)) != NULL) {
-            char link[600];
-            struct stat st;
-            snprintf(link, sizeof link, "%s/%s", dir, f->d_name);
-            if (f->d_name[0] != '.' && stat(link, &st) == 0 && st.st_dev == dev &&
-                st.st_ino == ino && fd_writes(p->d_name, f->d_name))
-                found = true;
-        }
-        closedir(fds);
-    }
-    closedir(procs);
-    return found;
-#else
-    /* macOS has no cheap way to list another process's open files without
-     * privileges; the mtime check before each step is what protects there. */
-    (void)dev;
-    (void)ino;
-    return false;
-#endif
 }
 
 /* ---- planning -------------------------------------------------------------- */
@@ -173,6 +106,30 @@ static size_t count_inodes(const scan_file *f, const size_t *members, size_t n)
     return k;
 }
 
+/* Moves the inode with the most links to the front of members (grouped by
+ * inode): keeping it means the fewest paths to replace. */
+static void keep_most_linked(const scan_file *f, size_t *members, size_t n)
+{
+    size_t best = 0, best_end = 0;
+    for (size_t a = 0; a < n;) {
+        size_t b = a;
+        while (b < n && f[members[b]].ino == f[members[a]].ino &&
+               f[members[b]].dev == f[members[a]].dev)
+            b++;
+        if (a == 0 || f[members[a]].nlink > f[members[best]].nlink) {
+            best = a;
+            best_end = b;
+        }
+        a = b;
+    }
+    /* Rotate [0, best_end) so that [best, best_end) comes first. */
+    for (size_t k = 0; k < best; k++) {
+        size_t first = members[0];
+        memmove(members, members + 1, (best_end - 1) * sizeof *members);
+        members[best_end - 1] = first;
+    }
+}
+
 int cache_plan_dedup(store *s, scan_result *r, dedup_plan *out, mlx_err *err)
 {
     memset(out, 0, sizeof *out);
@@ -199,12 +156,17 @@ int cache_plan_dedup(store *s, scan_result *r, dedup_plan *out, mlx_err *err)
                 want[order[k]] = true;
         i = j;
     }
-    int rc = cache_hash_files(s, r->files, want, n, err);
+    int rc = cache_hash_files(s, r->files, want, n, HASH_REUSE, err);
     if (rc == 0) {
         size_t m = 0;
-        for (size_t i = 0; i < n; i++)
-            if (want[i])
+        for (size_t i = 0; i < n; i++) {
+            if (r->files[i].unreadable)
+                cache_scan_problem(r,
+                                   "%s: cannot read it (%s); left out of the comparison",
+                                   r->files[i].location, r->files[i].error);
+            else if (want[i])
                 order[m++] = i;
+        }
         qsort(order, m, sizeof *order, cmp_digest);
         for (size_t i = 0; rc == 0 && i < m;) {
             size_t j = i;
@@ -228,6 +190,7 @@ int cache_plan_dedup(store *s, scan_result *r, dedup_plan *out, mlx_err *err)
                 set->members = members;
                 set->n = j - i;
                 memcpy(members, order + i, set->n * sizeof *members);
+                keep_most_linked(r->files, members, set->n);
                 memcpy(set->sha256, r->files[order[i]].sha256, MLX_SHA256_HEX);
                 set->size = r->files[order[i]].size;
                 /* An inode is freed only when every link to it is replaced:
@@ -261,25 +224,8 @@ int cache_plan_dedup(store *s, scan_result *r, dedup_plan *out, mlx_err *err)
  * a hard link. */
 static int share_bytes(const char *source, const char *temp, bool *cloned)
 {
-    *cloned = false;
-#ifdef __linux__
-    int in = open(source, O_RDONLY | O_CLOEXEC);
-    if (in >= 0) {
-        int out = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-        if (out >= 0) {
-            *cloned = ioctl(out, FICLONE, in) == 0;
-            close(out);
-            if (!*cloned)
-                unlink(temp);
-        }
-        close(in);
-    }
-#elif defined(__APPLE__)
-    *cloned = clonefile(source, temp, 0) == 0;
-#endif
-    if (*cloned)
-        return 0;
-    return link(source, temp);
+    *cloned = cache_clone(source, temp);
+    return *cloned ? 0 : link(source, temp);
 }
 
 static int journal_add(store *s, const char *target, const char *source, const char *temp,
@@ -367,6 +313,12 @@ static void add_given_back(store *s, uint64_t bytes)
     mlx_db_exec(s->db, sql, NULL);
 }
 
+void cache_dedup_report_free(dedup_report *r)
+{
+    mlx_free(r->skipped);
+    memset(r, 0, sizeof *r);
+}
+
 int cache_apply_dedup(store *s, scan_result *r, const dedup_plan *p, dedup_report *out,
                       mlx_err *err)
 {
@@ -379,16 +331,23 @@ int cache_apply_dedup(store *s, scan_result *r, const dedup_plan *p, dedup_repor
             if (t->ino == keep->ino && t->dev == keep->dev)
                 continue; /* already the same file */
             const char *why = NULL;
+            bool same = false;
             if (t->dev != keep->dev)
                 why = "on another file system";
             else if (!unchanged(t) || !unchanged(keep))
                 why = "changed since it was hashed";
             else if (cache_open_for_writing(t->dev, t->ino))
                 why = "open for writing by another process";
+            else if (cache_same_bytes(keep->location, t->location, &same, NULL) != 0 ||
+                     !same)
+                why = "its bytes differ from the copy kept (a stale digest)";
             if (why != NULL) {
-                mlx_log_warn(MOD, "left a duplicate alone", "path=\"%s\" why=\"%s\"",
-                             t->location, why);
-                out->skipped++;
+                dedup_skip *grown =
+                    mlx_realloc(out->skipped, (out->n_skipped + 1) * sizeof *grown);
+                if (grown == NULL)
+                    return mlx_err_set(err, MLX_ENOMEM, "out of memory");
+                out->skipped = grown;
+                out->skipped[out->n_skipped++] = (dedup_skip){set->members[k], why};
                 continue;
             }
             bool freed = false;

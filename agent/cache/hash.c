@@ -32,8 +32,6 @@ struct job {
     size_t n;
     size_t next; /* under mtx */
     pthread_mutex_t mtx;
-    int rc; /* the first failure */
-    mlx_err err;
 };
 
 static void *worker(void *arg)
@@ -48,15 +46,13 @@ static void *worker(void *arg)
         pthread_mutex_unlock(&j->mtx);
         if (i >= j->n)
             return NULL;
+        /* Each file is one worker's alone: no lock needed to fill it in. */
         mlx_err err;
         mlx_err_clear(&err);
         if (cache_hash_path(j->files[i].location, j->files[i].sha256, &err) != 0) {
-            pthread_mutex_lock(&j->mtx);
-            if (j->rc == 0) {
-                j->rc = err.code != 0 ? err.code : MLX_EIO;
-                j->err = err;
-            }
-            pthread_mutex_unlock(&j->mtx);
+            j->files[i].sha256[0] = '\0';
+            j->files[i].error = mlx_strdup(mlx_err_text(&err, MLX_EIO));
+            j->files[i].unreadable = true;
         }
     }
 }
@@ -107,15 +103,18 @@ static int remember(store *s, const scan_file *f, mlx_err *err)
                               : mlx_db_fail(s->db, src, err, "cannot remember a digest");
 }
 
-int cache_hash_files(store *s, scan_file *files, const bool *want, size_t n, mlx_err *err)
+int cache_hash_files(store *s, scan_file *files, const bool *want, size_t n,
+                     cache_hash_mode mode, mlx_err *err)
 {
     bool *todo = mlx_calloc(n > 0 ? n : 1, sizeof *todo);
     if (todo == NULL)
         return mlx_err_set(err, MLX_ENOMEM, "out of memory");
     size_t count = 0;
     for (size_t i = 0; i < n; i++) {
+        if (mode == HASH_REREAD && want[i])
+            files[i].sha256[0] = '\0';
         /* A digest remembered is reported even where none is needed. */
-        if (files[i].sha256[0] != '\0' || remembered(s, &files[i]) || !want[i])
+        else if (files[i].sha256[0] != '\0' || remembered(s, &files[i]) || !want[i])
             continue;
         todo[i] = true;
         count++;
@@ -139,12 +138,10 @@ int cache_hash_files(store *s, scan_file *files, const bool *want, size_t n, mlx
         pthread_join(tid[t], NULL);
     pthread_mutex_destroy(&j.mtx);
 
-    int rc = j.rc;
-    if (rc != 0 && err != NULL)
-        *err = j.err;
-    if (rc == 0 && count > 0 && (rc = mlx_db_exec(s->db, "BEGIN IMMEDIATE", err)) == 0) {
+    int rc = 0;
+    if (count > 0 && (rc = mlx_db_exec(s->db, "BEGIN IMMEDIATE", err)) == 0) {
         for (size_t i = 0; rc == 0 && i < n; i++)
-            if (todo[i])
+            if (todo[i] && !files[i].unreadable)
                 rc = remember(s, &files[i], err);
         if (rc == 0)
             rc = mlx_db_exec(s->db, "COMMIT", err);

@@ -65,6 +65,7 @@ void cache_scan_free(scan_result *r)
         mlx_free(r->files[i].model);
         mlx_free(r->files[i].path);
         mlx_free(r->files[i].location);
+        mlx_free(r->files[i].error);
     }
     for (size_t i = 0; i < r->n_problems; i++)
         mlx_free(r->problems[i]);
@@ -73,9 +74,8 @@ void cache_scan_free(scan_result *r)
     memset(r, 0, sizeof *r);
 }
 
-/* Adds a file whose bytes are at location (a real path, no symlinks). */
-static int add_file(scan_result *r, cache_origin origin, const char *model,
-                    const char *path, const char *location, const char *claimed)
+int cache_scan_add(scan_result *r, cache_origin origin, const char *model,
+                   const char *path, const char *location, const char *claimed)
 {
     struct stat st;
     if (stat(location, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -173,7 +173,7 @@ static int walk_snapshot(scan_result *r, const char *repo_real, const char *mode
             continue;
         }
         const char *base = strrchr(real, '/') + 1;
-        rc = add_file(r, ORIGIN_HF, model, sub, real, base);
+        rc = cache_scan_add(r, ORIGIN_HF, model, sub, real, base);
     }
     closedir(d);
     return rc;
@@ -270,7 +270,7 @@ static int add_layer(scan_result *r, const char *root, const char *model,
                            (unsigned long long)l->size);
         return 0;
     }
-    return add_file(r, ORIGIN_OLLAMA, model, path, real, l->digest);
+    return cache_scan_add(r, ORIGIN_OLLAMA, model, path, real, l->digest);
 }
 
 static int scan_manifest(scan_result *r, const char *root, const char *file,
@@ -384,7 +384,7 @@ static int walk_dir(scan_result *r, const char *dir, int depth)
                 continue;
             }
             local_name(e->d_name, model, sizeof model);
-            rc = add_file(r, ORIGIN_DIR, model, strrchr(path, '/') + 1, real, NULL);
+            rc = cache_scan_add(r, ORIGIN_DIR, model, strrchr(path, '/') + 1, real, NULL);
         }
     }
     closedir(d);

@@ -1,8 +1,11 @@
 /* store.c — the content-addressed store: folders, blobs, models, names. */
 #include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -83,6 +86,8 @@ static void store_free(store *s)
     if (s == NULL)
         return;
     mlx_db_close(s->db);
+    if (s->hold_fd >= 0)
+        close(s->hold_fd); /* releases the lock */
     mlx_free(s->data_dir);
     mlx_free(s->blob_dir);
     mlx_free(s->tmp_dir);
@@ -96,17 +101,27 @@ int store_open(const char *data_dir, store **out, mlx_err *err)
     store *s = mlx_calloc(1, sizeof *s);
     if (s == NULL)
         return mlx_err_set(err, MLX_ENOMEM, "out of memory");
-    s->data_dir = mlx_strdup(data_dir);
-    char *blobs = mlx_path_join(data_dir, "blobs");
-    s->blob_dir = blobs != NULL ? mlx_path_join(blobs, "sha256") : NULL;
-    mlx_free(blobs);
-    s->tmp_dir = mlx_path_join(data_dir, "tmp");
-    s->quarantine_dir = mlx_path_join(data_dir, "quarantine");
-    char *db_path = mlx_path_join(data_dir, "agent.db");
-    int rc = 0;
-    if (s->data_dir == NULL || s->blob_dir == NULL || s->tmp_dir == NULL ||
-        s->quarantine_dir == NULL || db_path == NULL)
-        rc = mlx_err_set(err, MLX_ENOMEM, "out of memory");
+    s->hold_fd = -1;
+    /* Locations recorded in agent.db are absolute, so the same store opened
+     * as "./data" or "/home/me/data" finds the same blobs. */
+    char real[PATH_MAX];
+    int rc = mlx_path_mkdirs(data_dir, 0700, err);
+    if (rc == 0 && realpath(data_dir, real) == NULL)
+        rc =
+            mlx_err_set(err, MLX_EIO, "cannot resolve %s: %s", data_dir, strerror(errno));
+    char *db_path = NULL;
+    if (rc == 0) {
+        s->data_dir = mlx_strdup(real);
+        char *blobs = mlx_path_join(real, "blobs");
+        s->blob_dir = blobs != NULL ? mlx_path_join(blobs, "sha256") : NULL;
+        mlx_free(blobs);
+        s->tmp_dir = mlx_path_join(real, "tmp");
+        s->quarantine_dir = mlx_path_join(real, "quarantine");
+        db_path = mlx_path_join(real, "agent.db");
+        if (s->data_dir == NULL || s->blob_dir == NULL || s->tmp_dir == NULL ||
+            s->quarantine_dir == NULL || db_path == NULL)
+            rc = mlx_err_set(err, MLX_ENOMEM, "out of memory");
+    }
     if (rc == 0)
         rc = mlx_path_mkdirs(s->blob_dir, 0700, err);
     if (rc == 0)
@@ -145,6 +160,41 @@ bool store_has_blob(const store *s, const char *hex)
     return cache_is_digest(hex) && stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/* Takes <data>/store.lock in mode (LOCK_SH waits; LOCK_EX does not). */
+static int hold(store *s, int mode, mlx_err *err)
+{
+    if (s->hold_fd >= 0 && s->hold_mode == mode)
+        return 0;
+    if (s->hold_fd < 0) {
+        char *path = mlx_path_join(s->data_dir, "store.lock");
+        if (path == NULL)
+            return mlx_err_set(err, MLX_ENOMEM, "out of memory");
+        s->hold_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        int e = errno;
+        mlx_free(path);
+        if (s->hold_fd < 0)
+            return mlx_err_set(err, MLX_EIO,
+                               "cannot open the store's lock file in %s: %s", s->data_dir,
+                               strerror(e));
+    }
+    int flags = mode == LOCK_EX ? LOCK_EX | LOCK_NB : LOCK_SH;
+    int rc;
+    while ((rc = flock(s->hold_fd, flags)) != 0 && errno == EINTR)
+        ;
+    if (rc != 0)
+        return mlx_err_set(err, MLX_EBUSY,
+                           "a pull or an add is writing to the store in %s; run this "
+                           "again when it has finished",
+                           s->data_dir);
+    s->hold_mode = mode;
+    return 0;
+}
+
+int cache_hold_sweep(store *s, mlx_err *err)
+{
+    return hold(s, LOCK_EX, err);
+}
+
 static int fsync_path(const char *path, int flags)
 {
     int fd = open(path, flags | O_CLOEXEC);
@@ -167,6 +217,9 @@ int store_put_blob(store *s, const char *tmp_path, const char *hex, uint64_t siz
         return mlx_err_set(err, MLX_ECORRUPT,
                            "%s has %lld bytes where %llu were expected", tmp_path,
                            (long long)st.st_size, (unsigned long long)size);
+    int rc = s->hold_mode == LOCK_EX ? 0 : hold(s, LOCK_SH, err);
+    if (rc != 0)
+        return rc;
     char path[4096];
     store_blob_path(s, hex, path, sizeof path);
     if (store_has_blob(s, hex)) {
@@ -180,7 +233,7 @@ int store_put_blob(store *s, const char *tmp_path, const char *hex, uint64_t siz
         fsync_path(s->blob_dir, O_RDONLY | O_DIRECTORY);
     }
     sqlite3_stmt *st_ins;
-    int rc = mlx_db_prepare(
+    rc = mlx_db_prepare(
         s->db,
         "INSERT INTO blobs (sha256, size, added_unix_ms, verified_unix_ms) "
         "VALUES (?1, ?2, ?3, ?3) ON CONFLICT(sha256) DO NOTHING",
@@ -209,9 +262,8 @@ int cache_begin_model(store *s, const char *name, const char *source, const char
         s->db,
         "INSERT INTO models (name, source, origin, format, size, added_unix_ms, "
         "last_used_unix_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) "
-        "ON CONFLICT(name) DO UPDATE SET source = ?2, origin = ?3, format = ?4, size = "
-        "?5, "
-        "broken = 0 RETURNING id",
+        "ON CONFLICT(name) DO UPDATE SET source = ?2, origin = ?3, format = ?4, "
+        "size = ?5 RETURNING id",
         &st, err);
     if (rc != 0)
         return rc;
@@ -275,6 +327,12 @@ int store_add_model(store *s, const store_model *m, mlx_err *err)
     sqlite3_int64 id = 0;
     rc = cache_begin_model(s, m->name, source_name(m->source), m->origin, m->format, size,
                            &id, err);
+    if (rc == 0) { /* new bytes, all verified while they were written */
+        char sql[80];
+        snprintf(sql, sizeof sql, "UPDATE models SET broken = 0 WHERE id = %lld",
+                 (long long)id);
+        rc = mlx_db_exec(s->db, sql, err);
+    }
     for (size_t i = 0; rc == 0 && i < m->n_files; i++) {
         char location[4096];
         store_blob_path(s, m->files[i].sha256, location, sizeof location);

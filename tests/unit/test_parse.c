@@ -347,15 +347,18 @@ static void test_parse_duration_units(void **state)
     static const struct {
         const char *text;
         int64_t ms;
-    } ok[] = {{"250ms", 250}, {"90s", 90000}, {"30m", 1800000}, {"24h", 86400000},
+    } ok[] = {{"250ms", 250},
+              {"90s", 90000},
+              {"30m", 1800000},
+              {"24h", 86400000},
               {"7d", 604800000}};
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         int64_t v = -1;
         assert_int_equal(mlx_parse_duration_ms(ok[i].text, &v, NULL), 0);
         assert_int_equal(v, ok[i].ms);
     }
-    static const char *const bad[] = {"", "h", "24", "0h", "-1h", "1.5h", "24 h", "24H",
-                                      "1w", "99999999999999999d"};
+    static const char *const bad[] = {"",     "h",    "24",  "0h", "-1h",
+                                      "1.5h", "24 h", "24H", "1w", "99999999999999999d"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int64_t v = 42;
         mlx_err err;
@@ -366,9 +369,42 @@ static void test_parse_duration_units(void **state)
     }
 }
 
+static void test_parse_bytes_units(void **state)
+{
+    static const struct {
+        const char *text;
+        uint64_t bytes;
+    } ok[] = {{"0", 0},
+              {"1024", 1024},
+              {"12B", 12},
+              {"4K", 4096},
+              {"500M", 500ull << 20},
+              {"40g", 40ull << 30},
+              {"40GiB", 40ull << 30},
+              {"2TB", 2ull << 40},
+              {"16777215T", 16777215ull << 40}};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        uint64_t v = 1;
+        assert_int_equal(mlx_parse_bytes(ok[i].text, &v, NULL), 0);
+        assert_true(v == ok[i].bytes);
+    }
+    static const char *const bad[] = {"",     "G",         "-1G",
+                                      "1.5G", "10 G",      "10Gb!",
+                                      "10X",  "16777216T", "99999999999999999999"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        uint64_t v = 42;
+        mlx_err err;
+        mlx_err_clear(&err);
+        assert_int_equal(mlx_parse_bytes(bad[i], &v, &err), MLX_EINVAL);
+        assert_true(v == 42);
+        assert_non_null(strstr(err.msg, bad[i]));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_bytes_units),
         cmocka_unit_test(test_parse_duration_units),
         cmocka_unit_test(test_parse_int64_accepts_plain_decimals),
         cmocka_unit_test(test_parse_int64_accepts_the_extremes),
