@@ -64,4 +64,44 @@
  * served at once while one of them is slow. */
 #define MLX_CONTROL_CONTEXTS 16
 
+/* GGUF model files (agent/engine/gguf.c). Every count and length below is
+ * also checked against the bytes left in the file, so these ceilings are not
+ * what keeps a read in bounds; they keep a hostile header from making the
+ * reader allocate an index far larger than any real model needs, and keep
+ * sizes small enough that later arithmetic on them cannot overflow. */
+
+/* Metadata pairs: real models carry 20-60 (a vocabulary is one array each
+ * for tokens, scores, types and merges). */
+#define MLX_GGUF_MAX_KV 65536
+
+/* Tensors: a 405B dense model has ~1,100, a mixture-of-experts model with
+ * one tensor per expert a few thousand. */
+#define MLX_GGUF_MAX_TENSORS 65536
+
+/* Dimensions of a tensor, as in ggml (GGML_MAX_DIMS). */
+#define MLX_GGUF_MAX_DIMS 4
+
+/* Metadata keys: the format caps them at 65535 bytes; real ones are short
+ * dotted names ("llama.attention.head_count"). */
+#define MLX_GGUF_MAX_KEY 65535
+
+/* Tensor names: ggml keeps names in a 64-byte field with its terminator, so
+ * no file ggml can load has a longer one ("blk.31.ffn_down.weight" is 22);
+ * the writer keeps the same bound so every file it writes loads there too. */
+#define MLX_GGUF_MAX_TENSOR_NAME 63
+
+/* One string value: the longest in real files are chat templates, a few
+ * tens of KiB. */
+#define MLX_GGUF_MAX_STRING (16u << 20)
+
+/* Elements of one metadata array: the largest are vocabularies and their
+ * BPE merge lists (Llama 3: 128,256 tokens and 280,147 merges; Gemma:
+ * 256,000 tokens). */
+#define MLX_GGUF_MAX_ARRAY (16u << 20)
+
+/* general.alignment: a power of two; real files use 32 (the default) or a
+ * page size. A larger value would only waste padding, and capping it keeps
+ * offset rounding far from overflow. */
+#define MLX_GGUF_MAX_ALIGNMENT (1u << 20)
+
 #endif
