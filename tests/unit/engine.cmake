@@ -3,3 +3,6 @@
 # where it is absent.
 mlx_unit_test(test_gguf mlxengine)
 mlx_unit_test(test_gguf_files mlxengine)
+mlx_unit_test(test_quant mlxengine)
+mlx_unit_test(test_quant_files mlxengine)
+mlx_unit_test(test_synth mlxengine)
