@@ -225,9 +225,11 @@ int store_put_blob(store *s, const char *tmp_path, const char *hex, uint64_t siz
     if (store_has_blob(s, hex)) {
         unlink(tmp_path);
     } else {
-        /* Data first, then the name: a crash never leaves a named blob
-         * whose bytes are not on disk. */
-        if (fsync_path(tmp_path, O_RDONLY) != 0 || rename(tmp_path, path) != 0)
+        /* Read-only, since a blob never changes; data first, then the
+         * name, so a crash never leaves a named blob whose bytes are not on
+         * disk. */
+        if (chmod(tmp_path, 0444) != 0 || fsync_path(tmp_path, O_RDONLY) != 0 ||
+            rename(tmp_path, path) != 0)
             return mlx_err_set(err, MLX_EIO, "cannot move %s into the store: %s",
                                tmp_path, strerror(errno));
         fsync_path(s->blob_dir, O_RDONLY | O_DIRECTORY);
