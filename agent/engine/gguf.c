@@ -264,8 +264,10 @@ static int read_kv(struct cursor *c, uint64_t i, gguf_kv *kv, mlx_err *err)
                            "truncated in the key of metadata pair %llu; the file is "
                            "incomplete or damaged, fetch it again",
                            (unsigned long long)i);
-    if (kv->key.len == 0)
-        return mlx_err_set(err, MLX_ECORRUPT, "metadata pair %llu has an empty key",
+    /* Keys and names are looked up with C strings: a NUL byte would hide. */
+    if (kv->key.len == 0 || memchr(kv->key.ptr, 0, (size_t)kv->key.len) != NULL)
+        return mlx_err_set(err, MLX_ECORRUPT,
+                           "metadata pair %llu has an empty key or a NUL byte in it",
                            (unsigned long long)i);
     const char *key = show(kv->key, name);
     uint32_t type;
@@ -397,8 +399,9 @@ static int read_tensor_info(gguf_impl *g, struct cursor *c, uint64_t i, gguf_ten
                            "truncated in the name of tensor %llu; the file is incomplete "
                            "or damaged, fetch it again",
                            (unsigned long long)i);
-    if (t->name.len == 0)
-        return mlx_err_set(err, MLX_ECORRUPT, "tensor %llu has an empty name",
+    if (t->name.len == 0 || memchr(t->name.ptr, 0, (size_t)t->name.len) != NULL)
+        return mlx_err_set(err, MLX_ECORRUPT,
+                           "tensor %llu has an empty name or a NUL byte in it",
                            (unsigned long long)i);
     const char *tn = show(t->name, name);
     uint32_t type;

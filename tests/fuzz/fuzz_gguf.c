@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "agent/engine/gguf.h"
 #include "agent/engine/quant.h"
@@ -66,6 +67,93 @@ static void use_tensors(const gguf_file *f)
     }
 }
 
+/* A C string of a file's string (NUL bytes in values cut it short, which
+ * only changes the value written back). Caller frees. */
+static char *dup_str(gguf_str s)
+{
+    return mlx_strndup(s.len > 0 ? s.ptr : "", (size_t)s.len);
+}
+
+static int copy_kv(gguf_writer *w, const gguf_kv *kv)
+{
+    char *key = dup_str(kv->key);
+    int rc = -1;
+    if (key == NULL)
+        return -1;
+    if (kv->type == GGUF_TYPE_STRING) {
+        char *v = dup_str(kv->v.str);
+        rc = v != NULL ? gguf_writer_set_str(w, key, v, NULL) : -1;
+        mlx_free(v);
+    } else if (kv->type == GGUF_TYPE_ARRAY && kv->v.arr.type == GGUF_TYPE_STRING) {
+        uint64_t n = kv->v.arr.n, pos = 0, i = 0;
+        char **v = mlx_calloc(n ? n : 1, sizeof *v);
+        for (; v != NULL && i < n; i++)
+            if ((v[i] = dup_str(gguf_arr_str_next(kv, &pos))) == NULL)
+                break;
+        if (v != NULL && i == n)
+            rc = gguf_writer_set_arr_str(w, key, (const char *const *)v, n, NULL);
+        for (uint64_t k = 0; v != NULL && k < i; k++)
+            mlx_free(v[k]);
+        mlx_free(v);
+    } else if (kv->type == GGUF_TYPE_ARRAY) {
+        rc = gguf_writer_set_arr(w, key, kv->v.arr.type, kv->v.arr.data, kv->v.arr.n,
+                                 NULL);
+    } else {
+        /* The widened value back to its own width (little-endian host). */
+        uint8_t b[8];
+        bool flag = kv->v.u64 != 0;
+        if (kv->type == GGUF_TYPE_FLOAT32) {
+            float x = (float)kv->v.f64;
+            memcpy(b, &x, 4);
+        } else {
+            memcpy(b, &kv->v.u64, 8);
+        }
+        rc = gguf_writer_set_scalar(
+            w, key, kv->type,
+            kv->type == GGUF_TYPE_BOOL ? (const void *)&flag : (const void *)b, NULL);
+    }
+    mlx_free(key);
+    return rc;
+}
+
+/* Writes what was read back out: the copy must open and hold the same
+ * tensors, byte for byte. */
+static void write_back(const gguf_file *f)
+{
+    gguf_writer *w = NULL;
+    if (gguf_writer_new(&w, NULL) != 0)
+        return;
+    void *mem = NULL;
+    size_t len = 0;
+    int rc = 0;
+    for (uint64_t i = 0; i < f->n_kv && rc == 0; i++)
+        rc = copy_kv(w, &f->kv[i]);
+    for (uint64_t i = 0; i < f->n_tensors && rc == 0; i++) {
+        const gguf_tensor *t = &f->tensors[i];
+        char *name = dup_str(t->name);
+        rc = name != NULL ? gguf_writer_add_tensor(w, name, t->type, t->n_dims, t->ne,
+                                                   t->data, t->nbytes, NULL)
+                          : -1;
+        mlx_free(name);
+    }
+    /* Only the writer's stricter alignment rule (UINT32) may refuse it. */
+    if (rc == 0 && gguf_writer_to_mem(w, &mem, &len, NULL) == 0) {
+        gguf_file *g = NULL;
+        if (gguf_open_mem(mem, len, &g, NULL) != 0)
+            __builtin_trap();
+        if (g->n_kv != f->n_kv || g->n_tensors != f->n_tensors ||
+            g->alignment != f->alignment)
+            __builtin_trap();
+        for (uint64_t i = 0; i < f->n_tensors; i++)
+            if (g->tensors[i].nbytes != f->tensors[i].nbytes ||
+                memcmp(g->tensors[i].data, f->tensors[i].data, f->tensors[i].nbytes) != 0)
+                __builtin_trap();
+        gguf_close(g);
+    }
+    mlx_free(mem);
+    gguf_writer_free(w);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     gguf_file *f = NULL;
@@ -73,6 +161,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     use_metadata(f);
     use_tensors(f);
+    write_back(f);
     gguf_close(f);
     return 0;
 }

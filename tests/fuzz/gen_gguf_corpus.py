@@ -110,6 +110,9 @@ def corpus():
     yield "bad-key-too-long", (gguf([], [], n_kv=1, pad=False) + u64(70000) +
                                b"k" * 40)
     yield "bad-empty-key", gguf([kv("", U32, 1)], [])
+    yield "bad-nul-in-key", gguf([kv("general.name\0x", U32, 1)], [])
+    yield "bad-tensor-nul-in-name", gguf([ARCH], [tensor("w\0", [4], T_F32, 0)],
+                                         b"\0" * 32)
     yield "bad-huge-array-count", (gguf([], [], n_kv=1, pad=False) + string("x.a") +
                                    u32(ARR) + u32(U8) + u64(1 << 60) + b"\1\2\3")
     yield "bad-unknown-value-type", (gguf([], [], n_kv=1, pad=False) + string("x.v") +

@@ -32,6 +32,8 @@ static const struct {
     {"bad-huge-string-length", "'general.name' is longer than"},
     {"bad-key-too-long", "key of metadata pair 0 is longer than"},
     {"bad-empty-key", "empty key"},
+    {"bad-nul-in-key", "NUL byte"},
+    {"bad-tensor-nul-in-name", "NUL byte"},
     {"bad-huge-array-count", "'x.a' is an array of 1152921504606846976 elements"},
     {"bad-unknown-value-type", "'x.v' has unknown value type 13"},
     {"bad-nested-array", "nested arrays"},
