@@ -40,6 +40,10 @@ int cache_cmd_open(const char *data_dir, store **out, mlx_err *err);
 int cache_cmd_roots(const char *hf_flag, const char *ollama_flag, char **hf,
                     char **ollama, mlx_err *err);
 
+/* store_check_name for a name typed on the command line: MLX_EUSAGE (exit
+ * status 2) with the sentence when it is not a valid model name. */
+int cache_cmd_check_name(const char *name, mlx_err *err);
+
 /* Prints v on stdout as one line of JSON; takes the reference to v. */
 int cache_cmd_print_json(json_t *v, mlx_err *err);
 

@@ -64,13 +64,12 @@ static int add(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **arg
     mlx_err err;
     mlx_err_clear(&err);
     cache_added a;
-    if (o.name[0] == '\0') {
-        mlx_err_set(&err, MLX_EUSAGE,
-                    "say what to call the model: cache add %s --name NAME", args.argv[0]);
-        rc = MLX_EUSAGE;
-    } else {
+    if (o.name[0] == '\0')
+        rc = mlx_err_set(&err, MLX_EUSAGE,
+                         "say what to call the model: cache add %s --name NAME",
+                         args.argv[0]);
+    else if ((rc = cache_cmd_check_name(o.name, &err)) == 0)
         rc = cache_add_file(s, args.argv[0], o.name, &a, &err);
-    }
     if (rc != 0) {
         mlx_cli_fail(prog, rc, &err);
         goto out;
@@ -102,7 +101,8 @@ static int rm(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **argv
     mlx_err err;
     mlx_err_clear(&err);
     const char *name = args.argv[0];
-    if ((rc = cache_remove_model(s, name, &err)) != 0) {
+    if ((rc = cache_cmd_check_name(name, &err)) != 0 ||
+        (rc = cache_remove_model(s, name, &err)) != 0) {
         mlx_cli_fail(prog, rc, &err);
         goto out;
     }
@@ -141,7 +141,8 @@ static int pin_or_unpin(const mlx_program *prog, const mlx_cmd *cmd, int argc,
         goto out;
     mlx_err err;
     mlx_err_clear(&err);
-    if ((rc = cache_pin_model(s, args.argv[0], pinned, &err)) != 0) {
+    if ((rc = cache_cmd_check_name(args.argv[0], &err)) != 0 ||
+        (rc = cache_pin_model(s, args.argv[0], pinned, &err)) != 0) {
         mlx_cli_fail(prog, rc, &err);
         goto out;
     }

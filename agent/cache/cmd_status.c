@@ -121,7 +121,7 @@ static int status(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **
     if (rc != 0 || args.help)
         goto out;
     name = args.argc > 0 ? args.argv[0] : NULL;
-    if ((name == NULL || (rc = store_check_name(name, &err)) == 0) &&
+    if ((name == NULL || (rc = cache_cmd_check_name(name, &err)) == 0) &&
         (rc = cache_cmd_open(o.data, &s, &err)) == 0 &&
         (rc = cache_list_models(s, name, &models, &err)) == 0 &&
         (rc = cache_usage_read(s, &u, &err)) == 0 && name != NULL && models.n == 0)

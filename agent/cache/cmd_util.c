@@ -49,6 +49,11 @@ int cache_cmd_roots(const char *hf_flag, const char *ollama_flag, char **hf,
     return mlx_err_set(err, MLX_ENOMEM, "out of memory");
 }
 
+int cache_cmd_check_name(const char *name, mlx_err *err)
+{
+    return store_check_name(name, err) == 0 ? 0 : MLX_EUSAGE;
+}
+
 int cache_cmd_print_json(json_t *v, mlx_err *err)
 {
     if (v == NULL)

@@ -273,11 +273,16 @@ static bool unchanged(const scan_file *f)
            (uint64_t)st.st_size == f->size && mtime == f->mtime_ns;
 }
 
-/* Replaces one path with the kept copy's bytes. */
+/* Replaces one path with the kept copy's bytes. A file-system refusal
+ * (permissions, a read-only mount) leaves the target as it was and sets
+ * *why; only the journal's failures are errors. */
 static int replace_one(store *s, const scan_file *keep, const scan_file *target,
-                       const dedup_set *set, bool *freed_inode, mlx_err *err)
+                       const dedup_set *set, bool *freed_inode, const char **why,
+                       mlx_err *err)
 {
     char temp[PATH_MAX], suffix[17];
+    *why = NULL;
+    *freed_inode = false;
     if (mlx_rand_hex(suffix, 16, err) != 0)
         return MLX_EIO;
     const char *slash = strrchr(target->location, '/');
@@ -291,16 +296,17 @@ static int replace_one(store *s, const scan_file *keep, const scan_file *target,
     struct stat before;
     if (stat(target->location, &before) != 0 ||
         share_bytes(keep->location, temp, &cloned) != 0) {
-        rc = mlx_err_set(err, MLX_EIO, "cannot link %s to %s: %s", target->location,
-                         keep->location, strerror(errno));
+        *why = errno == EACCES || errno == EPERM ? "its folder may not be written to"
+               : errno == EROFS                  ? "it is on a read-only file system"
+                                                 : "it could not be linked";
     } else if (rename(temp, target->location) != 0) {
-        rc = mlx_err_set(err, MLX_EIO, "cannot replace %s: %s", target->location,
-                         strerror(errno));
+        *why = "it could not be replaced";
         unlink(temp);
+    } else {
+        *freed_inode = before.st_nlink == 1;
     }
     journal_done(s, id);
-    *freed_inode = rc == 0 && before.st_nlink == 1;
-    return rc;
+    return 0;
 }
 
 static void add_given_back(store *s, uint64_t bytes)
@@ -311,6 +317,16 @@ static void add_given_back(store *s, uint64_t bytes)
         "UPDATE counters SET value = value + %llu WHERE name = 'dedup_bytes_given_back'",
         (unsigned long long)bytes);
     mlx_db_exec(s->db, sql, NULL);
+}
+
+static int add_skip(dedup_report *r, size_t file, const char *why, mlx_err *err)
+{
+    dedup_skip *grown = mlx_realloc(r->skipped, (r->n_skipped + 1) * sizeof *grown);
+    if (grown == NULL)
+        return mlx_err_set(err, MLX_ENOMEM, "out of memory");
+    r->skipped = grown;
+    r->skipped[r->n_skipped++] = (dedup_skip){file, why};
+    return 0;
 }
 
 void cache_dedup_report_free(dedup_report *r)
@@ -342,18 +358,20 @@ int cache_apply_dedup(store *s, scan_result *r, const dedup_plan *p, dedup_repor
                      !same)
                 why = "its bytes differ from the copy kept (a stale digest)";
             if (why != NULL) {
-                dedup_skip *grown =
-                    mlx_realloc(out->skipped, (out->n_skipped + 1) * sizeof *grown);
-                if (grown == NULL)
-                    return mlx_err_set(err, MLX_ENOMEM, "out of memory");
-                out->skipped = grown;
-                out->skipped[out->n_skipped++] = (dedup_skip){set->members[k], why};
+                int rc = add_skip(out, set->members[k], why, err);
+                if (rc != 0)
+                    return rc;
                 continue;
             }
             bool freed = false;
-            int rc = replace_one(s, keep, t, set, &freed, err);
+            int rc = replace_one(s, keep, t, set, &freed, &why, err);
             if (rc != 0)
                 return rc;
+            if (why != NULL) {
+                if ((rc = add_skip(out, set->members[k], why, err)) != 0)
+                    return rc;
+                continue;
+            }
             out->replaced++;
             if (freed) {
                 out->given_back += set->size;

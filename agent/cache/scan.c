@@ -253,24 +253,39 @@ static int scan_hf(scan_result *r, const char *root)
 
 /* ---- Ollama ------------------------------------------------------------- */
 
-static int add_layer(scan_result *r, const char *root, const char *model,
-                     const char *path, const manifest_layer *l)
+/* Adds one layer's blob; false (with a problem) when it is missing or of
+ * another size than the manifest says. */
+static bool add_layer(scan_result *r, const char *root, const char *model,
+                      const char *path, const manifest_layer *l, int *rc)
 {
     char blob[PATH_MAX], real[PATH_MAX];
     pathf(blob, sizeof blob, "%s/blobs/sha256-%s", root, l->digest);
     if (realpath(blob, real) == NULL) {
         cache_scan_problem(r, "model '%s' names blob sha256-%.12s… which is missing: %s",
                            model, l->digest, strerror(errno));
-        return 0;
+        return false;
     }
     struct stat st;
     if (stat(real, &st) == 0 && (uint64_t)st.st_size != l->size) {
         cache_scan_problem(r, "%s has %lld bytes but the manifest of '%s' says %llu",
                            real, (long long)st.st_size, model,
                            (unsigned long long)l->size);
-        return 0;
+        return false;
     }
-    return cache_scan_add(r, ORIGIN_OLLAMA, model, path, real, l->digest);
+    *rc = cache_scan_add(r, ORIGIN_OLLAMA, model, path, real, l->digest);
+    return *rc == 0;
+}
+
+/* Drops the files added since r->n was first. */
+static void drop_since(scan_result *r, size_t first)
+{
+    while (r->n > first) {
+        scan_file *f = &r->files[--r->n];
+        mlx_free(f->model);
+        mlx_free(f->path);
+        mlx_free(f->location);
+        mlx_free(f->error);
+    }
 }
 
 static int scan_manifest(scan_result *r, const char *root, const char *file,
@@ -287,12 +302,17 @@ static int scan_manifest(scan_result *r, const char *root, const char *file,
         return 0;
     }
     mlx_free(text);
-    int rc = add_layer(r, root, model, "config", &m.config);
-    for (size_t i = 0; rc == 0 && i < m.n_layers; i++) {
+    /* All layers or none: a model without one of its blobs cannot run. */
+    size_t first = r->n;
+    int rc = 0;
+    bool whole = add_layer(r, root, model, "config", &m.config, &rc);
+    for (size_t i = 0; whole && i < m.n_layers; i++) {
         char path[160];
         cache_manifest_file_name(&m, i, path, sizeof path);
-        rc = add_layer(r, root, model, path, &m.layers[i]);
+        whole = add_layer(r, root, model, path, &m.layers[i], &rc);
     }
+    if (!whole)
+        drop_since(r, first);
     return rc;
 }
 

@@ -4,6 +4,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -237,6 +238,12 @@ static bool drain(int fd, char **buf, size_t *len)
 int h_run(const char *bin, const char *const *args, int timeout_ms, char **out,
           char **err)
 {
+    return h_run_as((uid_t)-1, (gid_t)-1, bin, args, timeout_ms, out, err);
+}
+
+int h_run_as(uid_t uid, gid_t gid, const char *bin, const char *const *args,
+             int timeout_ms, char **out, char **err)
+{
     int po[2], pe[2];
     if (pipe(po) != 0 || pipe(pe) != 0)
         abort();
@@ -250,6 +257,11 @@ int h_run(const char *bin, const char *const *args, int timeout_ms, char **out,
         close(pe[0]);
         close(po[1]);
         close(pe[1]);
+        if (uid != (uid_t)-1 &&
+            (setgroups(0, NULL) != 0 || setgid(gid) != 0 || setuid(uid) != 0)) {
+            perror("h_run_as: cannot change user");
+            _exit(126);
+        }
         child_exec(path, argv);
     }
     free(argv);

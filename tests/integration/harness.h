@@ -51,6 +51,11 @@ int h_stop(h_proc *p);
 int h_run(const char *bin, const char *const *args, int timeout_ms, char **out,
           char **err);
 
+/* h_run as another user (uid, gid), for tests that need a file the program
+ * cannot read even when the test runs as root. */
+int h_run_as(uid_t uid, gid_t gid, const char *bin, const char *const *args,
+             int timeout_ms, char **out, char **err);
+
 /* GET url; the parsed JSON body (caller decrefs) or NULL. *status gets the
  * HTTP status (0 when unreachable); status may be NULL. */
 json_t *h_get_json(const char *url, long *status);
