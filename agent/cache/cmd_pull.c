@@ -4,12 +4,14 @@
  * recorded only when complete. Prints a summary, or one JSON object with
  * --json; progress goes to stderr when it is a terminal.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "agent/cache/cache.h"
 #include "agent/cache/cmd.h"
@@ -95,6 +97,9 @@ static int configure(const struct pull_opts *o, bool has_name, pull_config *cfg,
     if (stall_ms > 24 * 3600 * 1000)
         return mlx_err_set(err, MLX_EUSAGE, "--stall-timeout is longer than a day");
     cfg->net.ca_bundle = o->ca_bundle[0] != '\0' ? o->ca_bundle : NULL;
+    if (cfg->net.ca_bundle != NULL && access(cfg->net.ca_bundle, R_OK) != 0)
+        return mlx_err_set(err, MLX_EUSAGE, "--ca-bundle: cannot read %s: %s",
+                           cfg->net.ca_bundle, strerror(errno));
     cfg->net.progress = true;
     /* The token belongs to the Hub; it is never sent anywhere else. */
     const char *token = getenv("HF_TOKEN");

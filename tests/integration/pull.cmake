@@ -5,8 +5,8 @@ target_link_libraries(mlx-test-hub PRIVATE mlxtestutil mlxcommon PkgConfig::MHD
                       PkgConfig::JANSSON PkgConfig::CRYPTO)
 
 foreach(name it_pull it_pull_crash)
-  if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/integration/${name}.c)
-    mlx_integration_test(${name} PkgConfig::SQLITE PkgConfig::CRYPTO)
-    add_dependencies(${name} mlx-test-hub)
-  endif()
+  mlx_integration_test(${name} mlxcommon PkgConfig::CRYPTO)
+  target_sources(${name} PRIVATE integration/pull_hub.c)
+  add_dependencies(${name} mlx-test-hub)
 endforeach()
+set_tests_properties(integration.it_pull integration.it_pull_crash PROPERTIES TIMEOUT 180)
