@@ -8,7 +8,7 @@ DEBIAN_PACKAGES="build-essential cmake pkg-config git
   libnng-dev libprotobuf-c-dev protobuf-c-compiler libsqlite3-dev
   libcurl4-openssl-dev libssl-dev libmicrohttpd-dev libjansson-dev libinih-dev
   libcmocka-dev
-  prometheus"
+  prometheus openssl"
 BREW_PACKAGES="cmake pkg-config nng protobuf-c sqlite curl openssl@3 libmicrohttpd
   jansson inih cmocka
   prometheus"
