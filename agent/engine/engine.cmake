@@ -1,7 +1,8 @@
 # agent/engine: GGUF inference (included by agent/CMakeLists.txt).
 add_library(mlxengine STATIC
   engine/commands.c
-  engine/gguf.c engine/gguf_get.c engine/gguf_types.c engine/gguf_write.c
+  engine/gguf.c engine/gguf_get.c engine/gguf_tensors.c engine/gguf_types.c
+  engine/gguf_write.c engine/gguf_emit.c
   engine/quant.c engine/quant_k.c
   engine/synth.c engine/synth_vocab.c engine/synth_cmd.c)
 target_link_libraries(mlxengine PUBLIC mlxcommon)

@@ -45,7 +45,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "agent/engine/gguf.h"
+#include "agent/engine/gguf_int.h"
 #include "common/alloc.h"
 
 /* The smallest a kv pair and a tensor info can be, to bound counts by the
@@ -54,78 +54,7 @@
 #define MIN_KV_BYTES     (8 + 1 + 4 + 1)
 #define MIN_TENSOR_BYTES (8 + 1 + 4 + 4 + 8)
 
-typedef struct gguf_impl {
-    gguf_file file;
-    gguf_kv *kv;
-    gguf_tensor *tensors;
-    const gguf_kv **kv_by_key;          /* sorted by key, for gguf_find */
-    const gguf_tensor **tensor_by_name; /* sorted by name */
-    void *map;                          /* the mmap'd file, or NULL for gguf_open_mem */
-    size_t map_len;
-} gguf_impl;
-
-struct cursor {
-    const uint8_t *base;
-    uint64_t pos, size;
-};
-
-/* Internal results of a cursor read, turned into sentences by the caller,
- * who knows what was being read. */
-enum { RD_OK = 0, RD_SHORT = -1, RD_LONG = -2 };
-
-static bool cur_has(const struct cursor *c, uint64_t n)
-{
-    return n <= c->size - c->pos;
-}
-
-static int cur_bytes(struct cursor *c, void *out, size_t n)
-{
-    if (!cur_has(c, n))
-        return RD_SHORT;
-    memcpy(out, c->base + c->pos, n);
-    c->pos += n;
-    return RD_OK;
-}
-
-/* Little-endian reads that do not depend on the host's byte order. */
-static int cur_u32(struct cursor *c, uint32_t *out)
-{
-    uint8_t b[4];
-    if (cur_bytes(c, b, 4) != RD_OK)
-        return RD_SHORT;
-    *out = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
-           (uint32_t)b[3] << 24;
-    return RD_OK;
-}
-
-static int cur_u64(struct cursor *c, uint64_t *out)
-{
-    uint32_t lo, hi;
-    if (cur_u32(c, &lo) != RD_OK || cur_u32(c, &hi) != RD_OK)
-        return RD_SHORT;
-    *out = (uint64_t)hi << 32 | lo;
-    return RD_OK;
-}
-
-/* A length-prefixed string of at most max bytes. */
-static int cur_str(struct cursor *c, uint64_t max, gguf_str *out)
-{
-    uint64_t len;
-    if (cur_u64(c, &len) != RD_OK)
-        return RD_SHORT;
-    if (len > max)
-        return RD_LONG;
-    if (!cur_has(c, len))
-        return RD_SHORT;
-    out->ptr = (const char *)c->base + c->pos;
-    out->len = len;
-    c->pos += len;
-    return RD_OK;
-}
-
-/* A string from the file, made safe to quote in a sentence: at most 48
- * bytes, control and non-ASCII bytes shown as '?'. */
-static const char *show(gguf_str s, char buf[64])
+const char *gguf_show_str(gguf_str s, char buf[64])
 {
     size_t n = s.len < 48 ? (size_t)s.len : 48;
     for (size_t i = 0; i < n; i++) {
@@ -140,7 +69,7 @@ static const char *show(gguf_str s, char buf[64])
     return buf;
 }
 
-static int corrupt_short(mlx_err *err, const char *what, const char *name)
+int gguf_err_truncated(mlx_err *err, const char *what, const char *name)
 {
     return mlx_err_set(err, MLX_ECORRUPT,
                        "truncated in %s '%s'; the file is incomplete or damaged, fetch "
@@ -155,7 +84,7 @@ static int read_scalar(struct cursor *c, gguf_type t, gguf_kv *kv, const char *k
     uint8_t b[8] = {0};
     size_t n = gguf_type_size(t);
     if (cur_bytes(c, b, n) != RD_OK)
-        return corrupt_short(err, "the metadata of key", key);
+        return gguf_err_truncated(err, "the metadata of key", key);
     uint64_t u = 0;
     for (size_t i = 0; i < n; i++)
         u |= (uint64_t)b[i] << (8 * i);
@@ -201,7 +130,7 @@ static int read_array(struct cursor *c, gguf_kv *kv, const char *key, mlx_err *e
     uint32_t elem;
     uint64_t n;
     if (cur_u32(c, &elem) != RD_OK || cur_u64(c, &n) != RD_OK)
-        return corrupt_short(err, "the metadata of key", key);
+        return gguf_err_truncated(err, "the metadata of key", key);
     if (elem == GGUF_TYPE_ARRAY)
         return mlx_err_set(err, MLX_ECORRUPT,
                            "key '%s' is an array of arrays; nested arrays are not "
@@ -230,13 +159,13 @@ static int read_array(struct cursor *c, gguf_kv *kv, const char *key, mlx_err *e
                                    (unsigned long long)i, key,
                                    (unsigned)MLX_GGUF_MAX_STRING);
             if (rc != RD_OK)
-                return corrupt_short(err, "the metadata of key", key);
+                return gguf_err_truncated(err, "the metadata of key", key);
         }
     } else {
         uint64_t size = gguf_type_size((gguf_type)elem);
         /* n <= MLX_GGUF_MAX_ARRAY and size <= 8: the product cannot overflow. */
         if (!cur_has(c, n * size))
-            return corrupt_short(err, "the metadata of key", key);
+            return gguf_err_truncated(err, "the metadata of key", key);
         c->pos += n * size;
         if (elem == GGUF_TYPE_BOOL)
             for (uint64_t i = 0; i < n; i++)
@@ -269,10 +198,10 @@ static int read_kv(struct cursor *c, uint64_t i, gguf_kv *kv, mlx_err *err)
         return mlx_err_set(err, MLX_ECORRUPT,
                            "metadata pair %llu has an empty key or a NUL byte in it",
                            (unsigned long long)i);
-    const char *key = show(kv->key, name);
+    const char *key = gguf_show_str(kv->key, name);
     uint32_t type;
     if (cur_u32(c, &type) != RD_OK)
-        return corrupt_short(err, "the metadata of key", key);
+        return gguf_err_truncated(err, "the metadata of key", key);
     if (type >= GGUF_TYPE_COUNT_)
         return mlx_err_set(err, MLX_ECORRUPT, "key '%s' has unknown value type %u", key,
                            type);
@@ -286,12 +215,12 @@ static int read_kv(struct cursor *c, uint64_t i, gguf_kv *kv, mlx_err *err)
                 err, MLX_ECORRUPT,
                 "the value of key '%s' is longer than the %u bytes allowed", key,
                 (unsigned)MLX_GGUF_MAX_STRING);
-        return rc == RD_OK ? 0 : corrupt_short(err, "the metadata of key", key);
+        return rc == RD_OK ? 0 : gguf_err_truncated(err, "the metadata of key", key);
     }
     return read_scalar(c, kv->type, kv, key, err);
 }
 
-static int cmp_str(gguf_str a, gguf_str b)
+int gguf_str_cmp(gguf_str a, gguf_str b)
 {
     uint64_t n = a.len < b.len ? a.len : b.len;
     int d = n == 0 ? 0 : memcmp(a.ptr, b.ptr, (size_t)n);
@@ -302,20 +231,8 @@ static int cmp_str(gguf_str a, gguf_str b)
 
 static int cmp_kv(const void *a, const void *b)
 {
-    return cmp_str((*(const gguf_kv *const *)a)->key, (*(const gguf_kv *const *)b)->key);
-}
-
-static int cmp_tensor_name(const void *a, const void *b)
-{
-    return cmp_str((*(const gguf_tensor *const *)a)->name,
-                   (*(const gguf_tensor *const *)b)->name);
-}
-
-static int cmp_tensor_offset(const void *a, const void *b)
-{
-    uint64_t x = (*(const gguf_tensor *const *)a)->offset;
-    uint64_t y = (*(const gguf_tensor *const *)b)->offset;
-    return x < y ? -1 : x > y;
+    return gguf_str_cmp((*(const gguf_kv *const *)a)->key,
+                        (*(const gguf_kv *const *)b)->key);
 }
 
 static int read_kvs(gguf_impl *g, struct cursor *c, mlx_err *err)
@@ -334,10 +251,10 @@ static int read_kvs(gguf_impl *g, struct cursor *c, mlx_err *err)
     }
     qsort(g->kv_by_key, n, sizeof *g->kv_by_key, cmp_kv);
     for (uint64_t i = 1; i < n; i++)
-        if (cmp_str(g->kv_by_key[i - 1]->key, g->kv_by_key[i]->key) == 0) {
+        if (gguf_str_cmp(g->kv_by_key[i - 1]->key, g->kv_by_key[i]->key) == 0) {
             char name[64];
             return mlx_err_set(err, MLX_ECORRUPT, "key '%s' appears twice",
-                               show(g->kv_by_key[i]->key, name));
+                               gguf_show_str(g->kv_by_key[i]->key, name));
         }
     g->file.kv = g->kv;
     return 0;
@@ -381,145 +298,6 @@ static int read_alignment(gguf_impl *g, mlx_err *err)
     }
     g->file.alignment = a;
     return 0;
-}
-
-/* The shape, type and offset of one tensor; where its bytes are is checked
- * once the data start is known. */
-static int read_tensor_info(gguf_impl *g, struct cursor *c, uint64_t i, gguf_tensor *t,
-                            mlx_err *err)
-{
-    char name[64];
-    int rc = cur_str(c, MLX_GGUF_MAX_TENSOR_NAME, &t->name);
-    if (rc == RD_LONG)
-        return mlx_err_set(err, MLX_ECORRUPT,
-                           "the name of tensor %llu is longer than the %u bytes allowed",
-                           (unsigned long long)i, (unsigned)MLX_GGUF_MAX_TENSOR_NAME);
-    if (rc != RD_OK)
-        return mlx_err_set(err, MLX_ECORRUPT,
-                           "truncated in the name of tensor %llu; the file is incomplete "
-                           "or damaged, fetch it again",
-                           (unsigned long long)i);
-    if (t->name.len == 0 || memchr(t->name.ptr, 0, (size_t)t->name.len) != NULL)
-        return mlx_err_set(err, MLX_ECORRUPT,
-                           "tensor %llu has an empty name or a NUL byte in it",
-                           (unsigned long long)i);
-    const char *tn = show(t->name, name);
-    uint32_t type;
-    if (cur_u32(c, &t->n_dims) != RD_OK)
-        return corrupt_short(err, "the info of tensor", tn);
-    if (t->n_dims > GGUF_MAX_DIMS)
-        return mlx_err_set(err, MLX_ECORRUPT,
-                           "tensor '%s' has %u dimensions, more than the %d allowed", tn,
-                           t->n_dims, GGUF_MAX_DIMS);
-    uint64_t elems = 1;
-    for (uint32_t d = 0; d < GGUF_MAX_DIMS; d++) {
-        t->ne[d] = 1;
-        if (d < t->n_dims && cur_u64(c, &t->ne[d]) != RD_OK)
-            return corrupt_short(err, "the info of tensor", tn);
-        if (t->ne[d] == 0)
-            return mlx_err_set(err, MLX_ECORRUPT, "tensor '%s' has a dimension of 0", tn);
-        if (t->ne[d] > (uint64_t)INT64_MAX / elems)
-            return mlx_err_set(err, MLX_ECORRUPT,
-                               "tensor '%s' has more elements than can be addressed", tn);
-        elems *= t->ne[d];
-    }
-    if (cur_u32(c, &type) != RD_OK || cur_u64(c, &t->offset) != RD_OK)
-        return corrupt_short(err, "the info of tensor", tn);
-    uint32_t be, bb;
-    ggml_type_block((ggml_type)type, &be, &bb);
-    if (be == 0)
-        return mlx_err_set(err, MLX_ECORRUPT,
-                           "tensor '%s' has unknown type %u; the model may need a newer "
-                           "reader",
-                           tn, type);
-    t->type = (ggml_type)type;
-    if (t->ne[0] % be != 0)
-        return mlx_err_set(err, MLX_ECORRUPT,
-                           "tensor '%s' has rows of %llu elements, not a whole number of "
-                           "%s blocks of %u",
-                           tn, (unsigned long long)t->ne[0], ggml_type_name(t->type), be);
-    /* elems / be < 2^63 and bb <= 292: at most 2^72 — check before multiplying. */
-    if (elems / be > UINT64_MAX / bb)
-        return mlx_err_set(err, MLX_ECORRUPT,
-                           "tensor '%s' has more bytes than can be addressed", tn);
-    t->nbytes = elems / be * bb;
-    if (t->offset % g->file.alignment != 0)
-        return mlx_err_set(err, MLX_ECORRUPT,
-                           "tensor '%s' has offset %llu, not a multiple of the alignment "
-                           "%llu",
-                           tn, (unsigned long long)t->offset,
-                           (unsigned long long)g->file.alignment);
-    return 0;
-}
-
-/* Places each tensor in the file and refuses overlaps and duplicate names. */
-static int place_tensors(gguf_impl *g, mlx_err *err)
-{
-    char a[64], b[64];
-    uint64_t n = g->file.n_tensors, data = g->file.data_offset;
-    for (uint64_t i = 0; i < n; i++) {
-        gguf_tensor *t = &g->tensors[i];
-        /* data <= size (checked by the caller), so size - data cannot wrap. */
-        if (t->offset > g->file.size - data)
-            return mlx_err_set(
-                err, MLX_ECORRUPT,
-                "tensor '%s' starts past the end of the file (offset %llu, "
-                "%llu bytes of data); the file is incomplete, fetch it "
-                "again",
-                show(t->name, a), (unsigned long long)t->offset,
-                (unsigned long long)(g->file.size - data));
-        if (t->nbytes > g->file.size - data - t->offset)
-            return mlx_err_set(
-                err, MLX_ECORRUPT,
-                "tensor '%s' ends past the end of the file (%llu bytes at "
-                "offset %llu, %llu bytes of data); the file is incomplete, "
-                "fetch it again",
-                show(t->name, a), (unsigned long long)t->nbytes,
-                (unsigned long long)t->offset, (unsigned long long)(g->file.size - data));
-        t->data = g->file.base + data + t->offset;
-        g->tensor_by_name[i] = t;
-    }
-    /* Sorted by offset, each tensor must end before the next begins. */
-    qsort(g->tensor_by_name, n, sizeof *g->tensor_by_name, cmp_tensor_offset);
-    for (uint64_t i = 1; i < n; i++) {
-        const gguf_tensor *p = g->tensor_by_name[i - 1], *t = g->tensor_by_name[i];
-        if (p->offset + p->nbytes > t->offset)
-            return mlx_err_set(err, MLX_ECORRUPT, "tensors '%s' and '%s' overlap",
-                               show(p->name, a), show(t->name, b));
-    }
-    qsort(g->tensor_by_name, n, sizeof *g->tensor_by_name, cmp_tensor_name);
-    for (uint64_t i = 1; i < n; i++)
-        if (cmp_str(g->tensor_by_name[i - 1]->name, g->tensor_by_name[i]->name) == 0)
-            return mlx_err_set(err, MLX_ECORRUPT, "tensor '%s' appears twice",
-                               show(g->tensor_by_name[i]->name, a));
-    return 0;
-}
-
-static int read_tensors(gguf_impl *g, struct cursor *c, mlx_err *err)
-{
-    uint64_t n = g->file.n_tensors;
-    g->tensors = mlx_calloc(n ? n : 1, sizeof *g->tensors);
-    g->tensor_by_name = mlx_calloc(n ? n : 1, sizeof *g->tensor_by_name);
-    if (g->tensors == NULL || g->tensor_by_name == NULL)
-        return mlx_err_set(err, MLX_ENOMEM, "out of memory for %llu tensors",
-                           (unsigned long long)n);
-    for (uint64_t i = 0; i < n; i++) {
-        int rc = read_tensor_info(g, c, i, &g->tensors[i], err);
-        if (rc != 0)
-            return rc;
-    }
-    g->file.tensors = g->tensors;
-    /* pos <= size and alignment <= 2^20, so rounding up cannot wrap. */
-    uint64_t a = g->file.alignment;
-    g->file.data_offset = (c->pos + a - 1) / a * a;
-    if (n > 0 && g->file.data_offset > g->file.size)
-        return mlx_err_set(err, MLX_ECORRUPT,
-                           "the file ends before its tensor data begins (at byte %llu); "
-                           "it is incomplete, fetch it again",
-                           (unsigned long long)g->file.data_offset);
-    if (n == 0)
-        return 0;
-    return place_tensors(g, err);
 }
 
 static int read_header(gguf_impl *g, struct cursor *c, mlx_err *err)
@@ -579,7 +357,7 @@ static int parse(gguf_impl *g, mlx_err *err)
     struct cursor c = {.base = g->file.base, .pos = 0, .size = g->file.size};
     int rc;
     if ((rc = read_header(g, &c, err)) != 0 || (rc = read_kvs(g, &c, err)) != 0 ||
-        (rc = read_alignment(g, err)) != 0 || (rc = read_tensors(g, &c, err)) != 0)
+        (rc = read_alignment(g, err)) != 0 || (rc = gguf_read_tensors(g, &c, err)) != 0)
         return rc;
     return 0;
 }
@@ -661,7 +439,7 @@ void gguf_close(gguf_file *f)
     mlx_free(g);
 }
 
-/* Binary search over an index sorted by cmp_str; get() gives an entry's name. */
+/* Binary search over an index sorted by gguf_str_cmp; get() gives an entry's name. */
 static const void *search(const void *const *index, uint64_t n, const char *name,
                           gguf_str (*get)(const void *))
 {
@@ -669,7 +447,7 @@ static const void *search(const void *const *index, uint64_t n, const char *name
     uint64_t lo = 0, hi = n;
     while (lo < hi) {
         uint64_t mid = lo + (hi - lo) / 2;
-        int d = cmp_str(get(index[mid]), want);
+        int d = gguf_str_cmp(get(index[mid]), want);
         if (d == 0)
             return index[mid];
         if (d < 0)

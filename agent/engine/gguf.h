@@ -16,7 +16,8 @@
  * data start and a multiple of the alignment.
  *
  * Beyond bounds, the reader refuses what no correct writer produces:
- * duplicate keys or tensor names, nested arrays, a BOOL byte other than 0 or
+ * duplicate keys or tensor names, empty ones or ones with a NUL byte (they
+ * are looked up as C strings), nested arrays, a BOOL byte other than 0 or
  * 1, an alignment that is not a power of two, a dimension of 0, a row
  * length that is not a whole number of blocks, tensors that overlap, and
  * anything over the GGUF ceilings of common/limits.h.
@@ -142,10 +143,12 @@ typedef struct gguf_file {
     void *priv_; /* reader's own state */
 } gguf_file;
 
-/* Maps and parses path. *out: gguf_close. Errors name the file and what is
- * wrong in it ("truncated in the metadata of key 'x'", "tensor 'y' ends
- * past the end of the file", "unsupported GGUF version 1"): MLX_ENOENT,
- * MLX_EIO, MLX_ECORRUPT, MLX_EINVAL (not a GGUF file), MLX_ENOMEM. */
+/* Maps and parses path. *out: gguf_close; untouched on failure. Errors name
+ * the file and what is wrong in it ("truncated in the metadata of key 'x'",
+ * "tensor 'y' ends past the end of the file", "unsupported GGUF version
+ * 1"): MLX_ENOENT, MLX_EIO, MLX_ECORRUPT (a damaged or unsupported GGUF
+ * file), MLX_EINVAL (not a GGUF file, or not a regular file), MLX_ENOMEM,
+ * MLX_ETOOBIG (larger than the address space). */
 int gguf_open(const char *path, gguf_file **out, mlx_err *err);
 
 /* The same on bytes in memory (borrowed; must outlive the gguf_file). For
