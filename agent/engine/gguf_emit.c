@@ -44,13 +44,16 @@ static int plan_alignment(const gguf_writer *w, uint64_t *align, mlx_err *err)
     for (size_t i = 0; i < w->n_kv; i++) {
         if (strcmp(w->kv[i].key, "general.alignment") != 0)
             continue;
+        /* The encoded value: u32 type word, then (for UINT32) 4 bytes; a
+         * value of another type may be shorter, so the type goes first. */
         const uint8_t *v = w->kv[i].val;
         uint32_t type = (uint32_t)v[0] | (uint32_t)v[1] << 8 | (uint32_t)v[2] << 16 |
                         (uint32_t)v[3] << 24;
-        uint32_t a = (uint32_t)v[4] | (uint32_t)v[5] << 8 | (uint32_t)v[6] << 16 |
-                     (uint32_t)v[7] << 24;
-        if (type != GGUF_TYPE_UINT32 || a == 0 || (a & (a - 1)) != 0 ||
-            a > MLX_GGUF_MAX_ALIGNMENT)
+        uint32_t a = 0;
+        if (type == GGUF_TYPE_UINT32 && w->kv[i].val_len == 8)
+            a = (uint32_t)v[4] | (uint32_t)v[5] << 8 | (uint32_t)v[6] << 16 |
+                (uint32_t)v[7] << 24;
+        if (a == 0 || (a & (a - 1)) != 0 || a > MLX_GGUF_MAX_ALIGNMENT)
             return mlx_err_set(err, MLX_EINVAL,
                                "general.alignment must be a UINT32 power of two up to %u",
                                (unsigned)MLX_GGUF_MAX_ALIGNMENT);
@@ -126,7 +129,9 @@ static int sink_put(gguf_sink *s, const void *data, size_t len, mlx_err *err)
 
 int gguf_sink_write(gguf_sink *sink, const void *data, size_t len, mlx_err *err)
 {
-    if (!sink->filling || len > sink->left)
+    if (!sink->filling)
+        return mlx_err_set(err, MLX_EINVAL, "gguf_sink_write outside a tensor fill");
+    if (len > sink->left)
         return mlx_err_set(err, MLX_EINVAL,
                            "a tensor fill wrote more bytes than its tensor holds");
     sink->left -= len;

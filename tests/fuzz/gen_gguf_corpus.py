@@ -90,6 +90,12 @@ def corpus():
         [tensor("w", [3, 2], T_F32, 0), tensor("h", [4], T_F16, 64)],
         F32_2x3 + b"\0" * 40 + b"\0" * 8, version=2, align=64)
 
+    # The reader takes any integer type for the alignment; the writer only
+    # writes UINT32, so copying this file back out must be refused cleanly.
+    yield "valid-alignment-u8", gguf(
+        [kv("general.alignment", U8, 64)], [tensor("w", [3, 2], T_F32, 0)],
+        F32_2x3 + b"\0" * 40, align=64)
+
     yield "bad-empty", b""
     yield "bad-not-gguf", b"\x7fELF\x02\x01\x01" + b"\0" * 40
     yield "bad-truncated-header", gguf([], [])[:13]

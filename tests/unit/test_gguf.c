@@ -401,10 +401,28 @@ static void test_gguf_writer_refusals(void **state)
     assert_non_null(strstr(err.msg, "general.alignment"));
     gguf_writer_free(w);
 
-    /* A signed alignment, even a right one, is refused as well. */
+    /* Another integer type, even with a right value, is refused as well. */
     assert_int_equal(gguf_writer_new(&w, &err), 0);
     assert_int_equal(gguf_writer_set_i32(w, "general.alignment", 32, &err), 0);
     assert_int_equal(gguf_writer_to_mem(w, &mem, &len, &err), MLX_EINVAL);
+    gguf_writer_free(w);
+    uint8_t small = 32;
+    assert_int_equal(gguf_writer_new(&w, &err), 0);
+    assert_int_equal(
+        gguf_writer_set_scalar(w, "general.alignment", GGUF_TYPE_UINT8, &small, &err), 0);
+    assert_int_equal(gguf_writer_to_mem(w, &mem, &len, &err), MLX_EINVAL);
+    gguf_writer_free(w);
+
+    /* A fill that writes too much is stopped at its tensor's end. */
+    struct counting_fill big = {.n = 64};
+    uint64_t ne16[1] = {16};
+    assert_int_equal(gguf_writer_new(&w, &err), 0);
+    assert_int_equal(gguf_writer_add_tensor_fill(w, "t", GGML_TYPE_F16, 1, ne16,
+                                                 fill_counting, &big, &err),
+                     0);
+    assert_int_equal(gguf_writer_to_mem(w, &mem, &len, &err), MLX_EINVAL);
+    assert_non_null(strstr(err.msg, "more bytes"));
+    assert_non_null(strstr(err.msg, "'t'"));
     gguf_writer_free(w);
 }
 
