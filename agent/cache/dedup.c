@@ -32,6 +32,7 @@
 #include "agent/cache/internal.h"
 #include "common/alloc.h"
 #include "common/clock.h"
+#include "common/crash.h"
 #include "common/db.h"
 #include "common/log.h"
 #include "common/path.h"
@@ -292,6 +293,7 @@ static int replace_one(store *s, const scan_file *keep, const scan_file *target,
     int rc = journal_add(s, target->location, keep->location, temp, set, &id, err);
     if (rc != 0)
         return rc;
+    mlx_crash_point("dedup-journaled");
     bool cloned;
     struct stat before;
     if (stat(target->location, &before) != 0 ||
@@ -299,11 +301,16 @@ static int replace_one(store *s, const scan_file *keep, const scan_file *target,
         *why = errno == EACCES || errno == EPERM ? "its folder may not be written to"
                : errno == EROFS                  ? "it is on a read-only file system"
                                                  : "it could not be linked";
-    } else if (rename(temp, target->location) != 0) {
+        journal_done(s, id);
+        return 0;
+    }
+    mlx_crash_point("dedup-linked");
+    if (rename(temp, target->location) != 0) {
         *why = "it could not be replaced";
         unlink(temp);
     } else {
         *freed_inode = before.st_nlink == 1;
+        mlx_crash_point("dedup-replaced");
     }
     journal_done(s, id);
     return 0;

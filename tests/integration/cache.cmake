@@ -5,3 +5,4 @@ target_link_libraries(mlxtrees PUBLIC PkgConfig::CRYPTO)
 
 mlx_integration_test(it_cache mlxtrees)
 mlx_integration_test(it_cache_bad mlxtrees)
+mlx_integration_test(it_cache_crash mlxtrees mlxcommon)
