@@ -64,9 +64,6 @@
 /* Redirects followed for one file (HF: resolve → CDN; Ollama: blob → CDN). */
 #define PULL_MAX_REDIRECTS 10
 
-/* A body of an HTTP error answer kept for the sentence. */
-#define PULL_MAX_ERROR_BODY 4096
-
 /* A declared size we do not know yet (a plain URL before its answer). */
 #define PULL_SIZE_UNKNOWN UINT64_MAX
 

@@ -444,6 +444,9 @@ int pull_fetch_blob(const pull_net *n, store *s, const pull_blob *b,
     rc = finish(&f, s, out, err);
 out:
     out->downloaded = f.received;
+    /* A failure before any byte came leaves nothing worth resuming. */
+    if (rc != 0 && fstat(f.fd, &st) == 0 && st.st_size == 0)
+        unlink(f.path);
     mlx_sha256_abort(&f.sha256);
     EVP_MD_CTX_free(f.sha1);
     close(f.fd); /* releases the lock, after the rename */

@@ -70,13 +70,12 @@ static bool find_git_blob(store *s, const char *name, const char *path, uint64_t
     return ok && strcmp(hex, id) == 0;
 }
 
-/* HEADs url, following only the Hub's own relative redirects (a renamed
- * repository) until an answer describes the file. */
+/* HEADs url, following the redirects that do not describe the file yet (a
+ * renamed repository) until one does; at gets the URL that answered. */
 static int head_file(const pull_config *cfg, const char *url, const char *what,
-                     pull_headers *h, mlx_err *err)
+                     pull_headers *h, char at[PULL_MAX_URL + 1], mlx_err *err)
 {
-    char at[PULL_MAX_URL + 1];
-    snprintf(at, sizeof at, "%s", url);
+    snprintf(at, PULL_MAX_URL + 1, "%s", url);
     for (int hop = 0; hop <= PULL_MAX_REDIRECTS; hop++) {
         int rc = pull_http_head(&cfg->net, at, h, err);
         if (rc != 0)
@@ -87,7 +86,7 @@ static int head_file(const pull_config *cfg, const char *url, const char *what,
                                at);
         bool described = h->etag[0] != '\0' || h->linked_etag[0] != '\0';
         if (h->status >= 300 && h->status < 400 && !described && h->location[0] != '\0') {
-            snprintf(at, sizeof at, "%s", h->location);
+            snprintf(at, PULL_MAX_URL + 1, "%s", h->location);
             continue;
         }
         if (h->status == 200 || (h->status >= 300 && h->status < 400))
@@ -112,11 +111,11 @@ static int pull_one(store *s, const pull_source *src, const pull_config *cfg,
     pull_headers *h = mlx_malloc(sizeof *h);
     if (h == NULL)
         return mlx_err_set(err, MLX_ENOMEM, "out of memory");
-    pull_blob b = {.label = file, .url = url};
-    int rc = head_file(cfg, url, what, h, err);
+    char get_url[PULL_MAX_URL + 1], origin[PULL_MAX_URL + 1];
+    pull_blob b = {.label = file, .url = get_url};
+    int rc = head_file(cfg, url, what, h, get_url, err);
     if (rc == 0)
         rc = pull_hf_expected(h, file, &b.kind, b.expected, &b.size, err);
-    char get_url[PULL_MAX_URL + 1], origin[PULL_MAX_URL + 1];
     if (rc == 0 && h->status >= 300 && h->status < 400) {
         /* An LFS file: its bytes are where the Hub points (a CDN). */
         if (h->location[0] == '\0')
@@ -124,7 +123,14 @@ static int pull_one(store *s, const pull_source *src, const pull_config *cfg,
         else if ((rc = pull_url_origin(h->location, origin, sizeof origin, err)) != 0)
             rc = mlx_err_prefix(err, MLX_EPROTO, "the Hub's Location for %s", file);
         snprintf(get_url, sizeof get_url, "%s", h->location);
-        b.url = get_url;
+    } else if (rc == 0 && h->repo_commit[0] != '\0' && strcmp(get_url, url) == 0 &&
+               strcmp(commit, h->repo_commit) != 0) {
+        /* A file kept in git, named by branch: fetch it from the commit the
+         * HEAD described, so a push in between cannot change it. */
+        n = snprintf(get_url, sizeof get_url, "%s/%s/%s/resolve/%s/%s", cfg->hf_endpoint,
+                     src->org, src->repo, h->repo_commit, file);
+        if (n < 0 || (size_t)n >= sizeof get_url)
+            rc = mlx_err_set(err, MLX_EINVAL, "the URL of %s is too long", file);
     }
     if (rc == 0 && seen_commit[0] == '\0' && h->repo_commit[0] != '\0')
         snprintf(seen_commit, PULL_MAX_HF_REV + 1, "%s", h->repo_commit);

@@ -104,9 +104,9 @@ int pull_http_status_error(long status, const char *what, const char *url, bool 
 {
     if ((status == 401 || status == 403) && hf)
         return mlx_err_set(err, MLX_EPERM,
-                           "the Hub refused access to %s (HTTP %ld); if the repository "
-                           "is gated or private, accept its terms on the Hub and set "
-                           "HF_TOKEN to a token that can read it",
+                           "the Hub refused access to %s (HTTP %ld); check the name, "
+                           "and if the repository is gated or private, accept its terms "
+                           "on the Hub and set HF_TOKEN to a token that can read it",
                            what, status);
     if (status == 401 || status == 403)
         return mlx_err_set(err, MLX_EPERM, "%.200s refused access to %s (HTTP %ld)", url,

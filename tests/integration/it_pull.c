@@ -199,6 +199,18 @@ static char *partial_path(const char *data, const char *prefix, const char *hex)
     return test_join(data, name);
 }
 
+static int count_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    struct dirent *e;
+    while (d != NULL && (e = readdir(d)) != NULL)
+        n += e->d_name[0] != '.';
+    if (d != NULL)
+        closedir(d);
+    return n;
+}
+
 /* ---- sources --------------------------------------------------------------- */
 
 static void test_hf_whole_repository(void **state)
@@ -349,6 +361,10 @@ static void test_not_found_and_server_errors(void **state)
     pull(d, "ollama:tiny", 1, "check the name", NULL);
     hub_fault(&g.hub, "stories", "");
     expect_no_models(d);
+    /* Nothing came, so nothing is kept to resume. */
+    char *tmp = test_join(d, "tmp");
+    assert_int_equal(count_entries(tmp), 0);
+    free(tmp);
     free(d);
 }
 

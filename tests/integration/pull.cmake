@@ -1,6 +1,6 @@
 # `cache pull` against mlx-test-hub, a HuggingFace Hub and Ollama registry on
 # loopback (tests/support/hub_fixture.c), with faults the tests choose.
-add_executable(mlx-test-hub support/hub_fixture.c)
+add_executable(mlx-test-hub support/hub_fixture.c support/hub_serve.c)
 target_link_libraries(mlx-test-hub PRIVATE mlxtestutil mlxcommon PkgConfig::MHD
                       PkgConfig::JANSSON PkgConfig::CRYPTO)
 
