@@ -121,6 +121,16 @@ static int restart(struct fetch *f, mlx_err *err)
     return hash_reset(f, err);
 }
 
+/* Removes the .partial, if the name is still that of the file we hold
+ * locked (it may have been renamed into the store, or replaced). */
+static void remove_partial(struct fetch *f)
+{
+    struct stat held, named;
+    if (fstat(f->fd, &held) == 0 && stat(f->path, &named) == 0 &&
+        held.st_dev == named.st_dev && held.st_ino == named.st_ino)
+        unlink(f->path);
+}
+
 /* Opens and locks the .partial; *in_store when the blob turned up meanwhile. */
 static int lock_partial(struct fetch *f, store *s, bool *in_store, mlx_err *err)
 {
@@ -341,8 +351,10 @@ static int transfer(struct fetch *f, bool *retry, mlx_err *err)
 
 /* ---- the whole fetch ------------------------------------------------------ */
 
-/* Compares the digests; the blob goes into the store or the file away. */
-static int finish(struct fetch *f, store *s, pull_blob_result *out, mlx_err *err)
+/* Compares the digests: equal, the blob goes into the store; different,
+ * *mismatch is set and the file is left for the caller to judge. */
+static int finish(struct fetch *f, store *s, pull_blob_result *out, bool *mismatch,
+                  mlx_err *err)
 {
     uint8_t d256[MLX_SHA256_LEN], d1[EVP_MAX_MD_SIZE];
     unsigned n1 = 0;
@@ -360,7 +372,7 @@ static int finish(struct fetch *f, store *s, pull_blob_result *out, mlx_err *err
         memcpy(actual, out->sha256, sizeof actual);
     }
     if (strcmp(actual, f->b->expected) != 0) {
-        unlink(f->path);
+        *mismatch = true;
         return mlx_err_set(err, MLX_ECORRUPT,
                            "the download of %s does not match its digest: expected %s "
                            "%s, got %s; it was removed",
@@ -370,6 +382,30 @@ static int finish(struct fetch *f, store *s, pull_blob_result *out, mlx_err *err
     }
     out->size = f->offset;
     return store_put_blob(s, f->path, out->sha256, f->offset, err);
+}
+
+/* GETs the rest of the blob, starting over once when the server cannot
+ * resume (416). */
+static int download(struct fetch *f, mlx_err *err)
+{
+    const pull_blob *b = f->b;
+    int rc;
+    if (b->size != PULL_SIZE_UNKNOWN &&
+        (rc = check_space(f, b->size - f->offset, err)) != 0)
+        return rc;
+    bool retry = false;
+    rc = transfer(f, &retry, err);
+    if (rc == 0 && retry) {
+        mlx_log_info(MOD, "the server refused to resume; starting over", "file=\"%s\"",
+                     b->label);
+        if ((rc = restart(f, err)) == 0)
+            rc = transfer(f, &retry, err);
+        if (rc == 0 && retry)
+            rc = mlx_err_set(err, MLX_EHTTP,
+                             "%.200s answered 416 to a request for the whole file",
+                             b->url);
+    }
+    return rc;
 }
 
 int pull_fetch_blob(const pull_net *n, store *s, const pull_blob *b,
@@ -384,7 +420,7 @@ int pull_fetch_blob(const pull_net *n, store *s, const pull_blob *b,
     int rc = lock_partial(&f, s, &in_store, err);
     if (rc == 0 && !in_store && b->kind == PULL_DIGEST_SHA256 &&
         store_has_blob(s, b->expected)) {
-        unlink(f.path); /* an empty file we made; the holder finished */
+        remove_partial(&f); /* an empty file we made; the holder finished */
         in_store = true;
     }
     if (rc != 0 || in_store) {
@@ -420,33 +456,31 @@ int pull_fetch_blob(const pull_net *n, store *s, const pull_blob *b,
         f.offset = partial;
         f.kept = partial;
     }
-    if (plan != PULL_RESUME_CHECK) {
-        if (b->size != PULL_SIZE_UNKNOWN &&
-            (rc = check_space(&f, b->size - f.offset, err)) != 0)
+    /* A resumed file that does not match may hold bad bytes from before
+     * (a disk error, another server): it gets one more try, from byte 0. */
+    for (int pass = 0; pass < 2; pass++) {
+        if ((plan != PULL_RESUME_CHECK || pass > 0) && (rc = download(&f, err)) != 0)
             goto out;
-        bool retry = false;
-        rc = transfer(&f, &retry, err);
-        if (rc == 0 && retry) {
-            mlx_log_info(MOD, "the server refused to resume; starting over",
-                         "file=\"%s\"", b->label);
-            if ((rc = restart(&f, err)) == 0)
-                rc = transfer(&f, &retry, err);
-            if (rc == 0 && retry)
-                rc = mlx_err_set(err, MLX_EHTTP,
-                                 "%.200s answered 416 to a request for the whole file",
-                                 b->url);
+        bool mismatch = false;
+        out->resumed_from = f.kept;
+        rc = finish(&f, s, out, &mismatch, err);
+        if (!mismatch)
+            break;
+        if (f.kept == 0 || pass > 0) {
+            remove_partial(&f);
+            break;
         }
-        if (rc != 0)
+        mlx_log_warn(MOD,
+                     "a resumed download does not match its digest; fetching it whole",
+                     "file=\"%s\"", b->label);
+        if ((rc = restart(&f, err)) != 0)
             goto out;
     }
-    out->downloaded = f.received;
-    out->resumed_from = f.kept;
-    rc = finish(&f, s, out, err);
 out:
     out->downloaded = f.received;
     /* A failure before any byte came leaves nothing worth resuming. */
     if (rc != 0 && fstat(f.fd, &st) == 0 && st.st_size == 0)
-        unlink(f.path);
+        remove_partial(&f);
     mlx_sha256_abort(&f.sha256);
     EVP_MD_CTX_free(f.sha1);
     close(f.fd); /* releases the lock, after the rename */

@@ -424,6 +424,61 @@ static void test_wrong_digest(void **state)
     free(d);
 }
 
+static void test_more_bytes_than_stated(void **state)
+{
+    char *d = new_data();
+    hub_fault(&g.hub, "stories", "short_size=1");
+    pull(d, "ollama:tiny", 1, "more than the", NULL);
+    expect_no_models(d);
+    hub_fault(&g.hub, "stories", "");
+    json_decref(pull(d, "ollama:tiny", 0, NULL, NULL));
+    expect_stored(d, g.ollama_name, "ollama", 4);
+    free(d);
+}
+
+/* Writes n bytes of junk as the .partial of blob in data. */
+static char *plant_partial(const char *data, const char *blob, int64_t n)
+{
+    char *tmp = test_join(data, "tmp");
+    mkdir(data, 0700);
+    mkdir(tmp, 0700);
+    free(tmp);
+    char *path = partial_path(data, "", hub_sha256(&g.hub, blob));
+    char *junk = malloc((size_t)n + 1);
+    memset(junk, 'j', (size_t)n);
+    junk[n] = '\0';
+    test_write_file(path, junk);
+    free(junk);
+    return path;
+}
+
+static void test_partials_that_do_not_fit(void **state)
+{
+    int64_t size = hub_count(&g.hub, "q4", "size");
+    /* Larger than the file: thrown away unread. */
+    char *d = new_data();
+    free(plant_partial(d, "q4", size + 100));
+    hub_reset(&g.hub);
+    json_t *r = pull(d, "hf:org/tiny/syn256-q4_0.gguf", 0, NULL, NULL);
+    assert_int_equal(num(file_at(r, 0), "resumed_from_bytes"), 0);
+    json_decref(r);
+    assert_int_equal(hub_count(&g.hub, "q4", "ranges"), 0);
+    expect_stored(d, "hf:org/tiny/syn256-q4_0.gguf", "hf", 1);
+    free(d);
+    /* Bad bytes at the start: the resumed file fails its digest, so the
+     * same pull fetches it whole. */
+    d = new_data();
+    free(plant_partial(d, "q4", 1000));
+    hub_reset(&g.hub);
+    r = pull(d, "hf:org/tiny/syn256-q4_0.gguf", 0, NULL, NULL);
+    assert_int_equal(num(file_at(r, 0), "resumed_from_bytes"), 0);
+    json_decref(r);
+    assert_int_equal(hub_count(&g.hub, "q4", "ranges"), 1);
+    assert_int_equal(hub_count(&g.hub, "q4", "bytes"), 2 * size - 1000);
+    expect_stored(d, "hf:org/tiny/syn256-q4_0.gguf", "hf", 1);
+    free(d);
+}
+
 struct grow {
     const char *path;
     int64_t at_least;
@@ -655,6 +710,8 @@ int main(void)
         cmocka_unit_test(test_not_found_and_server_errors),
         cmocka_unit_test(test_truncated_body_then_resume),
         cmocka_unit_test(test_wrong_digest),
+        cmocka_unit_test(test_more_bytes_than_stated),
+        cmocka_unit_test(test_partials_that_do_not_fit),
         cmocka_unit_test(test_killed_pull_resumes),
         cmocka_unit_test(test_stalled_server),
         cmocka_unit_test(test_two_pulls_of_one_blob),

@@ -26,9 +26,11 @@
  * ranges, bytes served; requests carrying Authorization, and those among
  * them sent to the host name "localhost"); GET /_reset (zero the counters);
  * GET /_fault?blob=KEY&status=N&truncate=N&corrupt=1&throttle=N&stall=N&
- * redirect=relative|absolute|other-host (replaces that blob's faults):
- * answer with status N; close the connection at byte N of the file; serve
- * the bytes with one flipped; send N bytes/s; stop sending at byte N;
+ * short_size=1&redirect=relative|absolute|other-host (replaces that blob's
+ * faults): answer with status N; close the connection at byte N of the
+ * file; serve the bytes with one flipped; send N bytes/s; stop sending at
+ * byte N; state a size one byte short (X-Linked-Size, the manifest) and
+ * send the body chunked, so only counting can tell;
  * redirect to /cdn/ by a relative Location, an absolute one, or an absolute
  * one naming "localhost" instead of 127.0.0.1 (another host to a client).
  */
@@ -209,7 +211,7 @@ static enum MHD_Result hf_resolve(struct MHD_Connection *c, const char *url, boo
     snprintf(value, sizeof value, "\"%s\"", b->sha256);
     MHD_add_response_header(r, "ETag", value);
     MHD_add_response_header(r, "X-Linked-Etag", value);
-    snprintf(value, sizeof value, "%zu", b->size);
+    snprintf(value, sizeof value, "%zu", b->size - (hub_fault_of(b).short_size ? 1 : 0));
     MHD_add_response_header(r, "X-Linked-Size", value);
     MHD_add_response_header(r, "X-Repo-Commit", commit);
     return hub_queue(c, 302, r);
@@ -219,8 +221,9 @@ static enum MHD_Result hf_resolve(struct MHD_Connection *c, const char *url, boo
 
 static json_t *layer_json(const char *media_type, struct blob *b)
 {
+    size_t size = b->size - (hub_fault_of(b).short_size ? 1 : 0);
     return json_pack("{s:s, s:s+, s:I}", "mediaType", media_type, "digest",
-                     "sha256:", b->sha256, "size", (json_int_t)b->size);
+                     "sha256:", b->sha256, "size", (json_int_t)size);
 }
 
 static enum MHD_Result ollama(struct MHD_Connection *c, const char *url, bool head)

@@ -24,6 +24,7 @@ struct fault {
     int64_t stall;    /* stop sending at this file offset, 0: none */
     int64_t throttle; /* bytes per second, 0: unlimited */
     bool corrupt;     /* flip the middle byte */
+    bool short_size;  /* state one byte less, send the body chunked */
     enum redirect redirect;
 };
 

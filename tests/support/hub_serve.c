@@ -154,8 +154,8 @@ enum MHD_Result hub_send_blob(struct MHD_Connection *c, struct blob *b, bool hea
     bd->start = start;
     bd->len = len;
     clock_gettime(CLOCK_MONOTONIC, &bd->began);
-    struct MHD_Response *r =
-        MHD_create_response_from_callback(len, 64 * 1024, read_body, bd, free);
+    struct MHD_Response *r = MHD_create_response_from_callback(
+        f.short_size ? MHD_SIZE_UNKNOWN : len, 64 * 1024, read_body, bd, free);
     MHD_add_response_header(r, "Content-Type", "application/octet-stream");
     MHD_add_response_header(r, "Accept-Ranges", "bytes");
     snprintf(value, sizeof value, "\"%s\"", etag);
@@ -247,6 +247,7 @@ enum MHD_Result hub_control(struct MHD_Connection *c, const char *url)
         .stall = query_int(c, "stall"),
         .throttle = query_int(c, "throttle"),
         .corrupt = query_int(c, "corrupt") != 0,
+        .short_size = query_int(c, "short_size") != 0,
     };
     const char *how = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "redirect");
     if (how != NULL && strcmp(how, "absolute") == 0)
