@@ -60,10 +60,10 @@ static void *worker(void *arg)
 static bool remembered(store *s, scan_file *f)
 {
     sqlite3_stmt *st;
-    if (mlx_db_prepare(s->db,
-                       "SELECT sha256 FROM hash_cache WHERE path = ? AND size = ? AND "
-                       "mtime_ns = ? AND inode = ?",
-                       &st, NULL) != 0)
+    if (cache_stmt(s,
+                   "SELECT sha256 FROM hash_cache WHERE path = ? AND size = ? AND "
+                   "mtime_ns = ? AND inode = ?",
+                   &st, NULL) != 0)
         return false;
     sqlite3_bind_text(st, 1, f->location, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)f->size);
@@ -78,18 +78,17 @@ static bool remembered(store *s, scan_file *f)
             found = true;
         }
     }
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
     return found;
 }
 
 static int remember(store *s, const scan_file *f, mlx_err *err)
 {
     sqlite3_stmt *st;
-    int rc =
-        mlx_db_prepare(s->db,
-                       "INSERT OR REPLACE INTO hash_cache (path, size, mtime_ns, inode, "
-                       "sha256) VALUES (?, ?, ?, ?, ?)",
-                       &st, err);
+    int rc = cache_stmt(s,
+                        "INSERT OR REPLACE INTO hash_cache (path, size, mtime_ns, inode, "
+                        "sha256) VALUES (?, ?, ?, ?, ?)",
+                        &st, err);
     if (rc != 0)
         return rc;
     sqlite3_bind_text(st, 1, f->location, -1, SQLITE_STATIC);
@@ -98,7 +97,7 @@ static int remember(store *s, const scan_file *f, mlx_err *err)
     sqlite3_bind_int64(st, 4, (sqlite3_int64)f->ino);
     sqlite3_bind_text(st, 5, f->sha256, -1, SQLITE_STATIC);
     int src = sqlite3_step(st);
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
     return src == SQLITE_DONE ? 0
                               : mlx_db_fail(s->db, src, err, "cannot remember a digest");
 }
@@ -110,6 +109,8 @@ int cache_hash_files(store *s, scan_file *files, const bool *want, size_t n,
     if (todo == NULL)
         return mlx_err_set(err, MLX_ENOMEM, "out of memory");
     size_t count = 0;
+    /* One read transaction for all the lookups, not one per file. */
+    mlx_db_exec(s->db, "BEGIN", NULL);
     for (size_t i = 0; i < n; i++) {
         if (mode == HASH_REREAD && want[i])
             files[i].sha256[0] = '\0';
@@ -119,6 +120,7 @@ int cache_hash_files(store *s, scan_file *files, const bool *want, size_t n,
         todo[i] = true;
         count++;
     }
+    mlx_db_exec(s->db, "COMMIT", NULL);
     struct job j = {.files = files, .want = todo, .n = n};
     pthread_mutex_init(&j.mtx, NULL);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);

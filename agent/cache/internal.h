@@ -12,12 +12,25 @@
 #include "agent/cache/store.h"
 #include "common/sha256.h"
 
+#define STORE_MAX_STMTS 16
+
 struct store {
     sqlite3 *db;
     char *data_dir, *blob_dir, *tmp_dir, *quarantine_dir; /* owned */
     int hold_fd;   /* <data>/store.lock once held, else -1 */
     int hold_mode; /* LOCK_SH or LOCK_EX while held */
+    /* Statements run once per file of a scan, prepared once (cache_stmt). */
+    struct {
+        const char *sql; /* the caller's static string: compared by address */
+        sqlite3_stmt *st;
+    } stmts[STORE_MAX_STMTS];
 };
+
+/* A prepared statement for sql (a string literal, which identifies it),
+ * reset and with its bindings cleared; owned by the store, never finalized
+ * by the caller. For statements run once per file; others use
+ * mlx_db_prepare. */
+int cache_stmt(store *s, const char *sql, sqlite3_stmt **out, mlx_err *err);
 
 /* Blobs a pull or an add has put but not yet recorded in a model look like
  * garbage to a sweep. So store_put_blob takes a shared lock on

@@ -66,12 +66,12 @@ static void source_of(store *s, const char *name, char *out, size_t size)
 {
     sqlite3_stmt *st;
     out[0] = '\0';
-    if (mlx_db_prepare(s->db, "SELECT source FROM models WHERE name = ?", &st, NULL) != 0)
+    if (cache_stmt(s, "SELECT source FROM models WHERE name = ?", &st, NULL) != 0)
         return;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0) != NULL)
         snprintf(out, size, "%s", (const char *)sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
 }
 
 /* Notes name as found by this scan; false when it was found already. */

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "agent/cache/internal.h"
 #include "common/alloc.h"
@@ -132,10 +133,51 @@ static bool inside(const char *path, const char *dir)
 
 /* ---- HuggingFace -------------------------------------------------------- */
 
+/* A snapshot being walked: its repository's real path, and whether the
+ * folders between it and the blobs are real folders, not symlinks, so
+ * that HF's own links can be resolved without realpath (see resolve). */
+struct hf_walk {
+    const char *repo_real;
+    bool plain_layout;
+    const char *model;
+};
+
+/* Where the snapshot entry at path, depth folders below its snapshot,
+ * keeps its bytes. HF links every file to "../../blobs/<etag>" (one more
+ * "../" per sub-folder): when the link says exactly that and the blob is a
+ * regular file, the answer needs one readlink and one lstat, where
+ * realpath would read every component of the path. Anything else —
+ * another link shape, a copy without links, a layout with symlinked
+ * folders — goes through realpath. */
+static char *resolve(const struct hf_walk *w, const char *path, int depth, char *out,
+                     size_t size)
+{
+    char link[PATH_MAX];
+    ssize_t n = w->plain_layout ? readlink(path, link, sizeof link - 1) : -1;
+    if (n > 0) {
+        link[n] = '\0';
+        const char *p = link;
+        int ups = 0;
+        while (strncmp(p, "../", 3) == 0) {
+            p += 3;
+            ups++;
+        }
+        const char *name = p + 6;
+        struct stat st;
+        if (ups == depth + 2 && strncmp(p, "blobs/", 6) == 0 && name[0] != '\0' &&
+            strchr(name, '/') == NULL && strcmp(name, "..") != 0 &&
+            strcmp(name, ".") != 0 &&
+            pathf(out, size, "%s/blobs/%s", w->repo_real, name) && lstat(out, &st) == 0 &&
+            S_ISREG(st.st_mode))
+            return out;
+    }
+    return realpath(path, out);
+}
+
 /* Walks a snapshot folder: every entry is a symlink into the repository's
  * blobs (or, in copies made without symlinks, a plain file). */
-static int walk_snapshot(scan_result *r, const char *repo_real, const char *model,
-                         const char *dir, const char *rel, int depth)
+static int walk_snapshot(scan_result *r, const struct hf_walk *w, const char *dir,
+                         const char *rel, int depth)
 {
     if (depth > MAX_DEPTH) {
         cache_scan_problem(r, "%s: nested too deep; skipped", dir);
@@ -158,25 +200,32 @@ static int walk_snapshot(scan_result *r, const char *repo_real, const char *mode
         if (lstat(path, &lst) != 0)
             continue;
         if (S_ISDIR(lst.st_mode)) {
-            rc = walk_snapshot(r, repo_real, model, path, sub, depth + 1);
+            rc = walk_snapshot(r, w, path, sub, depth + 1);
             continue;
         }
         char real[PATH_MAX];
-        if (realpath(path, real) == NULL) {
+        if (resolve(w, path, depth, real, sizeof real) == NULL) {
             cache_scan_problem(r, "%s: %s (a dangling or looping symlink); skipped", path,
                                strerror(errno));
             continue;
         }
-        if (!inside(real, repo_real)) {
+        if (!inside(real, w->repo_real)) {
             cache_scan_problem(
                 r, "%s: refused: it resolves to %s, outside its repository", path, real);
             continue;
         }
         const char *base = strrchr(real, '/') + 1;
-        rc = cache_scan_add(r, ORIGIN_HF, model, sub, real, base);
+        rc = cache_scan_add(r, ORIGIN_HF, w->model, sub, real, base);
     }
     closedir(d);
     return rc;
+}
+
+/* True when path is a folder itself, not a symlink to one. */
+static bool real_dir(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
 /* The snapshot "main" points at, or else the first one there is. */
@@ -240,12 +289,18 @@ static int scan_hf(scan_result *r, const char *root)
                                e->d_name, model);
             continue;
         }
-        char repo[PATH_MAX], repo_real[PATH_MAX], rev[256], snap[PATH_MAX];
+        char repo[PATH_MAX], repo_real[PATH_MAX], rev[256], snap[PATH_MAX],
+            blobs[PATH_MAX];
         pathf(repo, sizeof repo, "%s/%s", root, e->d_name);
         if (realpath(repo, repo_real) == NULL || !pick_snapshot(repo, rev, sizeof rev))
             continue; /* an empty repository: a download that never started */
-        pathf(snap, sizeof snap, "%s/snapshots/%s", repo, rev);
-        rc = walk_snapshot(r, repo_real, model, snap, "", 0);
+        pathf(snap, sizeof snap, "%s/snapshots", repo_real);
+        pathf(blobs, sizeof blobs, "%s/blobs", repo_real);
+        struct hf_walk w = {.repo_real = repo_real, .model = model};
+        w.plain_layout = real_dir(snap) && real_dir(blobs);
+        pathf(snap, sizeof snap, "%s/snapshots/%s", repo_real, rev);
+        w.plain_layout = w.plain_layout && real_dir(snap);
+        rc = walk_snapshot(r, &w, snap, "", 0);
     }
     closedir(d);
     return rc;

@@ -85,6 +85,8 @@ static void store_free(store *s)
 {
     if (s == NULL)
         return;
+    for (size_t i = 0; i < STORE_MAX_STMTS; i++)
+        sqlite3_finalize(s->stmts[i].st);
     mlx_db_close(s->db);
     if (s->hold_fd >= 0)
         close(s->hold_fd); /* releases the lock */
@@ -158,6 +160,27 @@ bool store_has_blob(const store *s, const char *hex)
     store_blob_path(s, hex, path, sizeof path);
     struct stat st;
     return cache_is_digest(hex) && stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+int cache_stmt(store *s, const char *sql, sqlite3_stmt **out, mlx_err *err)
+{
+    size_t i = 0;
+    for (; i < STORE_MAX_STMTS && s->stmts[i].sql != NULL; i++) {
+        if (s->stmts[i].sql == sql) {
+            sqlite3_reset(s->stmts[i].st);
+            sqlite3_clear_bindings(s->stmts[i].st);
+            *out = s->stmts[i].st;
+            return 0;
+        }
+    }
+    if (i == STORE_MAX_STMTS)
+        return mlx_db_prepare(s->db, sql, out, err); /* never: the list is short */
+    int rc = mlx_db_prepare(s->db, sql, &s->stmts[i].st, err);
+    if (rc == 0) {
+        s->stmts[i].sql = sql;
+        *out = s->stmts[i].st;
+    }
+    return rc;
 }
 
 /* Takes <data>/store.lock in mode (LOCK_SH waits; LOCK_EX does not). */
@@ -260,8 +283,8 @@ int cache_begin_model(store *s, const char *name, const char *source, const char
                       const char *format, uint64_t size, sqlite3_int64 *id, mlx_err *err)
 {
     sqlite3_stmt *st;
-    int rc = mlx_db_prepare(
-        s->db,
+    int rc = cache_stmt(
+        s,
         "INSERT INTO models (name, source, origin, format, size, added_unix_ms, "
         "last_used_unix_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) "
         "ON CONFLICT(name) DO UPDATE SET source = ?2, origin = ?3, format = ?4, "
@@ -278,22 +301,25 @@ int cache_begin_model(store *s, const char *name, const char *source, const char
     int src = sqlite3_step(st);
     if (src == SQLITE_ROW)
         *id = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
+    sqlite3_reset(st); /* a statement left active would block COMMIT */
     if (src != SQLITE_ROW)
         return mlx_db_fail(s->db, src, err, "cannot record a model");
-    char sql[80];
-    snprintf(sql, sizeof sql, "DELETE FROM files WHERE model_id = %lld", (long long)*id);
-    return mlx_db_exec(s->db, sql, err);
+    if ((rc = cache_stmt(s, "DELETE FROM files WHERE model_id = ?", &st, err)) != 0)
+        return rc;
+    sqlite3_bind_int64(st, 1, *id);
+    src = sqlite3_step(st);
+    sqlite3_reset(st);
+    return src == SQLITE_DONE ? 0 : mlx_db_fail(s->db, src, err, "cannot record a model");
 }
 
 int cache_insert_file(store *s, sqlite3_int64 model_id, const char *path, uint64_t size,
                       const char *sha256, const char *location, mlx_err *err)
 {
     sqlite3_stmt *st;
-    int rc = mlx_db_prepare(s->db,
-                            "INSERT OR REPLACE INTO files (model_id, path, size, sha256, "
-                            "location) VALUES (?, ?, ?, ?, ?)",
-                            &st, err);
+    int rc = cache_stmt(s,
+                        "INSERT OR REPLACE INTO files (model_id, path, size, sha256, "
+                        "location) VALUES (?, ?, ?, ?, ?)",
+                        &st, err);
     if (rc != 0)
         return rc;
     sqlite3_bind_int64(st, 1, model_id);
@@ -301,11 +327,9 @@ int cache_insert_file(store *s, sqlite3_int64 model_id, const char *path, uint64
     sqlite3_bind_int64(st, 3, (sqlite3_int64)size);
     if (sha256 != NULL && sha256[0] != '\0')
         sqlite3_bind_text(st, 4, sha256, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, 4);
     sqlite3_bind_text(st, 5, location, -1, SQLITE_STATIC);
     int src = sqlite3_step(st);
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
     return src == SQLITE_DONE ? 0 : mlx_db_fail(s->db, src, err, "cannot record a file");
 }
 

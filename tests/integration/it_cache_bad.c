@@ -109,6 +109,10 @@ static void build(void)
     char other[256];
     snprintf(other, sizeof other, "../../../models--org--good/blobs/%s", sha);
     symlink_at(other, "hf/models--evil--escape/snapshots/1111/b.gguf");
+    /* The link has HF's own shape, but the blob it names is a symlink out. */
+    write_file("hf/models--evil--blobjump/refs/main", "1111", 4);
+    symlink_at("/etc/passwd", "hf/models--evil--blobjump/blobs/" HEX);
+    symlink_at("../../blobs/" HEX, "hf/models--evil--blobjump/snapshots/1111/m.gguf");
     write_file("hf/models--evil--loop/refs/main", "1111", 4);
     symlink_at("b.gguf", "hf/models--evil--loop/snapshots/1111/a.gguf");
     symlink_at("a.gguf", "hf/models--evil--loop/snapshots/1111/b.gguf");
@@ -247,6 +251,8 @@ static void test_scan_says_what_is_wrong_and_goes_on(void **state)
         assert_non_null(strstr(problem(p, "evil--escape/snapshots/1111/model.gguf"),
                                "outside its repository"));
         assert_non_null(strstr(problem(p, "evil--escape/snapshots/1111/b.gguf"),
+                               "outside its repository"));
+        assert_non_null(strstr(problem(p, "evil--blobjump/snapshots/1111/m.gguf"),
                                "outside its repository"));
         assert_non_null(strstr(problem(p, "evil--loop"), "looping symlink"));
         assert_non_null(strstr(problem(p, "evil--dangling"), "dangling"));

@@ -1,0 +1,11 @@
+#!/bin/sh
+# Runs every benchmark on a Release build and prints its results:
+#   tests/bench/run.sh [bench_cache options]
+# The numbers recorded in the README's performance section come from here.
+set -eu
+cd "$(dirname "$0")/../.."
+deploy/install-deps.sh
+cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build-bench -j "$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 2)" \
+    --target bench_cache >/dev/null
+build-bench/bin/bench_cache "$@"
