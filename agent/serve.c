@@ -163,4 +163,5 @@ const mlx_cmd agent_cmd_serve = {
         "(deregistering) on SIGINT or SIGTERM.",
     .opts = serve_opts,
     .run = serve,
+    .daemon = true,
 };

@@ -13,6 +13,8 @@ int mlx_cli_fail(const mlx_program *prog, int code, const mlx_err *err)
     return mlx_exit_status(code);
 }
 
+/* For daemons: SIGINT and SIGTERM wait in the kernel for sigwait, on the
+ * main thread only, so no thread they start is ever interrupted. */
 static void block_signals(void)
 {
     sigset_t set;
@@ -20,8 +22,6 @@ static void block_signals(void)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
-    /* A peer that closes a socket must not kill us; writes report EPIPE. */
-    signal(SIGPIPE, SIG_IGN);
 }
 
 int mlx_cli_wait_signal(void)
@@ -68,7 +68,8 @@ static int find_command_word(const mlx_program *prog, int argc, char **argv)
 
 int mlx_cli_main(const mlx_program *prog, int argc, char **argv)
 {
-    block_signals();
+    /* A peer that closes a socket must not kill us; writes report EPIPE. */
+    signal(SIGPIPE, SIG_IGN);
     mlx_alloc_install_jansson();
 
     int word = find_command_word(prog, argc, argv);
@@ -92,6 +93,9 @@ int mlx_cli_main(const mlx_program *prog, int argc, char **argv)
                 prog->name, argv[word], prog->name);
         return 2;
     }
+
+    if (cmd->daemon)
+        block_signals();
 
     /* The command sees the options before its word and everything after it. */
     int n = (word - 1) + (argc - word - used);

@@ -10,9 +10,11 @@
  * Options of a command may also come before the command word
  * (`mlxctl --coordinator URL nodes`), as long as the program knows them.
  *
- * It also owns the process's signal disposition: SIGINT and SIGTERM are
- * blocked before any thread starts, so that a daemon can wait for them with
- * mlx_cli_wait_signal() instead of running code in a signal handler.
+ * It also owns the process's signal disposition: SIGPIPE is ignored, and for
+ * a daemon command (mlx_cmd.daemon) SIGINT and SIGTERM are blocked before
+ * any thread starts, so that it can wait for them with mlx_cli_wait_signal()
+ * instead of running code in a signal handler. Every other command stops at
+ * Ctrl-C, which is why each must be safe to kill at any moment.
  */
 #ifndef MLX_COMMON_CLI_H
 #define MLX_COMMON_CLI_H

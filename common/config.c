@@ -43,10 +43,12 @@ static const mlx_opt *find_short(const mlx_cmd *cmd, char c)
     return NULL;
 }
 
+/* True when some command of prog reads name from a file. */
 static bool program_knows(const mlx_program *prog, const char *name)
 {
     for (const mlx_cmd *const *c = prog->cmds; *c != NULL; c++) {
-        if (find_opt(*c, name) != NULL)
+        const mlx_opt *o = find_opt(*c, name);
+        if (o != NULL && !o->cli_only)
             return true;
     }
     return false;
@@ -248,7 +250,7 @@ static int on_ini_entry(void *user, const char *section, const char *name,
         return 0;
     }
     const mlx_opt *opt = find_opt(ctx->cmd, name);
-    if (opt == NULL)
+    if (opt == NULL || opt->cli_only)
         return 1; /* a key for another command of this program */
     mlx_err e;
     mlx_err_clear(&e);
@@ -325,7 +327,7 @@ static int load_env(const mlx_cmd *cmd, void *values, mlx_err *err)
     for (const mlx_opt *o = cmd->opts; o != NULL && o->name != NULL; o++) {
         char env[128];
         mlx_config_env_name(o->name, env, sizeof env);
-        const char *text = getenv(env);
+        const char *text = o->cli_only ? NULL : getenv(env);
         if (text == NULL)
             continue;
         if (o->kind == MLX_OPT_LIST)
@@ -547,7 +549,10 @@ void mlx_config_print_help(const mlx_program *prog, const mlx_cmd *cmd, FILE *ou
         fprintf(out, "  %-28s %s", left, o->help);
         if (o->def != NULL && o->kind != MLX_OPT_BOOL)
             fprintf(out, " (default %s)", o->def);
-        fprintf(out, " [%s]\n", env);
+        if (o->cli_only)
+            fprintf(out, "\n");
+        else
+            fprintf(out, " [%s]\n", env);
     }
     fprintf(out, "  %-28s %s [MLX_CONFIG]\n", "    --config FILE",
             "INI file with settings; flags win over the environment, which wins over the "

@@ -62,6 +62,11 @@ typedef struct mlx_opt {
     const char *help;
     int64_t min, max;    /* MLX_OPT_INT bounds (both 0: any value) */
     mlx_opt_check check; /* optional, for STR/PATH/LIST */
+    /* A value for one run only (--name of a model, --apply, --sha256): read
+     * from the command line, never from the environment or a file, where it
+     * would apply to every run — or mean another command's option of the
+     * same name. */
+    bool cli_only;
 } mlx_opt;
 
 struct mlx_program;
@@ -80,6 +85,10 @@ typedef struct mlx_cmd {
     const mlx_opt *opts; /* terminated by a row whose name is NULL */
     int min_args, max_args;
     mlx_cmd_run run;
+    /* Runs until SIGINT or SIGTERM, waiting for them with
+     * mlx_cli_wait_signal: they are blocked before run starts any thread.
+     * Other commands keep the default: Ctrl-C stops them. */
+    bool daemon;
 } mlx_cmd;
 
 typedef struct mlx_program {

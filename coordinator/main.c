@@ -112,6 +112,7 @@ static const mlx_cmd serve_cmd = {
         "is down. The registry lives in the data directory and survives restarts.",
     .opts = serve_opts,
     .run = serve,
+    .daemon = true,
 };
 
 static const mlx_cmd *const commands[] = {&serve_cmd, NULL};

@@ -36,7 +36,7 @@ static const mlx_opt gc_opts_table[] = {
      "empty: no budget",
      .check = check_size},
     {"dry-run", 0, MLX_OPT_BOOL, offsetof(struct check_opts, dry_run), "false", NULL,
-     "say what would be removed, remove nothing"},
+     "say what would be removed, remove nothing", .cli_only = true},
     CACHE_OPT_JSON(struct check_opts),
     {NULL},
 };

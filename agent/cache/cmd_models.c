@@ -17,7 +17,7 @@ struct model_opts {
 static const mlx_opt add_opts[] = {
     CACHE_OPT_DATA(struct model_opts),
     {"name", 0, MLX_OPT_STR, offsetof(struct model_opts, name), "", "NAME",
-     "the model's name in the store (required)"},
+     "the model's name in the store (required)", .cli_only = true},
     CACHE_OPT_JSON(struct model_opts),
     {NULL},
 };

@@ -37,9 +37,9 @@ struct pull_opts {
 static const mlx_opt pull_opts[] = {
     CACHE_OPT_DATA(struct pull_opts),
     {"name", 0, MLX_OPT_STR, offsetof(struct pull_opts, name), "", "NAME",
-     "store the model under this name (command line only)"},
+     "store the model under this name", .cli_only = true},
     {"sha256", 0, MLX_OPT_STR, offsetof(struct pull_opts, sha256), "", "HEX",
-     "the SHA-256 a URL's file must have (required for URLs)"},
+     "the SHA-256 a URL's file must have (required for URLs)", .cli_only = true},
     {"ollama-registry", 0, MLX_OPT_STR, offsetof(struct pull_opts, ollama_registry), "",
      "URL",
      "Ollama registry; empty: https://HOST for HOST/NS/NAME, else "
@@ -54,19 +54,8 @@ static const mlx_opt pull_opts[] = {
     {NULL},
 };
 
-/* --name also exists for `serve` (the node's name), so MLX_NAME and an INI
- * key "name" mean the node: a model name is taken from this command's own
- * words only. */
-static bool name_given(int argc, char **argv)
-{
-    for (int i = 0; i < argc; i++)
-        if (strcmp(argv[i], "--name") == 0 || strncmp(argv[i], "--name=", 7) == 0)
-            return true;
-    return false;
-}
-
-static int configure(const struct pull_opts *o, bool has_name, pull_config *cfg,
-                     char *hf_endpoint, char *registry, size_t size, mlx_err *err)
+static int configure(const struct pull_opts *o, pull_config *cfg, char *hf_endpoint,
+                     char *registry, size_t size, mlx_err *err)
 {
     const char *hf = o->hf_endpoint[0] != '\0' ? o->hf_endpoint : getenv("HF_ENDPOINT");
     const char *flag = o->hf_endpoint[0] != '\0' ? "--hf-endpoint" : "HF_ENDPOINT";
@@ -82,11 +71,9 @@ static int configure(const struct pull_opts *o, bool has_name, pull_config *cfg,
         return rc;
     cfg->hf_endpoint = hf_endpoint;
     cfg->ollama_registry = registry;
-    if (has_name) {
-        if (o->name[0] == '\0' || (rc = store_check_name(o->name, err)) != 0)
-            return o->name[0] == '\0'
-                       ? mlx_err_set(err, MLX_EUSAGE, "--name needs a model name")
-                       : mlx_err_prefix(err, MLX_EUSAGE, "--name");
+    if (o->name[0] != '\0') {
+        if (store_check_name(o->name, err) != 0)
+            return mlx_err_prefix(err, MLX_EUSAGE, "--name");
         cfg->name = o->name;
     }
     cfg->sha256 = o->sha256;
@@ -175,20 +162,12 @@ static int pull(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **ar
     int rc = mlx_cli_load(prog, cmd, argc, argv, &o, &args);
     if (rc != 0 || args.help)
         goto out;
-    /* A download is safe to interrupt (it resumes), so Ctrl-C should stop
-     * it at once: undo the blocking the daemon commands rely on. */
-    sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGINT);
-    sigaddset(&stop, SIGTERM);
-    pthread_sigmask(SIG_UNBLOCK, &stop, NULL);
-
     if (src == NULL)
         rc = mlx_err_set(&err, MLX_ENOMEM, "out of memory");
     if (rc == 0)
         rc = pull_parse_source(args.argv[0], src, &err);
     if (rc == 0)
-        rc = configure(&o, name_given(argc, argv), &cfg, hf, registry, sizeof hf, &err);
+        rc = configure(&o, &cfg, hf, registry, sizeof hf, &err);
     if (rc == 0 && src->kind != PULL_URL && o.sha256[0] != '\0')
         rc = mlx_err_set(&err, MLX_EUSAGE,
                          "--sha256 is for URLs; the Hub and Ollama registries state "

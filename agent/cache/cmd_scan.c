@@ -31,7 +31,7 @@ static const mlx_opt dedup_opts[] = {
     CACHE_OPT_DATA(struct scan_opts),
     CACHE_OPT_ROOTS(struct scan_opts),
     {"apply", 0, MLX_OPT_BOOL, offsetof(struct scan_opts, apply), "false", NULL,
-     "replace duplicates (without it, only say what would be done)"},
+     "replace duplicates (without it, only say what would be done)", .cli_only = true},
     CACHE_OPT_JSON(struct scan_opts),
     {NULL},
 };

@@ -2,9 +2,10 @@
  * test_cli.c — common/cli, the parts that run in-process: mlx_cli_load prints
  * help on stdout for --help/-h and returns 0 with args.help set, prints
  * "prog: sentence" on stderr for a bad option and returns its code, and
- * mlx_cli_fail maps codes to DESIGN.md's exit statuses. (mlx_cli_main and
- * mlx_cli_wait_signal block signals and wait, so they are left to the
- * integration tests that run the real binaries.)
+ * mlx_cli_fail maps codes to DESIGN.md's exit statuses, and mlx_cli_main
+ * blocks SIGINT and SIGTERM for daemons only (every other command must stop
+ * at Ctrl-C). mlx_cli_wait_signal waits, so it is left to the integration
+ * tests that run the real binaries.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -196,6 +199,39 @@ static void test_cli_fail_prints_and_maps_exit_status(void **state)
     free(text);
 }
 
+/* Whether SIGINT was blocked while the command ran. */
+static int sigint_blocked = -1;
+
+static int note_mask(const mlx_program *p, const mlx_cmd *c, int argc, char **argv)
+{
+    sigset_t now;
+    pthread_sigmask(SIG_BLOCK, NULL, &now);
+    sigint_blocked = sigismember(&now, SIGINT);
+    return 0;
+}
+
+static void test_cli_main_blocks_signals_for_daemons_only(void **state)
+{
+    static const mlx_opt none[] = {{NULL, 0, 0, 0, NULL, NULL, NULL, 0, 0, NULL}};
+    static const mlx_cmd tool = {
+        .name = "tool", .summary = "s", .opts = none, .run = note_mask};
+    static const mlx_cmd daemon = {
+        .name = "daemon", .summary = "s", .opts = none, .run = note_mask, .daemon = true};
+    static const mlx_cmd *const both[] = {&tool, &daemon, NULL};
+    static const mlx_program p = {"prog", "agent", "a program", both};
+    char *tool_argv[] = {"prog", "tool", NULL}, *daemon_argv[] = {"prog", "daemon", NULL};
+
+    assert_int_equal(mlx_cli_main(&p, 2, tool_argv), 0);
+    assert_int_equal(sigint_blocked, 0);
+    assert_int_equal(mlx_cli_main(&p, 2, daemon_argv), 0);
+    assert_int_equal(sigint_blocked, 1);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -205,6 +241,7 @@ int main(void)
         cmocka_unit_test_setup(test_cli_load_bad_value_is_config_error, setup),
         cmocka_unit_test_setup(test_cli_load_good_options_print_nothing, setup),
         cmocka_unit_test_setup(test_cli_fail_prints_and_maps_exit_status, setup),
+        cmocka_unit_test(test_cli_main_blocks_signals_for_daemons_only),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -36,6 +36,7 @@ struct vals {
     mlx_strlist dirs;
     char *hf;
     int64_t tokens;
+    bool apply;
 };
 
 static const mlx_opt serve_opts[] = {
@@ -72,20 +73,32 @@ static const mlx_opt scan_opts[] = {
     {NULL, 0, 0, 0, NULL, NULL, NULL, 0, 0, NULL},
 };
 
+/* A model's --name is for one run: not the node's name serve reads from
+ * MLX_NAME or a file. */
+static const mlx_opt add_opts[] = {
+    {"name", 0, MLX_OPT_STR, offsetof(struct vals, name), NULL, "NAME", "model name", 0,
+     0, NULL, .cli_only = true},
+    {"apply", 0, MLX_OPT_BOOL, offsetof(struct vals, apply), "false", NULL, "do it", 0, 0,
+     NULL, .cli_only = true},
+    {NULL, 0, 0, 0, NULL, NULL, NULL, 0, 0, NULL},
+};
+
 static const mlx_cmd cmd_serve = {
     "serve", NULL, "run the agent", "Serves models.", serve_opts, 0, 0, NULL};
 static const mlx_cmd cmd_run = {
     "run", "MODEL PROMPT", "generate text", NULL, run_opts, 2, 2, NULL};
 static const mlx_cmd cmd_scan = {"cache scan", NULL, "find models", NULL, scan_opts, 0, 0,
                                  NULL};
-static const mlx_cmd *const cmds[] = {&cmd_serve, &cmd_run, &cmd_scan, NULL};
+static const mlx_cmd cmd_add = {"cache add", "FILE", "add a model", NULL, add_opts,
+                                0,           1,      NULL};
+static const mlx_cmd *const cmds[] = {&cmd_serve, &cmd_run, &cmd_scan, &cmd_add, NULL};
 static const mlx_program prog = {"mlx-agent", "agent", "the fleet's agent", cmds};
 
 /* Every variable the table above could read, cleared around each test. */
 static const char *const env_names[] = {
     "MLX_DATA",         "MLX_NAME",    "MLX_COORDINATOR", "MLX_LOG_LEVEL",
     "MLX_HEARTBEAT_MS", "MLX_THREADS", "MLX_JSON",        "MLX_DIR",
-    "MLX_HF",           "MLX_TOKENS",  "MLX_CONFIG",
+    "MLX_HF",           "MLX_TOKENS",  "MLX_CONFIG",      "MLX_APPLY",
 };
 
 struct fixture {
@@ -566,6 +579,49 @@ static void test_config_help_sets_args_help(void **state)
     assert_true(f->args.help);
 }
 
+/* ---- options for one run only ------------------------------------------ */
+
+static void test_config_cli_only_ignores_env_and_file(void **state)
+{
+    struct fixture *f = *state;
+    f->cmd = &cmd_add;
+    setenv("MLX_NAME", "node-7", 1);
+    setenv("MLX_APPLY", "yes", 1);
+    /* name is serve's key in the file; for add it means nothing. */
+    test_write_file(f->ini, "name = node-7\n");
+    assert_int_equal(load(f, "--config", f->ini, NULL), 0);
+    assert_null(f->v.name);
+    assert_false(f->v.apply);
+    assert_int_equal(load(f, "--config", f->ini, "--name", "llama", "--apply", NULL), 0);
+    assert_string_equal(f->v.name, "llama");
+    assert_true(f->v.apply);
+}
+
+static void test_config_cli_only_key_in_a_file_is_unknown(void **state)
+{
+    struct fixture *f = *state;
+    /* No command reads apply from a file: a file naming it is a mistake. */
+    test_write_file(f->ini, "apply = true\n");
+    assert_int_equal(load(f, "--config", f->ini, NULL), MLX_ECONFIG);
+    assert_msg_has(f, "'apply'");
+}
+
+static void test_config_cli_only_help_shows_no_variable(void **state)
+{
+    char *dir = test_tmpdir("cfg-help");
+    char *path = test_join(dir, "help.txt");
+    FILE *out = fopen(path, "w");
+    mlx_config_print_help(&prog, &cmd_add, out);
+    fclose(out);
+    char *text = test_read_file(path, NULL);
+    assert_non_null(strstr(text, "--name NAME"));
+    assert_null(strstr(text, "MLX_NAME"));
+    assert_null(strstr(text, "MLX_APPLY"));
+    free(text);
+    free(path);
+    test_tmpdir_remove(dir);
+}
+
 /* ---- positionals ------------------------------------------------------- */
 
 static void test_config_positionals_are_returned(void **state)
@@ -855,6 +911,9 @@ int main(void)
         T(test_config_bool_bare_flag_means_true),
         T(test_config_bool_from_env_and_file),
         T(test_config_help_sets_args_help),
+        T(test_config_cli_only_ignores_env_and_file),
+        T(test_config_cli_only_key_in_a_file_is_unknown),
+        T(test_config_cli_only_help_shows_no_variable),
         T(test_config_positionals_are_returned),
         T(test_config_double_dash_ends_flags),
         T(test_config_wrong_positional_count_is_usage_error),
