@@ -157,7 +157,7 @@ int cache_plan_dedup(store *s, scan_result *r, dedup_plan *out, mlx_err *err)
                 want[order[k]] = true;
         i = j;
     }
-    int rc = cache_hash_files(s, r->files, want, n, HASH_REUSE, err);
+    int rc = cache_hash_files(s, r->files, want, n, HASH_REUSE, "hashing", err);
     if (rc == 0) {
         size_t m = 0;
         for (size_t i = 0; i < n; i++) {

@@ -102,9 +102,10 @@ typedef enum cache_hash_mode {
 /* Hashes files[i] for every i with want[i], on all cores, and remembers
  * the digests in agent.db (hash.c). A file that cannot be read is marked
  * unreadable, with the reason, and the others go on; fails only for the
- * database or memory. */
+ * database or memory. With a label, a progress line on a terminal says
+ * how far the hashing is. */
 int cache_hash_files(store *s, scan_file *files, const bool *want, size_t n,
-                     cache_hash_mode mode, mlx_err *err);
+                     cache_hash_mode mode, const char *label, mlx_err *err);
 
 /* Hashes one file; out holds MLX_SHA256_HEX bytes. */
 int cache_hash_path(const char *path, char *out, mlx_err *err);

@@ -239,7 +239,7 @@ int cache_verify(store *s, verify_report *out, mlx_err *err)
     for (size_t i = 0; rc == 0 && i < files.n; i++)
         want[i] = true;
     if (rc == 0)
-        rc = cache_hash_files(s, files.files, want, files.n, HASH_REREAD, err);
+        rc = cache_hash_files(s, files.files, want, files.n, HASH_REREAD, "verifying", err);
     if (rc == 0)
         rc = record(s, &files, out, err);
     mlx_free(want);
