@@ -2,6 +2,7 @@
 #include "common/cli.h"
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -66,6 +67,23 @@ static int find_command_word(const mlx_program *prog, int argc, char **argv)
     return i;
 }
 
+/* "mlx-agent cache" alone: lists the commands of that group on stderr and
+ * returns true; false when word starts no two-word command. */
+static bool print_group(const mlx_program *prog, const char *word)
+{
+    size_t n = strlen(word);
+    bool found = false;
+    for (const mlx_cmd *const *c = prog->cmds; *c != NULL; c++) {
+        if (strncmp((*c)->name, word, n) != 0 || (*c)->name[n] != ' ')
+            continue;
+        if (!found)
+            fprintf(stderr, "%s %s needs one of these commands:\n", prog->name, word);
+        fprintf(stderr, "  %-22s %s\n", (*c)->name, (*c)->summary);
+        found = true;
+    }
+    return found;
+}
+
 int mlx_cli_main(const mlx_program *prog, int argc, char **argv)
 {
     /* A peer that closes a socket must not kill us; writes report EPIPE. */
@@ -88,6 +106,8 @@ int mlx_cli_main(const mlx_program *prog, int argc, char **argv)
 
     int used = 0;
     const mlx_cmd *cmd = mlx_config_find_cmd(prog, argc - word, argv + word, &used);
+    if (cmd == NULL && print_group(prog, argv[word]))
+        return 2;
     if (cmd == NULL) {
         fprintf(stderr, "%s: unknown command '%s'; run '%s --help' for the list\n",
                 prog->name, argv[word], prog->name);

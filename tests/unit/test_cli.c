@@ -232,6 +232,33 @@ static void test_cli_main_blocks_signals_for_daemons_only(void **state)
     pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 }
 
+static void test_cli_main_lists_a_group_given_alone(void **state)
+{
+    static const mlx_opt none[] = {{NULL, 0, 0, 0, NULL, NULL, NULL, 0, 0, NULL}};
+    static const mlx_cmd scan = {
+        .name = "cache scan", .summary = "find models", .opts = none, .run = note_mask};
+    static const mlx_cmd gc = {
+        .name = "cache gc", .summary = "free space", .opts = none, .run = note_mask};
+    static const mlx_cmd *const both[] = {&scan, &gc, NULL};
+    static const mlx_program p = {"prog", "agent", "a program", both};
+    char *group[] = {"prog", "cache", NULL}, *other[] = {"prog", "cach", NULL};
+    struct capture c;
+    capture_start(&c, STDERR_FILENO);
+    int status = mlx_cli_main(&p, 2, group);
+    char *text = capture_end(&c);
+    assert_int_equal(status, 2);
+    assert_non_null(strstr(text, "prog cache needs one of these commands"));
+    assert_non_null(strstr(text, "cache scan"));
+    assert_non_null(strstr(text, "cache gc"));
+    free(text);
+    capture_start(&c, STDERR_FILENO);
+    status = mlx_cli_main(&p, 2, other);
+    text = capture_end(&c);
+    assert_int_equal(status, 2);
+    assert_non_null(strstr(text, "unknown command 'cach'"));
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -242,6 +269,7 @@ int main(void)
         cmocka_unit_test_setup(test_cli_load_good_options_print_nothing, setup),
         cmocka_unit_test_setup(test_cli_fail_prints_and_maps_exit_status, setup),
         cmocka_unit_test(test_cli_main_blocks_signals_for_daemons_only),
+        cmocka_unit_test(test_cli_main_lists_a_group_given_alone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
