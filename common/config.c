@@ -547,7 +547,7 @@ void mlx_config_print_help(const mlx_program *prog, const mlx_cmd *cmd, FILE *ou
                      meta);
         mlx_config_env_name(o->name, env, sizeof env);
         fprintf(out, "  %-28s %s", left, o->help);
-        if (o->def != NULL && o->kind != MLX_OPT_BOOL)
+        if (o->def != NULL && o->def[0] != '\0' && o->kind != MLX_OPT_BOOL)
             fprintf(out, " (default %s)", o->def);
         if (o->cli_only)
             fprintf(out, "\n");
