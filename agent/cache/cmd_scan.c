@@ -88,10 +88,11 @@ static json_t *models_json(const scan_result *r)
                                             f->sha256[0] ? f->sha256 : NULL, "location",
                                             f->location));
         }
-        json_array_append_new(models,
-                              json_pack("{s:s, s:s, s:I, s:o}", "name", r->files[i].model,
-                                        "source", cache_origin_name(r->files[i].origin),
-                                        "size_bytes", (json_int_t)size, "files", files));
+        json_array_append_new(
+            models, json_pack("{s:s, s:s, s:s, s:I, s:o}", "name", r->files[i].model,
+                              "source", cache_origin_name(r->files[i].origin), "format",
+                              cache_scan_format(r, i, j), "size_bytes", (json_int_t)size,
+                              "files", files));
         i = j;
     }
     return models;
@@ -124,7 +125,8 @@ static json_t *problems_json(const scan_result *r)
 
 static void print_models(const scan_result *r)
 {
-    printf("%-40s  %-12s  %10s  %s\n", "MODEL", "SOURCE", "SIZE", "WHERE");
+    printf("%-40s  %-12s  %-11s  %10s  %s\n", "MODEL", "SOURCE", "FORMAT", "SIZE",
+           "WHERE");
     for (size_t i = 0; i < r->n;) {
         size_t j = i;
         uint64_t size = 0;
@@ -133,9 +135,9 @@ static void print_models(const scan_result *r)
         char sz[32];
         cache_format_bytes(size, sz, sizeof sz);
         const char *loc = r->files[i].location;
-        printf("%-40s  %-12s  %10s  %.*s\n", r->files[i].model,
-               cache_origin_name(r->files[i].origin), sz, (int)(strrchr(loc, '/') - loc),
-               loc);
+        printf("%-40s  %-12s  %-11s  %10s  %.*s\n", r->files[i].model,
+               cache_origin_name(r->files[i].origin), cache_scan_format(r, i, j), sz,
+               (int)(strrchr(loc, '/') - loc), loc);
         i = j;
     }
 }

@@ -123,6 +123,10 @@ int cache_insert_file(store *s, sqlite3_int64 model_id, const char *path, uint64
  * and adds a problem for each name it could not record (inventory.c). */
 int cache_record_scan(store *s, scan_result *r, const scan_roots *roots, mlx_err *err);
 
+/* The format of the model made of r->files[first..end): "gguf",
+ * "safetensors" or "other". */
+const char *cache_scan_format(const scan_result *r, size_t first, size_t end);
+
 /* Adds the files of the store's own models to r, as origin ORIGIN_STORE, so
  * that they take part in finding duplicates. */
 int cache_scan_store(store *s, scan_result *r, mlx_err *err);

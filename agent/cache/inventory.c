@@ -40,7 +40,7 @@ int cache_scan_store(store *s, scan_result *r, mlx_err *err)
     return rc;
 }
 
-static const char *format_of(const scan_result *r, size_t first, size_t end)
+const char *cache_scan_format(const scan_result *r, size_t first, size_t end)
 {
     const char *format = "other";
     for (size_t i = first; i < end; i++) {
@@ -110,7 +110,7 @@ static int record_model(store *s, scan_result *r, size_t first, size_t end,
     snprintf(origin, sizeof origin, "%.*s", (int)(slash - f->location), f->location);
     sqlite3_int64 id;
     int rc = cache_begin_model(s, f->model, scan_source(f->origin), origin,
-                               format_of(r, first, end), size, &id, err);
+                               cache_scan_format(r, first, end), size, &id, err);
     for (size_t i = first; rc == 0 && i < end; i++)
         rc = cache_insert_file(s, id, r->files[i].path, r->files[i].size,
                                r->files[i].sha256, r->files[i].location, err);

@@ -233,6 +233,7 @@ static void test_scan_finds_every_model_and_the_duplicate(void **state)
 
     json_t *m = find_model(models, "hf:ggml-org/stories260K");
     assert_string_equal(json_string_value(json_object_get(m, "source")), "hf-cache");
+    assert_string_equal(json_string_value(json_object_get(m, "format")), "gguf");
     /* main's snapshot: the model and its config, not the older revision's. */
     assert_int_equal(json_array_size(json_object_get(m, "files")), 2);
     static const size_t config_len =
@@ -242,6 +243,7 @@ static void test_scan_finds_every_model_and_the_duplicate(void **state)
     assert_int_equal(int_of(m, "size_bytes"), (int64_t)q4_len);
     m = find_model(models, "stories:latest");
     assert_string_equal(json_string_value(json_object_get(m, "source")), "ollama-cache");
+    assert_string_equal(json_string_value(json_object_get(m, "format")), "gguf");
     assert_int_equal(json_array_size(json_object_get(m, "files")), 4);
     find_model(models, "synq8:latest");
     find_model(models, "local:stories");
