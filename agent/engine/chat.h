@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "agent/engine/engine.h"
 #include "common/err.h"
 
 typedef enum chat_format {
@@ -27,11 +28,6 @@ typedef enum chat_format {
     CHAT_GEMMA,
 } chat_format;
 
-typedef struct chat_msg {
-    const char *role; /* "system", "user", "assistant" (others are refused) */
-    const char *content;
-} chat_msg;
-
 /* template may be NULL. */
 chat_format chat_detect(const char *template, size_t len);
 const char *chat_format_name(chat_format f); /* "chatml", "llama3", … */
@@ -40,7 +36,7 @@ const char *chat_format_name(chat_format f); /* "chatml", "llama3", … */
  * BOS token text is not included (the tokenizer adds BOS). *out: mlx_free.
  * MLX_EINVAL with a sentence for an unknown role or a format's rule broken
  * (e.g. roles that do not alternate where the format requires it). */
-int chat_apply(chat_format f, const chat_msg *msgs, size_t n, bool add_assistant,
+int chat_apply(chat_format f, const engine_msg *msgs, size_t n, bool add_assistant,
                char **out, mlx_err *err);
 
 #endif

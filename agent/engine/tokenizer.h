@@ -17,8 +17,8 @@
  *
  * Lifecycle: tokenizer_load (copies what it needs; the gguf_file may be
  * closed afterwards), any number of calls, tokenizer_free.
- * Thread safety: a loaded tokenizer is immutable; share it freely. A
- * tokenizer_stream belongs to one caller.
+ * Thread safety: a loaded tokenizer is immutable; share it freely. An
+ * engine_decoder belongs to one caller.
  */
 #ifndef MLX_AGENT_ENGINE_TOKENIZER_H
 #define MLX_AGENT_ENGINE_TOKENIZER_H
@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "agent/engine/engine.h"
 #include "agent/engine/gguf.h"
 #include "common/err.h"
 
@@ -63,21 +64,16 @@ const char *tokenizer_piece(const tokenizer *t, int32_t id, size_t *len);
 int tokenizer_decode(const tokenizer *t, const int32_t *ids, size_t n, char **out,
                      size_t *out_len, mlx_err *err);
 
-/* Incremental decoding for streaming: pushes one id and yields the text that
- * is now complete, holding back a UTF-8 sequence until its last byte
- * arrives, so a consumer never sees a broken character. */
-typedef struct tokenizer_stream {
-    bool started;    /* the first piece has been seen (dummy prefix rule) */
-    char pending[8]; /* bytes of an unfinished UTF-8 sequence */
-    size_t n_pending;
-} tokenizer_stream;
-
-void tokenizer_stream_init(tokenizer_stream *s);
-/* Appends the completed text to out (at most cap bytes; 64 + the longest
- * piece always suffice) and sets *n. */
-int tokenizer_stream_push(const tokenizer *t, tokenizer_stream *s, int32_t id, char *out,
+/* Incremental decoding for streaming (engine_decoder, engine.h): pushes one
+ * id and yields the text that is now complete, holding back a UTF-8
+ * sequence until its last byte arrives, so a consumer never sees a broken
+ * character. */
+void tokenizer_stream_init(engine_decoder *s);
+/* Appends the completed text to out (at most cap bytes; ENGINE_MAX_PIECE
+ * always suffices) and sets *n. */
+int tokenizer_stream_push(const tokenizer *t, engine_decoder *s, int32_t id, char *out,
                           size_t cap, size_t *n, mlx_err *err);
 /* Whatever is still pending at the end (invalid bytes become U+FFFD). */
-size_t tokenizer_stream_flush(tokenizer_stream *s, char *out, size_t cap);
+size_t tokenizer_stream_flush(engine_decoder *s, char *out, size_t cap);
 
 #endif
