@@ -4,7 +4,8 @@ add_library(mlxengine STATIC
   engine/gguf.c engine/gguf_get.c engine/gguf_tensors.c engine/gguf_types.c
   engine/gguf_write.c engine/gguf_emit.c
   engine/quant.c engine/quant_k.c
-  engine/synth.c engine/synth_vocab.c engine/synth_cmd.c)
+  engine/synth.c engine/synth_vocab.c engine/synth_cmd.c
+  engine/model.c engine/forward.c engine/pool.c)
 target_link_libraries(mlxengine PUBLIC mlxcommon)
 # Quantizing and making synthetic weights must give the same bytes with
 # every compiler: no fused multiply-add where the source has two roundings.

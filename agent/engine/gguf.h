@@ -184,6 +184,10 @@ gguf_str gguf_arr_str(const gguf_kv *arr, uint64_t i);
  * arr->v.arr.n elements; past the end it returns {NULL, 0}. */
 gguf_str gguf_arr_str_next(const gguf_kv *arr, uint64_t *pos);
 
+/* A string from the file, made safe to quote in a sentence: at most 48
+ * bytes, control and non-ASCII bytes shown as '?'. Returns buf. */
+const char *gguf_show_str(gguf_str s, char buf[64]);
+
 /* Compares a gguf_str with a C string. */
 bool gguf_str_eq(gguf_str s, const char *c);
 

@@ -80,9 +80,6 @@ static inline int cur_str(struct cursor *c, uint64_t max, gguf_str *out)
     return RD_OK;
 }
 
-/* A string from the file, made safe to quote in a sentence: at most 48
- * bytes, control and non-ASCII bytes shown as '?'. Returns buf. */
-const char *gguf_show_str(gguf_str s, char buf[64]);
 
 /* "truncated in WHAT 'NAME'; …": MLX_ECORRUPT. */
 int gguf_err_truncated(mlx_err *err, const char *what, const char *name);

@@ -1,0 +1,36 @@
+/*
+ * pool.h — persistent worker threads that split one piece of work (the rows
+ * of a matrix, the heads of attention) across cores (engine-internal).
+ *
+ * Threads are made once, with the model, and wait between jobs: a decode
+ * step runs hundreds of jobs, far too many to start a thread for each.
+ * A job over [0, n) is cut into one contiguous range per thread; the
+ * caller's thread takes the first. Each item is computed by exactly one
+ * thread whatever the count, so results do not depend on the number of
+ * threads.
+ *
+ * Lifecycle: pool_new, any number of pool_run, pool_free.
+ * Thread safety: one pool_run at a time (callers serialise); fn runs on
+ * several threads at once over disjoint ranges.
+ */
+#ifndef MLX_AGENT_ENGINE_POOL_H
+#define MLX_AGENT_ENGINE_POOL_H
+
+#include <stddef.h>
+
+#include "common/err.h"
+
+typedef struct pool pool;
+
+/* Works on [begin, end) of a job. */
+typedef void (*pool_fn)(void *ctx, size_t begin, size_t end);
+
+/* threads counts the caller: 1 makes no thread. *out: pool_free. */
+int pool_new(int threads, pool **out, mlx_err *err);
+void pool_free(pool *p);
+int pool_threads(const pool *p);
+
+/* Runs fn over [0, n) on every thread and returns when all are done. */
+void pool_run(pool *p, size_t n, pool_fn fn, void *ctx);
+
+#endif
