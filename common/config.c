@@ -139,6 +139,13 @@ static int set_value(const mlx_opt *opt, void *values, const char *text,
         memcpy(field, &v, sizeof v);
         return 0;
     }
+    case MLX_OPT_FLOAT: {
+        double v;
+        if ((rc = mlx_parse_double(text, &v, err)) != 0)
+            return rc;
+        memcpy(field, &v, sizeof v);
+        return 0;
+    }
     case MLX_OPT_BOOL: {
         bool b;
         if ((rc = mlx_parse_bool(text, &b, err)) != 0)

@@ -19,7 +19,8 @@
  *
  * Values land in the caller's struct at each row's offset: MLX_OPT_STR and
  * MLX_OPT_PATH as `char *` (owned by the struct, freed by mlx_config_free),
- * MLX_OPT_INT as int64_t, MLX_OPT_BOOL as bool, MLX_OPT_LIST as mlx_strlist.
+ * MLX_OPT_INT as int64_t, MLX_OPT_FLOAT as double, MLX_OPT_BOOL as bool,
+ * MLX_OPT_LIST as mlx_strlist.
  *
  * Lifecycle: zero the values struct, mlx_config_load, use it,
  * mlx_config_free — also after a failed load, which may have filled part.
@@ -38,10 +39,11 @@
 
 typedef enum mlx_opt_kind {
     MLX_OPT_STR,
-    MLX_OPT_PATH, /* a string whose leading "~/" becomes $HOME/ */
-    MLX_OPT_INT,  /* within [min, max] */
-    MLX_OPT_BOOL, /* a bare flag means true */
-    MLX_OPT_LIST, /* repeatable flag; the command line replaces env and file */
+    MLX_OPT_PATH,  /* a string whose leading "~/" becomes $HOME/ */
+    MLX_OPT_INT,   /* within [min, max] */
+    MLX_OPT_FLOAT, /* a decimal number, stored as double (checked by its user) */
+    MLX_OPT_BOOL,  /* a bare flag means true */
+    MLX_OPT_LIST,  /* repeatable flag; the command line replaces env and file */
 } mlx_opt_kind;
 
 typedef struct mlx_strlist {

@@ -1,6 +1,7 @@
 /* parse.c — strict parsers for values typed by people. */
 #include "common/parse.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -57,6 +58,58 @@ bad:
     return mlx_err_set(err, MLX_EINVAL,
                        "'%s' is not a duration: give a whole number and a unit, "
                        "ms, s, m, h or d (for example 30m or 24h)",
+                       text);
+}
+
+int mlx_parse_double(const char *text, double *out, mlx_err *err)
+{
+    /* [-]digits[.digits][(e|E)[+-]digits], or [-].digits: the digits become
+     * one integer and a power of ten, and the value is their quotient or
+     * product, which is exact to the last bit for the numbers people type
+     * (up to 15 significant digits, exponents to 22). */
+    const char *p = text;
+    bool negative = *p == '-';
+    p += negative;
+    uint64_t mantissa = 0;
+    int digits = 0, scale = 0;
+    for (; *p >= '0' && *p <= '9'; p++, digits++)
+        if (digits < 19)
+            mantissa = mantissa * 10 + (uint64_t)(*p - '0');
+        else
+            scale++; /* digits past what a u64 holds only shift the value */
+    if (*p == '.')
+        for (p++; *p >= '0' && *p <= '9'; p++, digits++)
+            if (digits < 19) {
+                mantissa = mantissa * 10 + (uint64_t)(*p - '0');
+                scale--;
+            }
+    if (digits == 0)
+        goto bad;
+    if (*p == 'e' || *p == 'E') {
+        p++;
+        bool neg_exp = *p == '-';
+        p += *p == '-' || *p == '+';
+        int exp = 0, exp_digits = 0;
+        for (; *p >= '0' && *p <= '9'; p++, exp_digits++)
+            if (exp < 10000)
+                exp = exp * 10 + (*p - '0');
+        if (exp_digits == 0)
+            goto bad;
+        scale += neg_exp ? -exp : exp;
+    }
+    if (*p != '\0')
+        goto bad;
+    double v = (double)mantissa;
+    for (; scale > 0 && v != 0; scale -= scale > 22 ? 22 : scale)
+        v *= pow(10, scale > 22 ? 22 : scale);
+    for (; scale < 0 && v != 0; scale += scale < -22 ? 22 : -scale)
+        v /= pow(10, scale < -22 ? 22 : -scale);
+    if (!isfinite(v))
+        return mlx_err_set(err, MLX_EINVAL, "'%s' is too large a number", text);
+    *out = negative ? -v : v;
+    return 0;
+bad:
+    return mlx_err_set(err, MLX_EINVAL, "'%s' is not a number (like 0.7, 1e-5 or -2)",
                        text);
 }
 

@@ -24,6 +24,10 @@ int mlx_parse_int64(const char *text, int64_t *out, mlx_err *err);
  * ("90s", "24h", "7d"); result in milliseconds. */
 int mlx_parse_duration_ms(const char *text, int64_t *out, mlx_err *err);
 
+/* A decimal number: [-]digits[.digits][e[+-]digits] (also ".5"); no hex,
+ * no inf or nan, nothing around it. */
+int mlx_parse_double(const char *text, double *out, mlx_err *err);
+
 /* A size in bytes: a whole number, optionally with a binary unit K, M, G or
  * T (also written KB/KiB, …; case-insensitive): "500M", "40GiB", "1024". */
 int mlx_parse_bytes(const char *text, uint64_t *out, mlx_err *err);

@@ -37,6 +37,7 @@ struct vals {
     char *hf;
     int64_t tokens;
     bool apply;
+    double temp;
 };
 
 static const mlx_opt serve_opts[] = {
@@ -62,6 +63,8 @@ static const mlx_opt serve_opts[] = {
 static const mlx_opt run_opts[] = {
     {"tokens", 'n', MLX_OPT_INT, offsetof(struct vals, tokens), "16", "N",
      "tokens to make", 1, 4096, NULL},
+    {"temp", 0, MLX_OPT_FLOAT, offsetof(struct vals, temp), "0.8", "T", "temperature", 0,
+     0, NULL},
     {NULL, 0, 0, 0, NULL, NULL, NULL, 0, 0, NULL},
 };
 
@@ -96,9 +99,9 @@ static const mlx_program prog = {"mlx-agent", "agent", "the fleet's agent", cmds
 
 /* Every variable the table above could read, cleared around each test. */
 static const char *const env_names[] = {
-    "MLX_DATA",         "MLX_NAME",    "MLX_COORDINATOR", "MLX_LOG_LEVEL",
-    "MLX_HEARTBEAT_MS", "MLX_THREADS", "MLX_JSON",        "MLX_DIR",
-    "MLX_HF",           "MLX_TOKENS",  "MLX_CONFIG",      "MLX_APPLY",
+    "MLX_DATA",    "MLX_NAME",  "MLX_COORDINATOR", "MLX_LOG_LEVEL", "MLX_HEARTBEAT_MS",
+    "MLX_THREADS", "MLX_JSON",  "MLX_DIR",         "MLX_HF",        "MLX_TOKENS",
+    "MLX_CONFIG",  "MLX_APPLY", "MLX_TEMP",
 };
 
 struct fixture {
@@ -579,6 +582,19 @@ static void test_config_help_sets_args_help(void **state)
     assert_true(f->args.help);
 }
 
+static void test_config_float_from_default_and_flag(void **state)
+{
+    struct fixture *f = *state;
+    f->cmd = &cmd_run;
+    assert_int_equal(load(f, "m", "p", NULL), 0);
+    assert_true(f->v.temp == 0.8);
+    assert_int_equal(load(f, "m", "p", "--temp", "0.25", NULL), 0);
+    assert_true(f->v.temp == 0.25);
+    assert_int_equal(load(f, "m", "p", "--temp", "warm", NULL), MLX_ECONFIG);
+    assert_msg_has(f, "--temp");
+    assert_msg_has(f, "'warm' is not a number");
+}
+
 /* ---- options for one run only ------------------------------------------ */
 
 static void test_config_cli_only_ignores_env_and_file(void **state)
@@ -911,6 +927,7 @@ int main(void)
         T(test_config_bool_bare_flag_means_true),
         T(test_config_bool_from_env_and_file),
         T(test_config_help_sets_args_help),
+        T(test_config_float_from_default_and_flag),
         T(test_config_cli_only_ignores_env_and_file),
         T(test_config_cli_only_key_in_a_file_is_unknown),
         T(test_config_cli_only_help_shows_no_variable),

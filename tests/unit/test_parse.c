@@ -369,6 +369,30 @@ static void test_parse_duration_units(void **state)
     }
 }
 
+static void test_parse_double_forms(void **state)
+{
+    static const struct {
+        const char *text;
+        double value;
+    } ok[] = {{"0", 0},        {"0.8", 0.8},   {"-2", -2},   {".5", 0.5}, {"1e-5", 1e-5},
+              {"2.5E3", 2500}, {"0.95", 0.95}, {"1.1", 1.1}, {"7.", 7},   {"1e+2", 100}};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        double v = 42;
+        assert_int_equal(mlx_parse_double(ok[i].text, &v, NULL), 0);
+        assert_true(v == ok[i].value); /* the same double a C compiler makes */
+    }
+    static const char *const bad[] = {"",    "-",   ".",     "e5", "1e", "0x10",
+                                      "nan", "inf", "1.2.3", " 1", "1 ", "1e999"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        double v = 42;
+        mlx_err err;
+        mlx_err_clear(&err);
+        assert_int_equal(mlx_parse_double(bad[i], &v, &err), MLX_EINVAL);
+        assert_true(v == 42);
+        assert_non_null(strstr(err.msg, bad[i]));
+    }
+}
+
 static void test_parse_bytes_units(void **state)
 {
     static const struct {
@@ -405,6 +429,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_bytes_units),
+        cmocka_unit_test(test_parse_double_forms),
         cmocka_unit_test(test_parse_duration_units),
         cmocka_unit_test(test_parse_int64_accepts_plain_decimals),
         cmocka_unit_test(test_parse_int64_accepts_the_extremes),
