@@ -105,14 +105,16 @@ int pool_new(int threads, pool **out, mlx_err *err)
     pthread_cond_init(&p->wake, NULL);
     pthread_cond_init(&p->done, NULL);
     for (int i = 0; i < threads - 1; i++) {
+        /* Filled in before the thread starts: it reads them at once. */
         w[i].index = i + 1;
+        w[i].p = p;
         if (pthread_create(&w[i].tid, NULL, work, &w[i]) != 0) {
+            w[i].p = NULL;
             p->threads = i + 1; /* the ones started are joined by pool_free */
             pool_free(p);
             return mlx_err_set(err, MLX_ENOMEM, "cannot start worker thread %d of %d",
                                i + 2, threads);
         }
-        w[i].p = p;
     }
     *out = p;
     return 0;

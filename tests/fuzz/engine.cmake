@@ -9,3 +9,4 @@ target_link_libraries(gguf_corpus_test PRIVATE mlxengine mlxtestutil)
 add_test(NAME fuzz.gguf_corpus
          COMMAND gguf_corpus_test ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/gguf)
 set_tests_properties(fuzz.gguf_corpus PROPERTIES LABELS "unit;fuzz" TIMEOUT 60)
+mlx_fuzz_target(fuzz_model model mlxengine)
