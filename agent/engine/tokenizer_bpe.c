@@ -106,7 +106,17 @@ struct split_ctx {
 static int on_word(void *arg, size_t start, size_t end)
 {
     struct split_ctx *c = arg;
-    return encode_word(c->t, c->w, c->text + start, end - start, c->out, c->err);
+    const uint8_t *word = c->text + start;
+    size_t n = end - start, n_ids;
+    const int32_t *hit = tok_cache_get(&c->w->cache, word, n, &n_ids);
+    if (hit != NULL)
+        return tok_out_append(c->out, hit, n_ids, c->err);
+    size_t before = c->out->n;
+    int rc = encode_word(c->t, c->w, word, n, c->out, c->err);
+    if (rc == 0)
+        rc = tok_cache_put(&c->w->cache, word, n, c->out->ids + before,
+                           c->out->n - before, c->err);
+    return rc;
 }
 
 /* Whether s is already what llama.cpp would make of it: valid, shortest

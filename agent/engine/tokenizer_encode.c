@@ -150,8 +150,10 @@ int tokenizer_encode(const tokenizer *t, const char *text, size_t len, bool add_
     memset(&w, 0, sizeof w);
     struct match *m = NULL;
     size_t n_m = 0;
-    int rc =
-        tok_work_grow((void **)&out.ids, &out.cap, len / 4 + 16, sizeof *out.ids, err);
+    int rc = tok_cache_init(&w.cache, len, err);
+    if (rc == 0)
+        rc = tok_work_grow((void **)&out.ids, &out.cap, len / 4 + 16, sizeof *out.ids,
+                           err);
     if (rc == 0 && add_bos && t->bos >= 0)
         rc = tok_out_push(&out, t->bos, err);
     if (rc == 0)

@@ -122,6 +122,7 @@ struct tokenizer {
     /* SPM */
     int32_t byte_tok[256]; /* the token a byte falls back to, -1: none */
     bool spm_words;        /* the text may be merged one '▁'-led word at a time */
+    bool spm_alone[128];   /* ASCII characters in no longer token: merged with nothing */
 
     /* BPE: strings are raw bytes (the byte-level alphabet undone). Index
      * i < n_vocab is token i (empty when its text is not in the alphabet);
@@ -178,6 +179,7 @@ typedef struct tok_out {
 } tok_out;
 
 int tok_out_push(tok_out *o, int32_t id, mlx_err *err);
+int tok_out_append(tok_out *o, const int32_t *ids, size_t n, mlx_err *err);
 
 /* A symbol of a merge loop: bytes [start, start + n) of the word, n = 0
  * once merged into its left neighbour. */
@@ -197,8 +199,38 @@ typedef struct tok_cand {
     int32_t id; /* the merged token (SPM) or string index (BPE) */
 } tok_cand;
 
+/* The ids of words already tokenized in this call: a long text repeats its
+ * words, and a word's ids depend on its bytes alone. Only words up to
+ * TOK_CACHE_WORD bytes are kept, and at most max of them. */
+#define TOK_CACHE_WORD 48
+
+typedef struct tok_cache_entry {
+    uint32_t hash, key_off, key_len, ids_off, n_ids;
+} tok_cache_entry;
+
+typedef struct tok_cache {
+    uint64_t *slots; /* hash << 32 | entry + 1, 0 when empty; NULL: cache off */
+    uint32_t mask, max;
+    tok_cache_entry *e;
+    size_t n_e;
+    uint8_t *keys;
+    size_t keys_len, keys_cap;
+    int32_t *ids;
+    size_t ids_len, ids_cap;
+} tok_cache;
+
+/* Turns the cache on for a text of len bytes (short texts gain nothing). */
+int tok_cache_init(tok_cache *c, size_t len, mlx_err *err);
+/* The ids of word w, or NULL. */
+const int32_t *tok_cache_get(const tok_cache *c, const uint8_t *w, size_t n,
+                             size_t *n_ids);
+/* Remembers the ids of word w (when there is room; otherwise nothing). */
+int tok_cache_put(tok_cache *c, const uint8_t *w, size_t n, const int32_t *ids,
+                  size_t n_ids, mlx_err *err);
+
 /* Scratch space of one tokenizer_encode call, grown as needed. */
 typedef struct tok_work {
+    tok_cache cache;
     tok_sym *sym;
     size_t sym_cap;
     tok_cand *heap;

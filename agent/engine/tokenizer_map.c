@@ -139,8 +139,102 @@ int tok_out_push(tok_out *o, int32_t id, mlx_err *err)
     return 0;
 }
 
+int tok_out_append(tok_out *o, const int32_t *ids, size_t n, mlx_err *err)
+{
+    int rc = tok_work_grow((void **)&o->ids, &o->cap, o->n + n, sizeof *o->ids, err);
+    if (rc != 0)
+        return rc;
+    memcpy(o->ids + o->n, ids, n * sizeof *ids);
+    o->n += n;
+    return 0;
+}
+
+int tok_cache_init(tok_cache *c, size_t len, mlx_err *err)
+{
+    memset(c, 0, sizeof *c);
+    if (len < 4096)
+        return 0;
+    /* about one distinct word per 16 bytes of text, and no more than a
+     * long book has */
+    size_t max = len / 16 < (1u << 16) ? len / 16 : (1u << 16);
+    uint32_t size = table_size((uint32_t)max);
+    c->slots = mlx_calloc(size, sizeof *c->slots);
+    c->e = mlx_malloc(max * sizeof *c->e);
+    if (c->slots == NULL || c->e == NULL) {
+        mlx_free(c->slots);
+        mlx_free(c->e);
+        c->slots = NULL;
+        return mlx_err_set(err, MLX_ENOMEM, "out of memory while tokenizing");
+    }
+    c->mask = size - 1;
+    c->max = (uint32_t)max;
+    return 0;
+}
+
+static void cache_fini(tok_cache *c)
+{
+    mlx_free(c->slots);
+    mlx_free(c->e);
+    mlx_free(c->keys);
+    mlx_free(c->ids);
+}
+
+/* The slot of word w: holding it, or the empty one it would go in. */
+static uint64_t *cache_slot(const tok_cache *c, const uint8_t *w, size_t n, uint32_t h)
+{
+    for (uint32_t i = h & c->mask;; i = (i + 1) & c->mask) {
+        uint64_t s = c->slots[i];
+        if (s == 0)
+            return &c->slots[i];
+        if ((uint32_t)(s >> 32) != h)
+            continue;
+        const tok_cache_entry *e = &c->e[(uint32_t)s - 1];
+        if (e->key_len == n && memcmp(c->keys + e->key_off, w, n) == 0)
+            return &c->slots[i];
+    }
+}
+
+const int32_t *tok_cache_get(const tok_cache *c, const uint8_t *w, size_t n,
+                             size_t *n_ids)
+{
+    if (c->slots == NULL || n > TOK_CACHE_WORD)
+        return NULL;
+    uint64_t s = *cache_slot(c, w, n, tok_hash(w, n));
+    if (s == 0)
+        return NULL;
+    const tok_cache_entry *e = &c->e[(uint32_t)s - 1];
+    *n_ids = e->n_ids;
+    return c->ids + e->ids_off;
+}
+
+int tok_cache_put(tok_cache *c, const uint8_t *w, size_t n, const int32_t *ids,
+                  size_t n_ids, mlx_err *err)
+{
+    if (c->slots == NULL || n > TOK_CACHE_WORD || c->n_e == c->max)
+        return 0;
+    uint32_t h = tok_hash(w, n);
+    uint64_t *slot = cache_slot(c, w, n, h);
+    if (*slot != 0)
+        return 0;
+    int rc = tok_work_grow((void **)&c->keys, &c->keys_cap, c->keys_len + n, 1, err);
+    if (rc == 0)
+        rc = tok_work_grow((void **)&c->ids, &c->ids_cap, c->ids_len + n_ids,
+                           sizeof *c->ids, err);
+    if (rc != 0)
+        return rc;
+    memcpy(c->keys + c->keys_len, w, n);
+    memcpy(c->ids + c->ids_len, ids, n_ids * sizeof *ids);
+    c->e[c->n_e] = (tok_cache_entry){h, (uint32_t)c->keys_len, (uint32_t)n,
+                                     (uint32_t)c->ids_len, (uint32_t)n_ids};
+    *slot = (uint64_t)h << 32 | (uint32_t)++c->n_e;
+    c->keys_len += n;
+    c->ids_len += n_ids;
+    return 0;
+}
+
 void tok_work_fini(tok_work *w)
 {
+    cache_fini(&w->cache);
     mlx_free(w->sym);
     mlx_free(w->heap);
     mlx_free(w->buf);

@@ -13,10 +13,13 @@
  *
  * Speed: the pairs wait in a priority queue, so a text of n characters
  * costs O(n log n). A merge never joins symbols across a place where no
- * token could span, so when no token has a '▁' after another character
- * (true of SentencePiece vocabularies, which keep '▁' at the front of a
- * piece) the text is merged one '▁'-led word at a time: the same merges in
- * the same relative order, with a queue that stays a few entries long.
+ * token could span, so the text is cut at such places and merged one word
+ * at a time: the same merges in the same relative order, with a queue that
+ * stays a few entries long, and a word seen before costs one lookup
+ * (tok_cache). The cuts: before a '▁' that follows another character, when
+ * no token has a '▁' after another character (true of SentencePiece
+ * vocabularies, which keep '▁' at the front of a piece); and around an
+ * ASCII character that is in no longer token (a newline for Llama 2).
  */
 #include <string.h>
 
@@ -42,6 +45,17 @@ void tok_spm_setup(tokenizer *t)
         if (id < 0)
             id = tok_strmap_find(&t->text_map, &t->text, &one, 1);
         t->byte_tok[b] = id >= 0 ? id : t->unk;
+    }
+    /* A character that no longer token contains stays a symbol of its own
+     * (a newline, for Llama 2), so the text may be cut around it. */
+    for (int b = 0; b < 128; b++)
+        t->spm_alone[b] = true;
+    for (int32_t id = 0; id < t->n_vocab; id++) {
+        size_t len;
+        const char *s = tok_str(&t->text, (uint32_t)id, &len);
+        for (size_t i = 0; i < len && len > 1; i++)
+            if ((uint8_t)s[i] < 128)
+                t->spm_alone[(uint8_t)s[i]] = false;
     }
     t->spm_words = true;
     for (int32_t id = 0; id < t->n_vocab && t->spm_words; id++) {
@@ -134,38 +148,61 @@ static int merge_word(const tokenizer *t, tok_work *w, const uint8_t *base, int3
     return rc;
 }
 
-int tok_spm_encode(const tokenizer *t, tok_work *w, const uint8_t *s, size_t n,
-                   tok_out *out, mlx_err *err)
+static const uint8_t char_len[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
+
+/* Tokenizes one word (the whole text when words cannot be told apart). */
+static int encode_word(const tokenizer *t, tok_work *w, const uint8_t *s, size_t n,
+                       tok_out *out, mlx_err *err)
 {
-    static const uint8_t char_len[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
-    size_t word = 0; /* where the current word starts */
+    size_t n_ids;
+    const int32_t *hit = tok_cache_get(&w->cache, s, n, &n_ids);
+    if (hit != NULL)
+        return tok_out_append(out, hit, n_ids, err);
     int32_t n_sym = 0;
-    bool prev_space = false;
-    for (size_t i = 0; i < n;) {
+    for (size_t i = 0; i < n; n_sym++) {
         size_t len = char_len[s[i] >> 4];
         if (len > n - i)
             len = n - i;
-        bool space = len == SPACE_LEN && memcmp(s + i, SPACE, SPACE_LEN) == 0;
-        if (space && !prev_space && n_sym > 0 && t->spm_words) {
-            int rc = merge_word(t, w, s + word, n_sym, out, err);
-            if (rc != 0)
-                return rc;
-            word = i;
-            n_sym = 0;
-        }
-        prev_space = space;
         if ((size_t)n_sym == w->sym_cap) {
             int rc = tok_work_grow((void **)&w->sym, &w->sym_cap, (size_t)n_sym + 1,
                                    sizeof *w->sym, err);
             if (rc != 0)
                 return rc;
         }
-        w->sym[n_sym] =
-            (tok_sym){(uint32_t)(i - word), (uint32_t)len, n_sym - 1, n_sym + 1, -1};
-        n_sym++;
+        w->sym[n_sym] = (tok_sym){(uint32_t)i, (uint32_t)len, n_sym - 1, n_sym + 1, -1};
         i += len;
     }
-    if (n_sym == 0)
-        return 0;
-    return merge_word(t, w, s + word, n_sym, out, err);
+    size_t before = out->n;
+    int rc = merge_word(t, w, s, n_sym, out, err);
+    if (rc == 0)
+        rc = tok_cache_put(&w->cache, s, n, out->ids + before, out->n - before, err);
+    return rc;
+}
+
+int tok_spm_encode(const tokenizer *t, tok_work *w, const uint8_t *s, size_t n,
+                   tok_out *out, mlx_err *err)
+{
+    size_t word = 0; /* where the current word starts */
+    bool prev_space = false;
+    for (size_t i = 0; i < n;) {
+        size_t len = char_len[s[i] >> 4];
+        if (len > n - i)
+            len = n - i;
+        bool space = len == SPACE_LEN && memcmp(s + i, SPACE, SPACE_LEN) == 0;
+        bool alone = len == 1 && s[i] < 128 && t->spm_alone[s[i]];
+        int rc = 0;
+        if ((alone || (space && !prev_space && t->spm_words)) && i > word) {
+            rc = encode_word(t, w, s + word, i - word, out, err);
+            word = i;
+        }
+        prev_space = space;
+        i += len;
+        if (alone && rc == 0) {
+            rc = encode_word(t, w, s + word, i - word, out, err);
+            word = i;
+        }
+        if (rc != 0)
+            return rc;
+    }
+    return n > word ? encode_word(t, w, s + word, n - word, out, err) : 0;
 }

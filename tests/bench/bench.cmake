@@ -3,3 +3,6 @@
 add_executable(bench_cache bench/bench_cache.c)
 target_link_libraries(bench_cache PRIVATE mlxharness mlxtrees mlxcommon)
 add_dependencies(bench_cache mlx-agent)
+# Tokenizer throughput on the shared War and Peace (skips, 77, without it).
+add_executable(bench_tokenizer bench/bench_tokenizer.c)
+target_link_libraries(bench_tokenizer PRIVATE mlxengine mlxtestutil)
