@@ -119,4 +119,25 @@
 /* Worker threads of one model's forward pass. */
 #define MLX_MAX_ENGINE_THREADS 256
 
+/* Sampling (agent/engine/sampler.c). A sampler sizes its scratch for the
+ * vocabulary once, so a draw never allocates: 262,144 covers every model
+ * the engine runs (Gemma's 256,000 is the largest) at 3 MiB per sampler. */
+#define MLX_MAX_SAMPLER_VOCAB 262144
+
+/* Tokens the repetition penalties look back over: a whole 1M-token
+ * context at most, 4 MiB of history per sampler. */
+#define MLX_MAX_REPEAT_LAST_N (1u << 20)
+
+/* Stop strings of one request (agent/engine/stop.c). OpenAI allows 4;
+ * Ollama and llama.cpp users list a chat format's end markers, rarely more
+ * than a handful. Every pushed chunk is compared with each of them, so the
+ * count and length bound the work per token. */
+#define MLX_MAX_STOPS    16
+#define MLX_MAX_STOP_LEN 256
+
+/* A rendered chat prompt (agent/engine/chat.c): a 128k-token context holds
+ * about 512 KiB of text, so a prompt 32 times larger could only be refused
+ * later, after the work of tokenizing it. */
+#define MLX_MAX_CHAT_PROMPT (16u << 20)
+
 #endif

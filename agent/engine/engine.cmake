@@ -12,3 +12,4 @@ target_link_libraries(mlxengine PUBLIC mlxcommon)
 set_source_files_properties(engine/quant.c engine/quant_k.c engine/synth.c
                             PROPERTIES COMPILE_OPTIONS -ffp-contract=off)
 include(engine/text.cmake OPTIONAL)
+include(engine/sample.cmake OPTIONAL)
