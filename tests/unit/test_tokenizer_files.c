@@ -5,7 +5,9 @@
  * every model in it, id for id; all of War and Peace with the 32k
  * SentencePiece vocabulary of llama-2-tiny-random.gguf and with the Llama 3
  * vocabulary, id for id (the first difference printed with its context),
- * and decoded back to the very text. Skips (77) when the folder is absent.
+ * and decoded back to the very text, whole and streamed one id at a time;
+ * streamed CJK and emoji text never shows half a character. Skips (77)
+ * when the folder is absent.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -160,6 +162,72 @@ static int32_t *read_ids(const char *name, size_t *n)
     return ids;
 }
 
+/* Streams ids one at a time into a buffer: no chunk ends inside a
+ * character, and the whole is the decode of all ids. Returns the text
+ * (mlx_free). */
+static char *stream(const tokenizer *t, const int32_t *ids, size_t n, size_t *len)
+{
+    char *whole = NULL;
+    size_t whole_len = 0;
+    mlx_err err;
+    if (tokenizer_decode(t, ids, n, &whole, &whole_len, &err) != 0)
+        fail_msg("%s", err.msg);
+    char *out = mlx_malloc(whole_len + 16);
+    engine_decoder d;
+    tokenizer_stream_init(&d);
+    *len = 0;
+    for (size_t i = 0; i < n; i++) {
+        char chunk[ENGINE_MAX_PIECE];
+        size_t k;
+        if (tokenizer_stream_push(t, &d, ids[i], chunk, sizeof chunk, &k, &err) != 0)
+            fail_msg("%s", err.msg);
+        /* a chunk ends after an ASCII byte or the last byte of a character */
+        if (k > 0) {
+            size_t start = k - 1;
+            while (start > 0 && ((uint8_t)chunk[start] & 0xC0) == 0x80)
+                start--;
+            uint8_t lead = (uint8_t)chunk[start];
+            size_t want = lead < 0x80 ? 1 : lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
+            assert_int_equal(k - start, want);
+        }
+        assert_true(*len + k <= whole_len);
+        memcpy(out + *len, chunk, k);
+        *len += k;
+    }
+    *len += tokenizer_stream_flush(&d, out + *len, 16);
+    assert_int_equal(*len, whole_len);
+    assert_memory_equal(out, whole, whole_len);
+    mlx_free(whole);
+    return out;
+}
+
+static void test_stream_cjk_emoji(void **state)
+{
+    static const char *const texts[] = {
+        "東京は日本の首都です", "emoji 🎉🚀 done", "Ünïcödé bytes",
+        "混合 text with 漢字, ひらがな and 한국어 🇯🇵👍🏽",
+        "ð"};
+    static const char *const vocabs[] = {"llama-2-tiny-random.gguf", "llama3-vocab.gguf",
+                                         "stories260K.gguf"};
+    for (size_t v = 0; v < 3; v++) {
+        tokenizer *t = load_shared(vocabs[v]);
+        for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+            int32_t *ids = NULL;
+            size_t n = 0, len;
+            assert_int_equal(tokenizer_encode(t, texts[i], strlen(texts[i]),
+                                              tokenizer_adds_bos(t), true, &ids, &n,
+                                              NULL),
+                             0);
+            char *back = stream(t, ids, n, &len);
+            assert_int_equal(len, strlen(texts[i]));
+            assert_memory_equal(back, texts[i], len);
+            mlx_free(back);
+            mlx_free(ids);
+        }
+        tokenizer_free(t);
+    }
+}
+
 static void check_book(const char *vocab, const char *ids_file)
 {
     char *path = test_testdata("war-and-peace.txt");
@@ -198,6 +266,9 @@ static void check_book(const char *vocab, const char *ids_file)
     assert_int_equal(back_len, len);
     assert_memory_equal(back, text, len);
     mlx_free(back);
+    back = stream(t, want, n_want, &back_len);
+    assert_int_equal(back_len, len);
+    mlx_free(back);
     mlx_free(ids);
     tokenizer_free(t);
     free(want);
@@ -225,9 +296,8 @@ int main(void)
     }
     free(probe);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reference_cases),
-        cmocka_unit_test(test_reference_prompts),
-        cmocka_unit_test(test_book_llama2),
+        cmocka_unit_test(test_reference_cases),  cmocka_unit_test(test_reference_prompts),
+        cmocka_unit_test(test_stream_cjk_emoji), cmocka_unit_test(test_book_llama2),
         cmocka_unit_test(test_book_llama3),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
