@@ -9,6 +9,7 @@
 
 static const mlx_cmd *const agent_cmds[] = {
     &agent_cmd_serve,
+    &agent_cmd_run,
     &metrics_cmd_history,
     NULL,
 };

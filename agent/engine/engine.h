@@ -163,9 +163,10 @@ typedef struct engine_sampling {
     uint64_t seed;
 } engine_sampling;
 
-/* temperature 0.8, top_k 40, top_p 0.95, min_p 0.05, repeat_penalty 1.1
- * over 64 tokens, no presence or frequency penalty, seed 0: what
- * llama.cpp and Ollama use when a request says nothing. */
+/* temperature 0.8, top_k 40, top_p 0.95, min_p 0.05, no repeat penalty
+ * (1.0, over the last 64 tokens when set), no presence or frequency
+ * penalty, seed 0: llama.cpp's defaults. (Ollama's API defaults differ:
+ * top_p 0.9, repeat_penalty 1.1; its endpoints set those.) */
 engine_sampling engine_sampling_defaults(void);
 
 typedef struct engine_sampler engine_sampler;

@@ -79,6 +79,7 @@ struct engine_model {
     tokenizer *tok;          /* NULL for a model opened without one (tests) */
     chat_format chat;
     engine_info info;
+    char name[128]; /* general.name, NUL-terminated, for info.name */
     uint32_t n_ctx; /* a sequence's capacity */
     pool *workers;
     pthread_mutex_t forward_lock; /* one forward pass at a time uses the pool */

@@ -70,7 +70,7 @@ engine_sampling engine_sampling_defaults(void)
         .top_k = 40,
         .top_p = 0.95f,
         .min_p = 0.05f,
-        .repeat_penalty = 1.1f,
+        .repeat_penalty = 1.0f,
         .repeat_last_n = 64,
         .presence_penalty = 0.0f,
         .frequency_penalty = 0.0f,
