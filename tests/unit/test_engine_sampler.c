@@ -614,7 +614,7 @@ static void test_bad_parameters_refused(void **state)
     engine_sampler_free(s);
     engine_sampler_free(NULL);
 
-    engine_sampling want = {0.8f, 40, 0.95f, 0.05f, 1.1f, 64, 0, 0, 0};
+    engine_sampling want = {0.8f, 40, 0.95f, 0.05f, 1.0f, 64, 0, 0, 0};
     assert_memory_equal(&d, &want, sizeof d);
 }
 
@@ -625,7 +625,7 @@ static void test_large_vocabulary_draw_allocates_nothing(void **state)
     enum { V = 128256 }; /* Llama 3 */
     float *l = malloc(V * sizeof *l);
     engine_sampling modes[6];
-    modes[0] = engine_sampling_defaults();
+    modes[0] = engine_sampling_defaults(), modes[0].repeat_penalty = 1.1f;
     modes[1] = plain(0, 1), modes[1].repeat_last_n = 64, modes[1].repeat_penalty = 1.1f;
     modes[2] = plain(0.8f, 2), modes[2].top_p = 0.95f; /* top_p without top_k */
     modes[3] = plain(0.8f, 3), modes[3].min_p = 0.05f;
