@@ -149,14 +149,15 @@ static int merge_halves(const gguf_str *s, uint64_t i, gguf_str *a, gguf_str *b,
     return 0;
 }
 
-/* The string index of raw bytes, adding them when absent and add is set;
- * -1 when absent and not added. */
+/* The string index of raw bytes, adding them when absent. */
 static int find_or_add(tokenizer *t, struct rawtab *rt, const uint8_t *s, size_t len,
-                       bool add, int32_t *idx, mlx_err *err)
+                       int32_t *idx, mlx_err *err)
 {
     *idx = tok_strmap_find(&t->raw_map, &t->raw, s, len);
-    if (*idx >= 0 || !add)
+    if (*idx >= 0)
         return 0;
+    if (tok_strmap_reserve(&t->raw_map, 1) != 0)
+        return mlx_err_set(err, MLX_ENOMEM, "out of memory while loading the BPE merges");
     int rc = raw_append(t, rt, s, len, err);
     if (rc != 0)
         return rc;
@@ -165,10 +166,9 @@ static int find_or_add(tokenizer *t, struct rawtab *rt, const uint8_t *s, size_t
     return 0;
 }
 
-/* One pass over the merges: counts the halves that are no token (pass 0),
- * or adds them and the merges (pass 1). */
-static int merges_pass(tokenizer *t, struct rawtab *rt, const gguf_kv *merges, int pass,
-                       uint32_t *missing, uint8_t *buf, mlx_err *err)
+/* Adds the merges, and their halves that are no token. */
+static int add_merges(tokenizer *t, struct rawtab *rt, const gguf_kv *merges,
+                      uint8_t *buf, mlx_err *err)
 {
     uint64_t pos = 0;
     for (uint64_t i = 0; i < merges->v.arr.n; i++) {
@@ -181,15 +181,10 @@ static int merges_pass(tokenizer *t, struct rawtab *rt, const gguf_kv *merges, i
         for (int k = 0; k < 2 && usable; k++) {
             size_t len;
             usable = tok_bpe_unmap(h[k].ptr, h[k].len, buf, &len);
-            if (!usable)
-                break;
-            rc = find_or_add(t, rt, buf, len, pass == 1, &idx[k], err);
-            if (rc != 0)
+            if (usable && (rc = find_or_add(t, rt, buf, len, &idx[k], err)) != 0)
                 return rc;
-            if (idx[k] < 0)
-                (*missing)++;
         }
-        if (!usable || pass == 0)
+        if (!usable)
             continue;
         tok_merge *m = tok_pairmap_slot(&t->merges, idx[0], idx[1]);
         if (m->key == UINT64_MAX) { /* a repeated pair keeps its first rank */
@@ -238,12 +233,11 @@ static int build_raw_tokens(tokenizer *t, struct rawtab *rt, uint8_t *buf, mlx_e
     return 0;
 }
 
-/* (Re)builds raw_map for the tokens with room for extra strings. Tokens
- * outside the alphabet (empty raw strings) are not in it. */
-static int index_tokens(tokenizer *t, uint32_t extra)
+/* Indexes the tokens' raw strings; tokens outside the alphabet (empty raw
+ * strings) are left out. */
+static int index_tokens(tokenizer *t)
 {
-    tok_strmap_fini(&t->raw_map);
-    if (tok_strmap_init(&t->raw_map, (uint32_t)t->n_vocab + extra) != 0)
+    if (tok_strmap_init(&t->raw_map, (uint32_t)t->n_vocab) != 0)
         return MLX_ENOMEM;
     for (int32_t id = 0; id < t->n_vocab; id++)
         if (t->raw.off[id + 1] > t->raw.off[id])
@@ -293,17 +287,10 @@ int tok_bpe_load(tokenizer *t, const gguf_kv *merges, mlx_err *err)
     if (rc != 0)
         goto fail;
     rc = MLX_ENOMEM;
-    if (index_tokens(t, 0) != 0 ||
+    if (index_tokens(t) != 0 ||
         tok_pairmap_init(&t->merges, (uint32_t)(merges->v.arr.n * 2 / 3 + 1)) != 0)
         goto fail;
-    uint32_t missing = 0;
-    rc = merges_pass(t, &rt, merges, 0, &missing, buf, err);
-    if (rc != 0)
-        goto fail;
-    rc = MLX_ENOMEM;
-    if (missing > 0 && index_tokens(t, missing) != 0)
-        goto fail;
-    rc = merges_pass(t, &rt, merges, 1, &missing, buf, err);
+    rc = add_merges(t, &rt, merges, buf, err);
     if (rc == 0)
         rc = merges_resolve(t, err);
     if (rc != 0)

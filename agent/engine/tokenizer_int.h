@@ -78,7 +78,7 @@ static inline const char *tok_str(const tok_strtab *t, uint32_t i, size_t *len)
  * holds the key's 32-bit hash and index + 1, 0 when empty). */
 typedef struct tok_strmap {
     uint64_t *slots;
-    uint32_t mask;
+    uint32_t mask, count;
 } tok_strmap;
 
 /* A merge of two strings (by their index in the BPE string table): its
@@ -143,9 +143,11 @@ void tok_strmap_fini(tok_strmap *m);
 int32_t tok_strmap_find(const tok_strmap *m, const tok_strtab *t, const void *key,
                         size_t len);
 /* Adds string index i unless an equal string is present; returns the index
- * already present, or -1 when i was added. The map must have room (it is
- * sized at init for n_keys). */
+ * already present, or -1 when i was added. The map must have room: it is
+ * sized at init for n_keys, tok_strmap_reserve makes more. */
 int32_t tok_strmap_add(tok_strmap *m, const tok_strtab *t, uint32_t i);
+/* Room for more keys (MLX_ENOMEM, the map unchanged, when there is none). */
+int tok_strmap_reserve(tok_strmap *m, uint32_t more);
 int tok_pairmap_init(tok_pairmap *m, uint32_t n_keys);
 void tok_pairmap_fini(tok_pairmap *m);
 /* The slot for (a, b): either holding it, or the empty slot it would go in

@@ -52,7 +52,35 @@ int tok_strmap_init(tok_strmap *m, uint32_t n_keys)
     uint32_t size = table_size(n_keys);
     m->slots = mlx_calloc(size, sizeof *m->slots);
     m->mask = size - 1;
+    m->count = 0;
     return m->slots == NULL ? MLX_ENOMEM : 0;
+}
+
+int tok_strmap_reserve(tok_strmap *m, uint32_t more)
+{
+    uint64_t need = (uint64_t)m->count + more;
+    if (2 * need <= (uint64_t)m->mask + 1)
+        return 0;
+    if (need > UINT32_MAX / 4)
+        return MLX_ENOMEM;
+    uint32_t size = table_size((uint32_t)need * 2); /* grow ahead: amortised */
+    uint64_t *slots = mlx_calloc(size, sizeof *slots);
+    if (slots == NULL)
+        return MLX_ENOMEM;
+    /* the hash is kept in each slot, so moving needs no string */
+    for (uint32_t i = 0; i <= m->mask; i++) {
+        uint64_t s = m->slots[i];
+        if (s == 0)
+            continue;
+        uint32_t j = (uint32_t)(s >> 32) & (size - 1);
+        while (slots[j] != 0)
+            j = (j + 1) & (size - 1);
+        slots[j] = s;
+    }
+    mlx_free(m->slots);
+    m->slots = slots;
+    m->mask = size - 1;
+    return 0;
 }
 
 void tok_strmap_fini(tok_strmap *m)
@@ -88,6 +116,7 @@ int32_t tok_strmap_add(tok_strmap *m, const tok_strtab *t, uint32_t idx)
         uint64_t s = m->slots[i];
         if (s == 0) {
             m->slots[i] = (uint64_t)h << 32 | (idx + 1);
+            m->count++;
             return -1;
         }
         if ((uint32_t)(s >> 32) != h)
