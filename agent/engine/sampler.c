@@ -277,15 +277,35 @@ static void remember(engine_sampler *s, int32_t id)
 
 /* ---- the steps ---------------------------------------------------------- */
 
+/* Scans look at LANES logits at a time and branch once, unless one of them
+ * beats the best so far, which soon becomes rare: one running maximum
+ * updated per token would make every comparison wait for the one before
+ * (a chain of conditional moves), several times slower on 128k logits. */
+#define LANES 8
+
+static bool any_above(const float *l, float floor)
+{
+    bool any = false;
+    for (int j = 0; j < LANES; j++)
+        any |= l[j] > floor;
+    return any;
+}
+
 static int32_t pick_greedy(const engine_sampler *s, const float *logits, size_t npen)
 {
     cand best = {.id = -1, .logprob = -INFINITY};
-    for (uint32_t i = 0; i < s->n_vocab; i++)
+    for (uint32_t i = 0; i < s->n_vocab; i++) {
+        if (i % LANES == 0 && i + LANES <= s->n_vocab &&
+            !any_above(logits + i, best.logprob)) {
+            i += LANES - 1;
+            continue;
+        }
         if (logits[i] > best.logprob && !penalized(s, i))
             best = (cand){.id = (int32_t)i, .logprob = logits[i]};
-    for (size_t i = 0; i < npen; i++)
-        if (best.id < 0 || better(s->pen[i], best))
-            best = s->pen[i];
+    }
+    for (size_t k = 0; k < npen; k++)
+        if (best.id < 0 || better(s->pen[k], best))
+            best = s->pen[k];
     /* Every logit -inf or NaN: any choice is as good; keep it fixed. */
     return best.id < 0 ? 0 : best.id;
 }
@@ -296,21 +316,29 @@ static size_t keep_top_k(engine_sampler *s, const float *logits, size_t npen, si
 {
     cand *h = s->cands;
     size_t n = 0;
-    for (uint32_t i = 0; i < s->n_vocab; i++) {
+    uint32_t i = 0;
+    for (; i < s->n_vocab && n < k; i++)
+        if (!penalized(s, i))
+            heap_offer(h, &n, k, (cand){.id = (int32_t)i, .logprob = sane(logits[i])});
+    /* Most tokens stop at this comparison with the worst kept logit, held
+     * in a local so the loop does not reload it. An equal logit loses: the
+     * kept one has the lower id. NaN fails it too. */
+    float floor = n == k ? h[0].logprob : INFINITY;
+    while (i < s->n_vocab) {
+        if (i + LANES <= s->n_vocab && !any_above(logits + i, floor)) {
+            i += LANES;
+            continue;
+        }
         float l = logits[i];
-        if (n == k) {
-            /* Most tokens stop at this comparison. An equal logit loses: the
-             * kept one has the lower id. NaN fails it too. */
-            if (!(l > h[0].logprob) || penalized(s, i))
-                continue;
+        if (l > floor && !penalized(s, i)) {
             h[0] = (cand){.id = (int32_t)i, .logprob = l};
             sift_down(h, k, 0);
-        } else if (!penalized(s, i)) {
-            heap_offer(h, &n, k, (cand){.id = (int32_t)i, .logprob = sane(l)});
+            floor = h[0].logprob;
         }
+        i++;
     }
-    for (size_t i = 0; i < npen; i++)
-        heap_offer(h, &n, k, s->pen[i]);
+    for (size_t j = 0; j < npen; j++)
+        heap_offer(h, &n, k, s->pen[j]);
     sort_heap(h, n);
     return n;
 }
@@ -420,13 +448,31 @@ static int32_t pick_random(engine_sampler *s, const float *logits, size_t npen)
     return draw(s, c, n, lmax);
 }
 
+/* The highest logit (NaN ignored), kept in LANES running maxima so that
+ * no comparison waits for the one before. */
+static float max_logit(const float *logits, uint32_t n)
+{
+    float lane[LANES];
+    for (int j = 0; j < LANES; j++)
+        lane[j] = -INFINITY;
+    uint32_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++)
+            if (logits[i + j] > lane[j])
+                lane[j] = logits[i + j];
+    for (; i < n; i++)
+        if (logits[i] > lane[0])
+            lane[0] = logits[i];
+    for (int j = 1; j < LANES; j++)
+        if (lane[j] > lane[0])
+            lane[0] = lane[j];
+    return lane[0];
+}
+
 /* log softmax(logits)[id], with the maximum subtracted and a double sum. */
 static float log_softmax_at(const float *logits, uint32_t n, int32_t id)
 {
-    double m = -INFINITY;
-    for (uint32_t i = 0; i < n; i++)
-        if (logits[i] > m)
-            m = logits[i];
+    double m = max_logit(logits, n);
     if (!isfinite(m))
         return sane(logits[id]) == m ? 0.0f : -INFINITY;
     double z = 0;
@@ -552,14 +598,12 @@ size_t engine_top_logprobs(const float *logits, uint32_t n_vocab, size_t k,
     if (k == 0)
         return 0;
     size_t n = 0;
-    double m = -INFINITY;
     for (uint32_t i = 0; i < n_vocab; i++) {
         float l = sane(logits[i]);
-        if (l > m)
-            m = l;
         if (n < k || l > out[0].logprob)
             heap_offer(out, &n, k, (cand){.id = (int32_t)i, .logprob = l});
     }
+    double m = max_logit(logits, n_vocab);
     double lse = m;
     if (isfinite(m)) {
         double z = 0;

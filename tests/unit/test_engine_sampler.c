@@ -24,7 +24,7 @@
 #include "agent/engine/engine.h"
 #include "common/alloc.h"
 
-#define MAXV 16
+#define MAXV 64
 
 static uint64_t rng = 0x9e3779b97f4a7c15u;
 
@@ -156,14 +156,16 @@ static void test_greedy_argmax_and_ties(void **state)
     assert_int_equal(engine_sampler_sample(s, masked, NULL), 2);
     engine_sampler_free(s);
 
-    s = new_sampler(plain(0, 1), MAXV);
-    for (int round = 0; round < 2000; round++) {
-        float l[MAXV];
-        for (int i = 0; i < MAXV; i++)
-            l[i] = (float)(next_u32() % 5); /* many ties */
-        assert_int_equal(engine_sampler_sample(s, l, NULL), ref_argmax(l, MAXV));
+    for (int n = 1; n <= MAXV; n++) { /* whole blocks of eight and a tail */
+        s = new_sampler(plain(0, 1), (uint32_t)n);
+        for (int round = 0; round < 500; round++) {
+            float l[MAXV];
+            for (int i = 0; i < n; i++)
+                l[i] = (float)(next_u32() % 5); /* many ties */
+            assert_int_equal(engine_sampler_sample(s, l, NULL), ref_argmax(l, n));
+        }
+        engine_sampler_free(s);
     }
-    engine_sampler_free(s);
 }
 
 /* ---- seeds -------------------------------------------------------------- */
@@ -315,6 +317,39 @@ static void test_filters_never_leave_the_allowed_set(void **state)
                         engine_sampler_free(s);
                     }
         }
+    }
+}
+
+/* Vocabularies past one block of the scans, ties everywhere. */
+static void test_filters_on_larger_vocabularies(void **state)
+{
+    static const float values[] = {-2.0f, 0.0f, 1.0f, 1.5f, 3.0f};
+    static const int ks[] = {1, 5, 17, 39, 0};
+    static const float top_ps[] = {0.3f, 0.9f, 1.0f};
+    static const float min_ps[] = {0.0f, 0.2f};
+    uint64_t seed = 100;
+    for (int n = 9; n <= MAXV; n += 11) {
+        float l[MAXV];
+        for (int i = 0; i < n; i++)
+            l[i] = values[next_u32() % 5];
+        for (size_t a = 0; a < 5; a++)
+            for (size_t b = 0; b < 3; b++)
+                for (size_t c = 0; c < 2; c++) {
+                    engine_sampling p = plain(1.0f, seed++);
+                    p.top_k = ks[a];
+                    p.top_p = top_ps[b];
+                    p.min_p = min_ps[c];
+                    bool allowed[MAXV];
+                    ref_allowed(l, n, &p, allowed);
+                    engine_sampler *s = new_sampler(p, (uint32_t)n);
+                    for (int d = 0; d < 300; d++) {
+                        int32_t id = engine_sampler_sample(s, l, NULL);
+                        if (id < 0 || id >= n || !allowed[id])
+                            fail_msg("n=%d k=%d p=%g min_p=%g drew %d", n, p.top_k,
+                                     (double)p.top_p, (double)p.min_p, id);
+                    }
+                    engine_sampler_free(s);
+                }
     }
 }
 
@@ -515,7 +550,7 @@ static void test_logprob_is_log_softmax_of_raw_logits(void **state)
         float lp = 1;
         int32_t id = engine_sampler_sample(s, l, &lp);
         double want = ref_log_softmax(l, V, id);
-        if (fabs(lp - want) > 1e-5 * (1 + fabs(want)))
+        if (fabs(lp - want) > 3e-7 * (1 + fabs(want)))
             fail_msg("logprob %.9g, want %.9g", (double)lp, want);
         assert_true(lp <= 0);
     }
@@ -660,6 +695,7 @@ int main(void)
         cmocka_unit_test(test_same_seed_same_tokens),
         cmocka_unit_test(test_distribution_matches_softmax),
         cmocka_unit_test(test_filters_never_leave_the_allowed_set),
+        cmocka_unit_test(test_filters_on_larger_vocabularies),
         cmocka_unit_test(test_penalties_by_hand),
         cmocka_unit_test(test_penalties_against_reference),
         cmocka_unit_test(test_logprob_is_log_softmax_of_raw_logits),
