@@ -6,9 +6,11 @@
  * pre-tokenizer split.
  *
  * Input: one byte of options (vocabulary and split, add_bos,
- * parse_special), then the text. Checked: every id is in the vocabulary;
- * decoding gives valid UTF-8, and streaming the ids one at a time gives the
- * same text with no chunk ending inside a character; and, when the text is
+ * parse_special), then the text. An input that starts with "GGUF" is a
+ * vocabulary instead: whatever of it loads tokenizes and decodes a fixed
+ * text (the corpus holds the built-in vocabularies as files to mutate). Checked: every id
+ * is in the vocabulary; decoding gives valid UTF-8, and streaming the ids one at a time
+ * gives the same text with no chunk ending inside a character; and, when the text is
  * valid UTF-8 and special tokens are not parsed, decoding gives back the
  * very text (every byte has a token in both vocabularies, and every merge
  * makes a token, so nothing can be lost), unless a SentencePiece text holds
@@ -213,6 +215,29 @@ static void check(const tokenizer *t, const uint8_t *text, size_t len, bool bos,
     mlx_free(ids);
 }
 
+/* A vocabulary from the input: loaded or refused, never a crash; one that
+ * loads must tokenize and decode. */
+static void check_vocab(const uint8_t *data, size_t size)
+{
+    gguf_file *f = NULL;
+    tokenizer *t = NULL;
+    if (gguf_open_mem(data, size, &f, NULL) != 0)
+        return;
+    int rc = tokenizer_load(f, &t, NULL);
+    gguf_close(f);
+    if (rc != 0)
+        return;
+    static const char text[] = " the <s>\xe6\x9d\xb1 ab\nqrs  12 <|eot_id|>\xff it's";
+    for (int special = 0; special < 2; special++)
+        check(t, (const uint8_t *)text, sizeof text - 1, special, special, false);
+    for (int32_t id = 0; id < tokenizer_n_vocab(t); id++) {
+        size_t len;
+        tokenizer_piece(t, id, &len);
+        tokenizer_is_eog(t, id);
+    }
+    tokenizer_free(t);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static tokenizer *ts[5];
@@ -225,6 +250,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (size == 0)
         return 0;
+    if (size >= 4 && memcmp(data, "GGUF", 4) == 0) {
+        check_vocab(data, size);
+        return 0;
+    }
     uint8_t opt = data[0];
     const uint8_t *text = data + 1;
     size_t len = size - 1;
