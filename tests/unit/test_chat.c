@@ -5,7 +5,8 @@
  * template (named beside each expectation; the leading bos_token left out,
  * as the tokenizer adds it); detection from the marker lines of real
  * templates (short excerpts, not whole templates); the templates' trimming;
- * refusals of unknown roles and of turns that do not alternate.
+ * refusals of unknown roles and of turns that do not alternate; the size
+ * limit; every allocation failing in turn.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +20,7 @@
 
 #include "agent/engine/chat.h"
 #include "common/alloc.h"
+#include "common/limits.h"
 
 static const engine_msg SYS = {"system", "You are terse."};
 static const engine_msg U1 = {"user", "Hi there"};
@@ -317,6 +319,40 @@ static void test_rules_refused(void **state)
                      MLX_EINVAL);
 }
 
+static void test_limits_and_memory(void **state)
+{
+    size_t big = MLX_MAX_CHAT_PROMPT;
+    char *content = malloc(big + 1);
+    memset(content, 'x', big);
+    content[big] = '\0';
+    char *out = NULL;
+    mlx_err err;
+    mlx_err_clear(&err);
+    assert_int_equal(
+        chat_apply(CHAT_CHATML, (engine_msg[]){{"user", content}}, 1, true, &out, &err),
+        MLX_ETOOBIG);
+    assert_null(out);
+    assert_non_null(strstr(err.msg, "MiB"));
+    free(content);
+
+    /* every allocation failing in turn: ENOMEM, nothing returned, nothing
+     * leaked (the sanitizer build checks that) */
+    for (long fail = 0;; fail++) {
+        mlx_alloc_fail_after(fail);
+        mlx_err_clear(&err);
+        int rc =
+            chat_apply(CHAT_GEMMA, (engine_msg[]){SYS, U1, A1, U2}, 4, true, &out, &err);
+        mlx_alloc_fail_reset();
+        if (rc == 0) {
+            mlx_free(out);
+            break;
+        }
+        assert_int_equal(rc, MLX_ENOMEM);
+        assert_null(out);
+        assert_true(err.msg[0] != '\0');
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -329,6 +365,7 @@ int main(void)
         cmocka_unit_test(test_gemma),
         cmocka_unit_test(test_detect_from_real_templates),
         cmocka_unit_test(test_rules_refused),
+        cmocka_unit_test(test_limits_and_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,7 +8,8 @@
  * vocabularies, and every likely allowed token is drawn; penalties, by
  * hand-worked cases and against a reference keeping its own history;
  * logprobs against a plain double log-softmax; engine_top_logprobs;
- * refusals; and a 128k-vocabulary draw that allocates nothing.
+ * refusals; every allocation of a new sampler failing in turn; and a
+ * 128k-vocabulary draw that allocates nothing.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -653,6 +654,28 @@ static void test_bad_parameters_refused(void **state)
     assert_memory_equal(&d, &want, sizeof d);
 }
 
+static void test_out_of_memory(void **state)
+{
+    engine_sampling p = engine_sampling_defaults();
+    p.repeat_penalty = 1.1f; /* the history too */
+    for (long fail = 0;; fail++) {
+        engine_sampler *s = (engine_sampler *)&p;
+        mlx_err err;
+        mlx_err_clear(&err);
+        mlx_alloc_fail_after(fail);
+        int rc = engine_sampler_new(&p, 1000, &s, &err);
+        mlx_alloc_fail_reset();
+        if (rc == 0) {
+            assert_true(fail >= 5); /* the sampler, scratch, ring, counts, pen */
+            engine_sampler_free(s);
+            break;
+        }
+        assert_int_equal(rc, MLX_ENOMEM);
+        assert_null(s);
+        assert_true(err.msg[0] != '\0');
+    }
+}
+
 /* ---- cost --------------------------------------------------------------- */
 
 static void test_large_vocabulary_draw_allocates_nothing(void **state)
@@ -701,6 +724,7 @@ int main(void)
         cmocka_unit_test(test_logprob_is_log_softmax_of_raw_logits),
         cmocka_unit_test(test_top_logprobs),
         cmocka_unit_test(test_bad_parameters_refused),
+        cmocka_unit_test(test_out_of_memory),
         cmocka_unit_test(test_large_vocabulary_draw_allocates_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

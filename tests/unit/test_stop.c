@@ -4,7 +4,7 @@
  * same text and stops at the same byte as a reference reading the whole
  * text at once; after every chunk, exactly what can no longer begin a stop
  * has been released. Overlapping stops, a stop at the very start, a text
- * with no stop, the limits.
+ * with no stop, the limits, an allocation failing.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "agent/engine/engine.h"
+#include "common/alloc.h"
 #include "common/limits.h"
 
 static engine_stop *new_stop(const char *const *stops, size_t n)
@@ -258,6 +259,20 @@ static void test_limits(void **state)
     assert_int_equal(engine_stop_new(NULL, 1, &st, &err), MLX_EINVAL);
 }
 
+static void test_out_of_memory(void **state)
+{
+    const char *stops[] = {"a"};
+    engine_stop *st = (engine_stop *)stops;
+    mlx_err err;
+    mlx_err_clear(&err);
+    mlx_alloc_fail_after(0);
+    int rc = engine_stop_new(stops, 1, &st, &err);
+    mlx_alloc_fail_reset();
+    assert_int_equal(rc, MLX_ENOMEM);
+    assert_null(st);
+    assert_true(err.msg[0] != '\0');
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -265,6 +280,7 @@ int main(void)
         cmocka_unit_test(test_overlapping_stops),
         cmocka_unit_test(test_stop_at_start_and_no_stop),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_out_of_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
