@@ -32,6 +32,12 @@
  * Rules the templates raise exceptions for are refused with a sentence:
  * in llama2, mistral and gemma, turns after the optional first system
  * message alternate user, assistant, user, …
+ *
+ * One template stands for each family, though families revised theirs:
+ * Mistral v0.1 and v0.2 write " [INST] {user} [/INST]", Llama 3.1 and later
+ * add a dated system turn, Qwen2's ChatML adds a default system message,
+ * Gemma 1 and 2 refuse a system message that Gemma 3 folds in. Those
+ * variants render as their family's template above.
  */
 #include <string.h>
 
