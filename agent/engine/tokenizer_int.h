@@ -7,7 +7,9 @@
  *   tokenizer_special.c special ids, end-of-generation tokens, the list of
  *                       special tokens matched in a text
  *   tokenizer_bpe_load.c  the byte-level BPE tables: byte alphabet, merges
- *   tokenizer_map.c     the hash maps (string → index, pair → merge)
+ *   tokenizer_map.c     the containers: hash maps (string → index, pair →
+ *                       merge), the word cache, output ids, scratch, the
+ *                       priority queue
  *   tokenizer_encode.c  tokenizer_encode: special tokens, then dispatch
  *   tokenizer_spm.c     SentencePiece-style merging by score ("llama")
  *   tokenizer_bpe.c     byte-level BPE merging by rank ("gpt2")

@@ -1,8 +1,8 @@
 /*
  * tokenizer_map.c — the tokenizers' containers: hash maps from a string to
- * its index and from a pair of string indices to a BPE merge, the growing
- * list of output ids, the scratch arrays, and the merge loops' priority
- * queue.
+ * its index and from a pair of string indices to a BPE merge, the cache of
+ * words already tokenized in a call, the growing list of output ids, the
+ * scratch arrays, and the merge loops' priority queue.
  *
  * Every lookup of a merge loop lands here (a candidate pair, a finished
  * symbol), so the maps use open addressing with linear probing over a

@@ -58,7 +58,8 @@ static void bench(const char *label, const char *vocab, const char *text, size_t
     gguf_file *f = NULL;
     tokenizer *t = NULL;
     mlx_err err;
-    if (path == NULL || gguf_open(path, &f, &err) != 0 || tokenizer_load(f, &t, &err) != 0) {
+    if (path == NULL || gguf_open(path, &f, &err) != 0 ||
+        tokenizer_load(f, &t, &err) != 0) {
         fprintf(stderr, "%s: %s\n", vocab, path == NULL ? "missing" : err.msg);
         exit(1);
     }
