@@ -273,8 +273,8 @@ static int build_pieces(tokenizer *t, mlx_err *err)
         if (k > room || tok_piece_bound(dst, k) > ENGINE_MAX_PIECE)
             return mlx_err_set(err, MLX_ECORRUPT,
                                "token %u of tokenizer.ggml.tokens decodes to %zu bytes, "
-                               "more than a piece may have (%d)",
-                               id, k, ENGINE_MAX_PIECE - 3);
+                               "too many for one streamed piece (at most %d)",
+                               id, k, ENGINE_MAX_PIECE);
         used += k;
         t->piece.off[id + 1] = (uint32_t)used;
     }
