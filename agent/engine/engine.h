@@ -153,7 +153,8 @@ void engine_seq_truncate(engine_seq *s, uint32_t pos);
 /* ---- sampling ----------------------------------------------------------- */
 
 typedef struct engine_sampling {
-    float temperature;     /* 0: greedy (argmax, ties to the lower id) */
+    float temperature;     /* 0: greedy (argmax of the logits after the
+                              penalties; ties to the lower id) */
     int32_t top_k;         /* 0: off */
     float top_p;           /* 1: off */
     float min_p;           /* 0: off */
