@@ -229,14 +229,7 @@ static int report(const struct run_opts *o, const char *model, const struct gene
         "generation_ms", (json_int_t)g->gen_ms, "prompt_tokens_per_s",
         per_second(g->prompt_tokens, g->prompt_ms), "generation_tokens_per_s",
         per_second(g->tokens, g->gen_ms));
-    char *text = NULL;
-    int rc = v != NULL ? mlx_json_dump(v, &text, err)
-                       : mlx_err_set(err, MLX_ENOMEM, "out of memory");
-    if (rc == 0)
-        printf("%s\n", text);
-    mlx_free(text);
-    json_decref(v);
-    return rc;
+    return mlx_json_print(v, err);
 }
 
 static int run(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **argv)

@@ -1,6 +1,8 @@
 /* json.c — parsing with positions, dumping, typed member access. */
 #include "common/json.h"
 
+#include <stdio.h>
+
 #include <math.h>
 #include <string.h>
 
@@ -134,4 +136,17 @@ int mlx_json_get_bool(const json_t *obj, const char *key, mlx_json_need need, bo
                            mlx_json_type_name(v));
     *out = json_is_true(v);
     return 0;
+}
+
+int mlx_json_print(json_t *value, mlx_err *err)
+{
+    if (value == NULL)
+        return mlx_err_set(err, MLX_ENOMEM, "out of memory");
+    char *text = NULL;
+    int rc = mlx_json_dump(value, &text, err);
+    json_decref(value);
+    if (rc == 0)
+        printf("%s\n", text);
+    mlx_free(text);
+    return rc;
 }

@@ -26,6 +26,11 @@ int mlx_json_parse(const char *data, size_t len, json_t **out, mlx_err *err);
 /* Compact serialisation; *out is NUL-terminated, caller frees with mlx_free. */
 int mlx_json_dump(const json_t *value, char **out, mlx_err *err);
 
+/* Prints value on stdout as one line of JSON, as a command's --json answer;
+ * takes the reference. NULL (what a json_pack that ran out of memory
+ * returns) is MLX_ENOMEM. */
+int mlx_json_print(json_t *value, mlx_err *err);
+
 /* "an object", "an array", "a string", "an integer", "a number", "a boolean"
  * or "null": worded to end a sentence ("got a string"). */
 const char *mlx_json_type_name(const json_t *value);

@@ -10,6 +10,7 @@
 
 #include "agent/cache/internal.h"
 #include "common/cli.h"
+#include "common/json.h"
 
 /* clang-format off */
 /* The rows every cache command has; type is the command's option struct,
@@ -43,9 +44,6 @@ int cache_cmd_roots(const char *hf_flag, const char *ollama_flag, char **hf,
 /* store_check_name for a name typed on the command line: MLX_EUSAGE (exit
  * status 2) with the sentence when it is not a valid model name. */
 int cache_cmd_check_name(const char *name, mlx_err *err);
-
-/* Prints v on stdout as one line of JSON; takes the reference to v. */
-int cache_cmd_print_json(json_t *v, mlx_err *err);
 
 /* "3 min ago", "2 days ago", "never" for a wall-clock time in ms. */
 void cache_cmd_ago(int64_t unix_ms, char *out, size_t size);

@@ -95,7 +95,7 @@ static int gc(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **argv
         json_t *evicted = json_array();
         for (size_t i = 0; i < r.n_evicted; i++)
             json_array_append_new(evicted, json_string(r.evicted[i]));
-        rc = cache_cmd_print_json(
+        rc = mlx_json_print(
             json_pack(
                 "{s:b, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "dry_run",
                 o.dry_run, "evicted", evicted, "blobs_removed",
@@ -199,7 +199,7 @@ static int verify(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **
     }
     double seconds = (double)(mlx_time_mono_ms() - start) / 1000;
     if (o.json)
-        rc = cache_cmd_print_json(verify_json(&r, seconds), &err);
+        rc = mlx_json_print(verify_json(&r, seconds), &err);
     else
         print_verify(&r, seconds);
     if (rc == 0 && r.n_problems > 0)
@@ -246,7 +246,7 @@ static int doctor(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **
                                             cache_doctor_level_name(r.items[i].level),
                                             "check", r.items[i].check, "message",
                                             r.items[i].message, "fix", r.items[i].fix));
-        rc = cache_cmd_print_json(
+        rc = mlx_json_print(
             json_pack("{s:b, s:o}", "ok", errors == 0, "findings", findings), &err);
     } else {
         bool tty = isatty(STDOUT_FILENO);

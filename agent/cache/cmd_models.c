@@ -75,10 +75,10 @@ static int add(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **arg
         goto out;
     }
     if (o.json) {
-        rc = cache_cmd_print_json(json_pack("{s:s, s:s, s:s, s:s, s:I}", "name", o.name,
-                                            "format", a.format, "path", a.path, "sha256",
-                                            a.sha256, "size_bytes", (json_int_t)a.size),
-                                  &err);
+        rc = mlx_json_print(json_pack("{s:s, s:s, s:s, s:s, s:I}", "name", o.name,
+                                      "format", a.format, "path", a.path, "sha256",
+                                      a.sha256, "size_bytes", (json_int_t)a.size),
+                            &err);
     } else {
         char sz[32];
         cache_format_bytes(a.size, sz, sizeof sz);
@@ -115,11 +115,11 @@ static int rm(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **argv
     char sz[32];
     cache_format_bytes(freed.blob_bytes, sz, sizeof sz);
     if (o.json)
-        rc = cache_cmd_print_json(
-            json_pack("{s:s, s:I, s:I, s:s?}", "removed", name, "blobs_removed",
-                      (json_int_t)freed.blobs_removed, "freed_bytes",
-                      (json_int_t)freed.blob_bytes, "note", swept ? NULL : sweep_err.msg),
-            &err);
+        rc = mlx_json_print(json_pack("{s:s, s:I, s:I, s:s?}", "removed", name,
+                                      "blobs_removed", (json_int_t)freed.blobs_removed,
+                                      "freed_bytes", (json_int_t)freed.blob_bytes, "note",
+                                      swept ? NULL : sweep_err.msg),
+                            &err);
     else if (swept)
         printf("Removed '%s'; %s given back.\n", name, sz);
     else
@@ -147,7 +147,7 @@ static int pin_or_unpin(const mlx_program *prog, const mlx_cmd *cmd, int argc,
         goto out;
     }
     if (o.json)
-        rc = cache_cmd_print_json(
+        rc = mlx_json_print(
             json_pack("{s:s, s:b}", "name", args.argv[0], "pinned", pinned), &err);
     else
         printf(pinned ? "Pinned '%s': gc will keep it.\n"

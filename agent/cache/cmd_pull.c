@@ -127,7 +127,7 @@ static int print_json(const pull_result *r, mlx_err *err)
                           "reused_bytes", (json_int_t)reused, "skipped", skipped);
     if (v == NULL)
         return mlx_err_set(err, MLX_ENOMEM, "out of memory writing JSON");
-    return cache_cmd_print_json(v, err);
+    return mlx_json_print(v, err);
 }
 
 static void print_summary(const pull_result *r)

@@ -183,7 +183,7 @@ static int scan(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **ar
         goto out;
     }
     if (o.json) {
-        rc = cache_cmd_print_json(
+        rc = mlx_json_print(
             json_pack("{s:o, s:o, s:I, s:o}", "models", models_json(&run.r), "duplicates",
                       duplicates_json(&run.r, &run.plan), "reclaimable_bytes",
                       (json_int_t)run.plan.reclaimable, "problems",
@@ -225,7 +225,7 @@ static int dedup(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **a
                                   json_pack("{s:s, s:s}", "path",
                                             run.r.files[rep.skipped[i].file].location,
                                             "why", rep.skipped[i].why));
-        rc = cache_cmd_print_json(
+        rc = mlx_json_print(
             json_pack("{s:b, s:o, s:I, s:I, s:I, s:o}", "applied", o.apply, "duplicates",
                       duplicates_json(&run.r, &run.plan), "reclaimable_bytes",
                       (json_int_t)run.plan.reclaimable, "given_back_bytes",

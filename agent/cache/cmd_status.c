@@ -135,9 +135,9 @@ static int status(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **
         goto out;
     }
     if (o.json && name != NULL)
-        rc = cache_cmd_print_json(model_json(&models.items[0]), &err);
+        rc = mlx_json_print(model_json(&models.items[0]), &err);
     else if (o.json)
-        rc = cache_cmd_print_json(status_json(s, &models, &u), &err);
+        rc = mlx_json_print(status_json(s, &models, &u), &err);
     else if (name != NULL)
         print_model(&models.items[0]);
     else

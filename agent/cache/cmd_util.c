@@ -54,19 +54,6 @@ int cache_cmd_check_name(const char *name, mlx_err *err)
     return store_check_name(name, err) == 0 ? 0 : MLX_EUSAGE;
 }
 
-int cache_cmd_print_json(json_t *v, mlx_err *err)
-{
-    if (v == NULL)
-        return mlx_err_set(err, MLX_ENOMEM, "out of memory");
-    char *text = NULL;
-    int rc = mlx_json_dump(v, &text, err);
-    json_decref(v);
-    if (rc == 0)
-        printf("%s\n", text);
-    mlx_free(text);
-    return rc;
-}
-
 void cache_cmd_ago(int64_t unix_ms, char *out, size_t size)
 {
     int64_t s = (mlx_time_wall_ms() - unix_ms) / 1000;

@@ -63,15 +63,7 @@ static int print_json(const char *path, const synth_config *c, const synth_stats
                           "dim", (int)c->dim, "heads", (int)c->n_heads, "kv_heads",
                           (int)c->n_kv_heads, "ff", (int)c->ff, "vocab", (int)c->vocab,
                           "ctx", (int)c->ctx, "seed", (json_int_t)c->seed);
-    if (v == NULL)
-        return mlx_err_set(err, MLX_ENOMEM, "out of memory");
-    char *text = NULL;
-    int rc = mlx_json_dump(v, &text, err);
-    json_decref(v);
-    if (rc == 0)
-        printf("%s\n", text);
-    mlx_free(text);
-    return rc;
+    return mlx_json_print(v, err);
 }
 
 static int synth(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **argv)

@@ -77,13 +77,7 @@ static int print_json(const char *since, const struct summary *s,
         "points", (json_int_t)s->points, "cpu_percent_avg", s->cpu_avg, "cpu_percent_max",
         s->cpu_max, "memory_used_bytes_avg", s->mem_avg, "memory_used_bytes_max",
         s->mem_max, "tokens_per_s_avg", s->tokens_avg, "bench_runs", runs);
-    char *text = NULL;
-    int rc = mlx_json_dump(v, &text, err);
-    json_decref(v);
-    if (rc == 0)
-        printf("%s\n", text);
-    mlx_free(text);
-    return rc;
+    return mlx_json_print(v, err);
 }
 
 static void print_table(const char *since, const struct summary *s,

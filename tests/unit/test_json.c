@@ -9,7 +9,10 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -399,9 +402,33 @@ static void test_json_dump_out_of_memory_at_every_step(void **state)
 
 #define T(fn) cmocka_unit_test_teardown(fn, teardown)
 
+static void test_json_print_writes_one_line(void **state)
+{
+    char path[] = "/tmp/mlx-json-print-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    fflush(stdout);
+    int saved = dup(STDOUT_FILENO);
+    dup2(fd, STDOUT_FILENO);
+    int rc = mlx_json_print(json_pack("{s:i, s:s}", "a", 1, "b", "x"), NULL);
+    fflush(stdout);
+    dup2(saved, STDOUT_FILENO);
+    close(saved);
+    assert_int_equal(rc, 0);
+    char buf[64] = "";
+    assert_true(pread(fd, buf, sizeof buf - 1, 0) > 0);
+    close(fd);
+    unlink(path);
+    assert_string_equal(buf, "{\"a\":1,\"b\":\"x\"}\n");
+    mlx_err err;
+    mlx_err_clear(&err);
+    assert_int_equal(mlx_json_print(NULL, &err), MLX_ENOMEM); /* a failed json_pack */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        T(test_json_print_writes_one_line),
         T(test_json_parse_object),
         T(test_json_parse_reads_only_len_bytes),
         T(test_json_parse_accepts_any_value),
