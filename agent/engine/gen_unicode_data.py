@@ -74,8 +74,9 @@ def main():
         out.write("    " + ", ".join(cells[i:i + 16]) + ", /* 0x%02X */\n" % i)
     out.write("};\n\n")
     out.write("const unicode_range unicode_ranges[] = {\n")
-    for lo, hi, c in ranges:
-        out.write("    {0x%05X, 0x%05X, %s},\n" % (lo, hi, NAMES[c]))
+    cells = ["{0x%05X, 0x%05X, %s}," % (lo, hi, NAMES[c]) for lo, hi, c in ranges]
+    for i in range(0, len(cells), 2):  # two a line: the table stays short to read
+        out.write("    " + " ".join(cells[i:i + 2]) + "\n")
     out.write("};\n\n")
     out.write("/* clang-format on */\n\n")
     out.write("const size_t unicode_n_ranges = sizeof unicode_ranges / sizeof "
