@@ -10,7 +10,7 @@
 #include "common/config.h"
 #include "common/limits.h"
 
-extern const mlx_cmd agent_cmd_serve, agent_cmd_run;
+extern const mlx_cmd agent_cmd_serve, agent_cmd_run, agent_cmd_bench;
 
 /* Reads the node id kept in data_dir/node-id, or makes and stores a new one
  * when there is none. A file that holds something else is an error (the id

@@ -10,6 +10,7 @@
 static const mlx_cmd *const agent_cmds[] = {
     &agent_cmd_serve,
     &agent_cmd_run,
+    &agent_cmd_bench,
     &metrics_cmd_history,
     NULL,
 };

@@ -10,7 +10,6 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "agent/agent.h"
 #include "agent/cache/cache.h"
@@ -78,17 +77,6 @@ static engine_sampling sampling_of(const struct run_opts *o)
     p.repeat_penalty = (float)o->repeat_penalty;
     p.seed = (uint64_t)o->seed;
     return p;
-}
-
-/* MODEL as a path when such a file exists, else as a name in the store. */
-static int find_model(const char *data, const char *model, char **path, mlx_err *err)
-{
-    struct stat st;
-    if (stat(model, &st) == 0 && S_ISREG(st.st_mode)) {
-        *path = mlx_strdup(model);
-        return *path != NULL ? 0 : mlx_err_set(err, MLX_ENOMEM, "out of memory");
-    }
-    return cache_resolve_model(data, model, path, err);
 }
 
 /* The prompt's tokens: the text itself, or a chat turn in the model's format. */
@@ -254,7 +242,7 @@ static int run(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **arg
     if ((rc = engine_sampler_new(&params, 1, &check, &err)) != 0)
         rc = mlx_err_prefix(&err, MLX_EUSAGE, "sampling");
     engine_sampler_free(check);
-    if (rc == 0 && (rc = find_model(o.data, args.argv[0], &path, &err)) == 0 &&
+    if (rc == 0 && (rc = cache_locate_model(o.data, args.argv[0], &path, &err)) == 0 &&
         (rc = engine_load(path, &eo, &m, &err)) == 0 &&
         (rc = prompt_ids(m, &o, args.argv[1], &ids, &n_ids, &err)) == 0) {
         int64_t load_ms = mlx_time_mono_ms() - t0;

@@ -17,4 +17,10 @@ extern const mlx_cmd *const cache_cmds[];
 int cache_resolve_model(const char *data_dir, const char *name, char **path,
                         mlx_err *err);
 
+/* What a person means by MODEL on a command line: the path of a GGUF file
+ * when such a file exists, else the name of a model of the store (as
+ * cache_resolve_model). *path: mlx_free. */
+int cache_locate_model(const char *data_dir, const char *model, char **path,
+                       mlx_err *err);
+
 #endif

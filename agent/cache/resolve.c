@@ -1,5 +1,6 @@
 /* resolve.c — finding a model's GGUF file by its name in the store. */
 #include <string.h>
+#include <sys/stat.h>
 
 #include "agent/cache/cache.h"
 #include "agent/cache/internal.h"
@@ -56,4 +57,14 @@ int cache_resolve_model(const char *data_dir, const char *name, char **path, mlx
     }
     store_close(s);
     return rc;
+}
+
+int cache_locate_model(const char *data_dir, const char *model, char **path, mlx_err *err)
+{
+    struct stat st;
+    if (stat(model, &st) == 0 && S_ISREG(st.st_mode)) {
+        *path = mlx_strdup(model);
+        return *path != NULL ? 0 : mlx_err_set(err, MLX_ENOMEM, "out of memory");
+    }
+    return cache_resolve_model(data_dir, model, path, err);
 }

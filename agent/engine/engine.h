@@ -42,7 +42,8 @@ extern const mlx_cmd *const engine_cmds[];
 typedef struct engine_model engine_model;
 
 typedef struct engine_opts {
-    int threads;    /* worker threads for a forward pass; 0: one per core */
+    int threads;    /* worker threads for a forward pass; 0: one per performance
+                       (or physical) core */
     uint32_t n_ctx; /* tokens a sequence may hold; 0: the model's own context
                        length, capped at ENGINE_DEFAULT_CTX */
 } engine_opts;
@@ -60,6 +61,8 @@ typedef struct engine_info {
     uint64_t n_params;     /* elements of all weight tensors */
     uint64_t weight_bytes; /* bytes of all weight tensors, as stored */
     int32_t bos, eos;      /* -1 when the vocabulary has none */
+    int threads;           /* of a forward pass */
+    const char *kernels;   /* the arithmetic path: "avx2", "neon", "scalar" */
 } engine_info;
 
 /* Maps and checks the GGUF file at path. Errors say what is wrong with the
@@ -128,16 +131,38 @@ int engine_chat_prompt(const engine_model *m, const engine_msg *msgs, size_t n,
 
 typedef struct engine_seq engine_seq;
 
-/* A sequence with an empty KV cache of opts.n_ctx tokens. *out:
- * engine_seq_free. */
+/* A sequence with an empty KV cache (F16) of opts.n_ctx tokens. *out:
+ * engine_seq_free, which keeps a few finished sequences' caches for
+ * prefix reuse (within a memory budget) until the model is freed. */
 int engine_seq_new(engine_model *m, engine_seq **out, mlx_err *err);
 void engine_seq_free(engine_seq *s);
 
-/* Runs the model over n tokens at the sequence's next positions.
+/* Runs the model over n tokens at the sequence's next positions (one item
+ * of engine_feed_batch).
  * MLX_EINVAL for an id outside the vocabulary, MLX_ETOOBIG when the
  * context would overflow (the sentence says by how much); the sequence is
  * unchanged after a failure. */
 int engine_seq_feed(engine_seq *s, const int32_t *ids, size_t n, mlx_err *err);
+
+/* Several sequences of one model fed together: each item's tokens at its
+ * sequence's next positions. The tokens of all items go through the model
+ * in shared passes, so every weight is read once for all of them: sixteen
+ * sequences decoding one token each cost little more than one. Afterwards
+ * each sequence's logits are those of its own last token. The sequences
+ * must be distinct; every item is checked first, and after a failure no
+ * sequence has changed.
+ *
+ * A sequence fed while empty starts with the longest stretch of its tokens
+ * that another sequence of the model holds, live or recently freed, copied
+ * instead of computed. */
+typedef struct engine_batch_item {
+    engine_seq *seq;
+    const int32_t *ids;
+    size_t n;
+} engine_batch_item;
+
+int engine_feed_batch(engine_model *m, const engine_batch_item *items, size_t n,
+                      mlx_err *err);
 
 /* The logits after the last token fed: n_vocab floats, borrowed until the
  * next feed. NULL before the first feed. */

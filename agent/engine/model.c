@@ -12,7 +12,6 @@
  */
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "agent/engine/model.h"
 #include "common/alloc.h"
@@ -279,12 +278,72 @@ static int get_weights(engine_model *m, mlx_err *err)
     return rc;
 }
 
+void model_work_free(engine_model *m)
+{
+    model_work *w = &m->work;
+    mlx_free(w->x);
+    mlx_free(w->xb);
+    mlx_free(w->x2);
+    mlx_free(w->q);
+    mlx_free(w->k);
+    mlx_free(w->v);
+    mlx_free(w->hb);
+    mlx_free(w->hb2);
+    mlx_free(w->act);
+    mlx_free(w->scores);
+    mlx_free(w->logits);
+    mlx_free(w->ids);
+    mlx_free(w->pos);
+    mlx_free(w->seq);
+    mlx_free(w->want);
+    memset(w, 0, sizeof *w);
+}
+
+int model_work_alloc(engine_model *m, mlx_err *err)
+{
+    const model_config *c = &m->cfg;
+    model_work *w = &m->work;
+    size_t B = MODEL_MAX_BATCH, q_dim = (size_t)c->n_head * c->head_dim;
+    size_t kv_dim = (size_t)c->n_head_kv * c->head_dim;
+    size_t widest = q_dim > c->n_embd ? q_dim : c->n_embd;
+    size_t act_cols = widest > c->n_ff ? widest : c->n_ff;
+    w->max_batch = MODEL_MAX_BATCH;
+    /* F32 rows are the largest activation format (4 bytes an element). */
+    w->act_part = B * act_cols * sizeof(float);
+    w->x = mlx_malloc(B * c->n_embd * sizeof(float));
+    w->xb = mlx_malloc(B * widest * sizeof(float));
+    w->x2 = mlx_malloc(B * c->n_embd * sizeof(float));
+    w->q = mlx_malloc(B * q_dim * sizeof(float));
+    w->k = mlx_malloc(B * kv_dim * sizeof(float));
+    w->v = mlx_malloc(B * kv_dim * sizeof(float));
+    w->hb = mlx_malloc(B * c->n_ff * sizeof(float));
+    w->hb2 = mlx_malloc(B * c->n_ff * sizeof(float));
+    w->act = mlx_malloc(3 * w->act_part);
+    w->scores = mlx_malloc((size_t)pool_threads(m->workers) * m->n_ctx * sizeof(float));
+    w->logits = mlx_malloc((size_t)MODEL_LOGIT_ROWS * c->n_vocab * sizeof(float));
+    w->ids = mlx_malloc(B * sizeof *w->ids);
+    w->pos = mlx_malloc(B * sizeof *w->pos);
+    w->seq = mlx_malloc(B * sizeof *w->seq);
+    w->want = mlx_malloc(B * sizeof *w->want);
+    if (w->x == NULL || w->xb == NULL || w->x2 == NULL || w->q == NULL || w->k == NULL ||
+        w->v == NULL || w->hb == NULL || w->hb2 == NULL || w->act == NULL ||
+        w->scores == NULL || w->logits == NULL || w->ids == NULL || w->pos == NULL ||
+        w->seq == NULL || w->want == NULL) {
+        model_work_free(m);
+        return mlx_err_set(err, MLX_ENOMEM, "out of memory for the model's workspace");
+    }
+    return 0;
+}
+
 void model_close(engine_model *m)
 {
     if (m == NULL)
         return;
+    model_seqs_free(m);
+    model_work_free(m);
     pool_free(m->workers);
     pthread_mutex_destroy(&m->forward_lock);
+    pthread_mutex_destroy(&m->seqs_lock);
     mlx_free(m->layers);
     mlx_free(m);
 }
@@ -313,7 +372,9 @@ int model_open(gguf_file *f, const engine_opts *opts, engine_model **out, mlx_er
     if (m == NULL)
         return mlx_err_set(err, MLX_ENOMEM, "out of memory");
     pthread_mutex_init(&m->forward_lock, NULL);
+    pthread_mutex_init(&m->seqs_lock, NULL);
     m->file = f;
+    m->k = kernels_get();
     m->info.arch = name;
     if ((rc = read_config(f, name, &m->cfg, err)) != 0) {
         model_close(m);
@@ -329,10 +390,8 @@ int model_open(gguf_file *f, const engine_opts *opts, engine_model **out, mlx_er
     }
     m->cfg.n_vocab = (uint32_t)embd->ne[1];
     m->layers = mlx_calloc(m->cfg.n_layer, sizeof *m->layers);
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    int threads = opts != NULL && opts->threads > 0 ? opts->threads
-                  : cores > 0                       ? (int)cores
-                                                    : 1;
+    int threads =
+        opts != NULL && opts->threads > 0 ? opts->threads : pool_default_threads();
     if (m->layers == NULL)
         rc = mlx_err_set(err, MLX_ENOMEM, "out of memory");
     if (rc == 0)
@@ -353,6 +412,10 @@ int model_open(gguf_file *f, const engine_opts *opts, engine_model **out, mlx_er
                            n_ctx, MLX_MAX_MODEL_CTX);
     }
     m->n_ctx = n_ctx;
+    if ((rc = model_work_alloc(m, err)) != 0) {
+        model_close(m);
+        return rc;
+    }
     const model_config *c = &m->cfg;
     m->info.n_vocab = c->n_vocab;
     m->info.n_ctx_train = c->n_ctx_train;
@@ -362,6 +425,8 @@ int model_open(gguf_file *f, const engine_opts *opts, engine_model **out, mlx_er
     m->info.n_head = c->n_head;
     m->info.n_head_kv = c->n_head_kv;
     m->info.n_ff = c->n_ff;
+    m->info.threads = pool_threads(m->workers);
+    m->info.kernels = m->k->name;
     m->info.bos = m->info.eos = -1;
     m->info.name = "";
     m->info.chat_format = "chatml";

@@ -32,6 +32,7 @@
 #include "agent/engine/chat.h"
 #include "agent/engine/engine.h"
 #include "agent/engine/gguf.h"
+#include "agent/engine/kernels.h"
 #include "agent/engine/pool.h"
 #include "agent/engine/quant.h"
 #include "agent/engine/tokenizer.h"
@@ -69,20 +70,66 @@ typedef struct model_layer {
     model_matrix w_gate, w_up, w_down; /* SwiGLU: down(silu(gate x) * up x) */
 } model_layer;
 
+/* Scratch of one forward pass over up to max_batch tokens (engine_model
+ * .work). Passes run one at a time (forward_lock), so one workspace serves
+ * every sequence of the model; sized once at load. Float shapes are per
+ * token of the pass, B = max_batch. */
+typedef struct model_work {
+    uint32_t max_batch;
+    float *x;        /* [B][n_embd] the residual stream */
+    float *xb;       /* [B][max(n_embd, q_dim)] a normed input, then attention's output */
+    float *x2;       /* [B][n_embd] what a block adds to the stream */
+    float *q;        /* [B][q_dim] */
+    float *k, *v;    /* [B][kv_dim] this pass's keys and values, before F16 */
+    float *hb, *hb2; /* [B][n_ff] */
+    uint8_t *act;    /* [3][act_part] inputs in the weights' formats: up to three
+                        products share an input but may want different formats */
+    size_t act_part; /* B x the largest activation row */
+    float *scores;   /* [threads][n_ctx] attention scores, one row per worker */
+    float *logits;   /* [MODEL_LOGIT_ROWS][n_vocab] */
+    /* The tokens of the pass. */
+    int32_t *ids;     /* [B] */
+    uint32_t *pos;    /* [B] position in its sequence */
+    engine_seq **seq; /* [B] */
+    uint32_t *want;   /* [B] the tokens whose logits are wanted */
+} model_work;
+
+/* Logit rows computed together; a pass wanting more does it in rounds. */
+#define MODEL_LOGIT_ROWS 16
+
+/* Tokens of one pass: a longer prompt goes through in chunks. Large enough
+ * that each weight row is read once for many tokens, small enough that the
+ * workspace of a large model stays in hundreds of MB. */
+#define MODEL_MAX_BATCH 128
+
+/* Finished sequences kept for their KV caches, so a new prompt that
+ * starts like one of them need not compute that part again: at most this
+ * many, holding at most this many bytes. */
+#define MODEL_RETIRED_MAX       4
+#define MODEL_RETIRED_MAX_BYTES (512u << 20)
+
 struct engine_model {
     gguf_file *file;
     model_config cfg;
     model_matrix token_embd, output; /* output aliases token_embd when tied */
     const float *output_norm;
-    const float *rope_freqs; /* [head_dim / 2] per-frequency divisors, or NULL */
+    const float *rope_freqs; /* [n_rot / 2] per-frequency divisors, or NULL */
     model_layer *layers;     /* [n_layer] */
     tokenizer *tok;          /* NULL for a model opened without one (tests) */
     chat_format chat;
     engine_info info;
     char name[128]; /* general.name, NUL-terminated, for info.name */
     uint32_t n_ctx; /* a sequence's capacity */
+    const kernels *k;
     pool *workers;
-    pthread_mutex_t forward_lock; /* one forward pass at a time uses the pool */
+    model_work work;
+    pthread_mutex_t forward_lock; /* one pass at a time: guards work and the
+                                     KV caches being read for prefix reuse */
+    pthread_mutex_t seqs_lock;    /* guards seqs and the retired counts */
+    engine_seq *seqs;             /* live and retired sequences, newest first */
+    size_t n_retired;
+    size_t retired_bytes;
+    uint64_t reused_tokens; /* positions copied by prefix reuse, under seqs_lock */
 };
 
 /* Reads the config and maps the weights of an open file; checks every
@@ -91,25 +138,37 @@ struct engine_model {
 int model_open(gguf_file *f, const engine_opts *opts, engine_model **out, mlx_err *err);
 void model_close(engine_model *m);
 
-/* One sequence's state. Shapes in floats. */
+/* One sequence's state. */
 struct engine_seq {
     engine_model *m;
-    uint32_t len;    /* positions filled in the cache */
-    bool has_logits; /* logits hold the last fed token's */
-    float *k_cache;  /* [n_layer][n_ctx][n_head_kv * head_dim] */
-    float *v_cache;  /* same */
-    float *x;        /* [n_embd] the residual stream */
-    float *xb;       /* [max(n_embd, n_head * head_dim)] a normed or attended copy */
-    float *xb2;      /* [n_embd] */
-    float *q;        /* [n_head * head_dim] */
-    float *att;      /* [n_head][n_ctx] attention scores */
-    float *hb, *hb2; /* [n_ff] */
-    float *logits;   /* [n_vocab] */
+    uint32_t len;      /* positions filled */
+    bool has_logits;   /* logits hold the last fed token's */
+    bool retired;      /* freed by its owner, kept for prefix reuse */
+    uint16_t *k_cache; /* [n_layer][n_ctx][n_head_kv * head_dim] F16 */
+    uint16_t *v_cache; /* same */
+    int32_t *tokens;   /* [n_ctx] the id at each filled position */
+    float *logits;     /* [n_vocab] */
+    size_t bytes;      /* of all the above, for the retired budget */
+    engine_seq *next;  /* in the model's list */
 };
 
-/* One token through the model at position s->len; with want_logits the
- * logits of the vocabulary are computed too (the prompt's tokens before
- * the last need none). The caller has checked id and the capacity. */
-void model_forward(engine_seq *s, int32_t id, bool want_logits);
+/* The workspace of a model, for max_batch tokens (model.c). */
+int model_work_alloc(engine_model *m, mlx_err *err);
+void model_work_free(engine_model *m);
+
+/* One pass over the n tokens in m->work (ids, pos, seq filled by the
+ * caller): writes their keys and values into their sequences' caches and
+ * the logits of the tokens listed in want (n_want of them) into their
+ * sequences. Under forward_lock. */
+void model_forward_pass(engine_model *m, uint32_t n, uint32_t n_want);
+
+/* Frees the retired sequences (model_close does). */
+void model_seqs_free(engine_model *m);
+
+/* Fills the start of an empty sequence with the longest prefix of ids that
+ * another sequence of the model (live or retired) holds, leaving at least
+ * the last id to compute; returns how many positions it filled. Under
+ * forward_lock. */
+uint32_t model_seq_reuse_prefix(engine_seq *s, const int32_t *ids, size_t n);
 
 #endif

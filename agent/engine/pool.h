@@ -3,7 +3,8 @@
  * of a matrix, the heads of attention) across cores (engine-internal).
  *
  * Threads are made once, with the model, and wait between jobs: a decode
- * step runs hundreds of jobs, far too many to start a thread for each.
+ * step runs hundreds of jobs, far too many to start a thread for each;
+ * between jobs they spin a little before they sleep.
  * A job over [0, n) is cut into one contiguous range per thread; the
  * caller's thread takes the first. Each item is computed by exactly one
  * thread whatever the count, so results do not depend on the number of
@@ -22,13 +23,19 @@
 
 typedef struct pool pool;
 
-/* Works on [begin, end) of a job. */
-typedef void (*pool_fn)(void *ctx, size_t begin, size_t end);
+/* Works on [begin, end) of a job; worker is the thread's index in
+ * [0, pool_threads), for per-thread scratch space (0 is the caller). */
+typedef void (*pool_fn)(void *ctx, size_t begin, size_t end, int worker);
 
 /* threads counts the caller: 1 makes no thread. *out: pool_free. */
 int pool_new(int threads, pool **out, mlx_err *err);
 void pool_free(pool *p);
 int pool_threads(const pool *p);
+
+/* The threads a forward pass should use here: the performance cores
+ * (Apple silicon), or the physical cores (SMT siblings add nothing to
+ * matrix work). */
+int pool_default_threads(void);
 
 /* Runs fn over [0, n) on every thread and returns when all are done. */
 void pool_run(pool *p, size_t n, pool_fn fn, void *ctx);

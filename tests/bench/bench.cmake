@@ -6,3 +6,7 @@ add_dependencies(bench_cache mlx-agent)
 # Tokenizer throughput on the shared War and Peace (skips, 77, without it).
 add_executable(bench_tokenizer bench/bench_tokenizer.c)
 target_link_libraries(bench_tokenizer PRIVATE mlxengine mlxtestutil)
+# The engine against the machine: bandwidth roofline, prompts, sequences.
+add_executable(bench_engine bench/bench_engine.c)
+target_link_libraries(bench_engine PRIVATE mlxharness mlxcommon Threads::Threads)
+add_dependencies(bench_engine mlx-agent)

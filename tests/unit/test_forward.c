@@ -13,9 +13,12 @@
  *                      margin (top-1 minus top-2) is below the type's
  *                      tolerance
  *
- * The prompts are the reference's own token ids, so this tests the
- * arithmetic alone. Also: the logits are the same bits with one thread and
- * with two. Skips (77) when the shared folder is absent.
+ * on every kernel path this CPU runs (scalar, AVX2, NEON). The prompts are
+ * the reference's own token ids, so this tests the arithmetic alone. Also:
+ * the logits are the same bits with one thread and with two, with a prompt
+ * fed at once and token by token, with sequences fed together and alone,
+ * and with a prefix copied from another sequence or computed. Skips (77)
+ * when the shared folder is absent.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -80,6 +83,8 @@ static uint32_t argmax(const float *logits, uint32_t n)
     return best;
 }
 
+static const kernels *path_under_test;
+
 static engine_model *open_model(const char *file, int threads, gguf_file **g)
 {
     char *path = test_testdata(file);
@@ -93,6 +98,8 @@ static engine_model *open_model(const char *file, int threads, gguf_file **g)
     if (model_open(*g, &o, &m, &err) != 0)
         fail_msg("%s: %s", file, err.msg);
     free(path);
+    if (path_under_test != NULL)
+        m->k = path_under_test;
     return m;
 }
 
@@ -168,8 +175,8 @@ static void check_model(json_t *model, int threads)
         }
         if (strcmp(file, "stories260K.gguf") == 0)
             assert_int_equal(matched, json_array_size(greedy)); /* margins all > 0.1 */
-        printf("%-26s %-32.32s %zu/%zu greedy ids\n", file, prompt, matched,
-               json_array_size(greedy));
+        printf("%-7s %-26s %-32.32s %zu/%zu greedy ids\n", m->k->name, file, prompt,
+               matched, json_array_size(greedy));
         engine_seq_free(s);
     }
     model_close(m);
@@ -178,12 +185,147 @@ static void check_model(json_t *model, int threads)
 
 static void test_every_model_matches_the_reference(void **state)
 {
-    size_t i;
-    json_t *model;
-    json_array_foreach(json_object_get(reference, "models"), i, model)
-    {
-        check_model(model, 2);
+    static const kernel_path paths[] = {KERNEL_SCALAR, KERNEL_AVX2, KERNEL_NEON};
+    int tested = 0;
+    for (size_t p = 0; p < sizeof paths / sizeof paths[0]; p++) {
+        path_under_test = kernels_for(paths[p]);
+        if (path_under_test == NULL)
+            continue; /* not this CPU's */
+        tested++;
+        size_t i;
+        json_t *model;
+        json_array_foreach(json_object_get(reference, "models"), i, model)
+        {
+            check_model(model, 2);
+        }
     }
+    path_under_test = NULL;
+    assert_true(tested >= 1);
+}
+
+static void copy_logits(engine_seq *s, float **out, uint32_t n)
+{
+    *out = malloc(n * sizeof(float));
+    memcpy(*out, engine_seq_logits(s), n * sizeof(float));
+}
+
+static void test_a_batch_gives_what_tokens_one_by_one_give(void **state)
+{
+    static const int32_t prompt[] = {1, 403, 407, 261, 378, 432, 383, 286, 261, 376};
+    gguf_file *g;
+    engine_model *m = open_model("syn256-q4_k_m.gguf", 2, &g);
+    uint32_t n_vocab = m->cfg.n_vocab;
+    engine_seq *a, *b;
+    assert_int_equal(engine_seq_new(m, &a, NULL), 0);
+    assert_int_equal(engine_seq_new(m, &b, NULL), 0);
+    assert_int_equal(engine_seq_feed(a, prompt, 10, NULL), 0);
+    /* One token at a time never reuses a prefix: every one is computed. */
+    for (size_t i = 0; i < 10; i++)
+        assert_int_equal(engine_seq_feed(b, &prompt[i], 1, NULL), 0);
+    float *la, *lb;
+    copy_logits(a, &la, n_vocab);
+    copy_logits(b, &lb, n_vocab);
+    assert_memory_equal(la, lb, n_vocab * sizeof(float));
+    free(la);
+    free(lb);
+    engine_seq_free(a);
+    engine_seq_free(b);
+    model_close(m);
+    gguf_close(g);
+}
+
+/* Sequences fed in one call give what each gives fed alone, with another
+ * model instance (so no prefix is shared) as the reference. */
+static void test_sequences_fed_together_give_what_each_gives_alone(void **state)
+{
+    static const int32_t p[3][6] = {
+        {1, 403, 407, 261, 378, 432}, {1, 300, 301, 302, 303, 304}, {1, 5, 6, 7, 8, 9}};
+    static const size_t len[3] = {6, 3, 5};
+    gguf_file *g1, *g2;
+    engine_model *together = open_model("syn256-qwen2-q4_k_m.gguf", 2, &g1);
+    engine_model *alone = open_model("syn256-qwen2-q4_k_m.gguf", 2, &g2);
+    uint32_t n_vocab = together->cfg.n_vocab;
+    engine_seq *s[3];
+    engine_batch_item items[3];
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(engine_seq_new(together, &s[i], NULL), 0);
+        items[i] = (engine_batch_item){s[i], p[i], len[i]};
+    }
+    assert_int_equal(engine_feed_batch(together, items, 3, NULL), 0);
+    /* And a decode step of all three together. */
+    static const int32_t next[3] = {10, 11, 12};
+    for (int i = 0; i < 3; i++)
+        items[i] = (engine_batch_item){s[i], &next[i], 1};
+    assert_int_equal(engine_feed_batch(together, items, 3, NULL), 0);
+    for (int i = 0; i < 3; i++) {
+        engine_seq *r;
+        assert_int_equal(engine_seq_new(alone, &r, NULL), 0);
+        assert_int_equal(engine_seq_feed(r, p[i], len[i], NULL), 0);
+        assert_int_equal(engine_seq_feed(r, &next[i], 1, NULL), 0);
+        assert_int_equal(engine_seq_len(s[i]), len[i] + 1);
+        assert_memory_equal(engine_seq_logits(s[i]), engine_seq_logits(r),
+                            n_vocab * sizeof(float));
+        engine_seq_free(r);
+        engine_seq_free(s[i]);
+    }
+    /* A refused call changes nothing. */
+    engine_seq *t;
+    assert_int_equal(engine_seq_new(together, &t, NULL), 0);
+    static const int32_t bad = 1 << 30;
+    engine_batch_item two[2] = {{t, p[0], 6}, {t, &bad, 1}};
+    mlx_err err;
+    assert_int_equal(engine_feed_batch(together, two, 2, &err), MLX_EINVAL);
+    assert_non_null(strstr(err.msg, "same sequence"));
+    assert_int_equal(engine_seq_len(t), 0);
+    engine_seq_free(t);
+    model_close(together);
+    model_close(alone);
+    gguf_close(g1);
+    gguf_close(g2);
+}
+
+static void test_a_shared_prefix_is_copied_not_computed(void **state)
+{
+    static const int32_t system[] = {1, 403, 407, 261, 378, 432, 383, 286};
+    int32_t p1[12], p2[12];
+    memcpy(p1, system, sizeof system);
+    memcpy(p2, system, sizeof system);
+    for (int i = 8; i < 12; i++) {
+        p1[i] = 300 + i;
+        p2[i] = 400 + i;
+    }
+    gguf_file *g1, *g2;
+    engine_model *m = open_model("syn256-q8_0.gguf", 2, &g1);
+    engine_model *fresh = open_model("syn256-q8_0.gguf", 2, &g2);
+    uint32_t n_vocab = m->cfg.n_vocab;
+    engine_seq *a, *b, *c, *ref;
+    assert_int_equal(engine_seq_new(m, &a, NULL), 0);
+    assert_int_equal(engine_seq_feed(a, p1, 12, NULL), 0);
+    /* From a live sequence: the shared eight positions are copied. */
+    assert_int_equal(engine_seq_new(m, &b, NULL), 0);
+    assert_int_equal(engine_seq_feed(b, p2, 12, NULL), 0);
+    assert_true(m->reused_tokens == 8);
+    assert_int_equal(engine_seq_new(fresh, &ref, NULL), 0);
+    assert_int_equal(engine_seq_feed(ref, p2, 12, NULL), 0);
+    assert_true(fresh->reused_tokens == 0);
+    assert_memory_equal(engine_seq_logits(b), engine_seq_logits(ref),
+                        n_vocab * sizeof(float));
+    /* From a finished one: all but the last token of p1. */
+    engine_seq_free(a);
+    engine_seq_free(b);
+    assert_int_equal(engine_seq_new(m, &c, NULL), 0);
+    assert_int_equal(engine_seq_feed(c, p1, 12, NULL), 0);
+    assert_true(m->reused_tokens == 8 + 11);
+    engine_seq_truncate(ref, 0);
+    assert_int_equal(engine_seq_feed(ref, p1, 12, NULL), 0);
+    assert_memory_equal(engine_seq_logits(c), engine_seq_logits(ref),
+                        n_vocab * sizeof(float));
+    engine_seq_free(c);
+    engine_seq_free(ref);
+    model_close(m);
+    model_close(fresh);
+    gguf_close(g1);
+    gguf_close(g2);
 }
 
 static void test_one_thread_or_two_give_the_same_logits(void **state)
@@ -268,6 +410,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_model_matches_the_reference),
+        cmocka_unit_test(test_a_batch_gives_what_tokens_one_by_one_give),
+        cmocka_unit_test(test_sequences_fed_together_give_what_each_gives_alone),
+        cmocka_unit_test(test_a_shared_prefix_is_copied_not_computed),
         cmocka_unit_test(test_one_thread_or_two_give_the_same_logits),
         cmocka_unit_test(test_sequence_limits_and_truncation),
     };
