@@ -156,26 +156,42 @@ static void rmsnorm(float *out, const float *x, const float *weight, uint32_t n,
         out[i] = x[i] * scale * weight[i];
 }
 
-/* Rotates each head of vec (n_heads heads of head_dim) by its position:
- * dimension pair i turns by pos * base^(-2i / n_rot), divided by
- * rope_freqs[i] where the model has them (Llama 3.1's long context). */
-static void rope(const engine_model *m, float *vec, uint32_t n_heads, uint32_t pos)
+/* The rotation of every token of the pass, once for all layers: for
+ * dimension pair i of a token at position pos, the angle pos * base^(-2i /
+ * n_rot) (divided by rope_freqs[i] where the model has them, Llama 3.1's
+ * long context), kept as (cos, sin). */
+static void rope_angles(engine_model *m, uint32_t n)
 {
     const model_config *c = &m->cfg;
     uint32_t half = c->n_rot / 2;
-    double p = (double)pos * c->rope_scale;
+    for (uint32_t t = 0; t < n; t++) {
+        double p = (double)m->work.pos[t] * c->rope_scale;
+        float *cs = m->work.rope + (size_t)t * c->n_rot;
+        for (uint32_t i = 0; i < half; i++) {
+            double theta = p * pow(c->rope_base, -2.0 * i / c->n_rot);
+            if (m->rope_freqs != NULL)
+                theta /= m->rope_freqs[i];
+            cs[2 * i] = (float)cos(theta);
+            cs[2 * i + 1] = (float)sin(theta);
+        }
+    }
+}
+
+/* Rotates each head of vec (n_heads heads of head_dim) by token t's angles:
+ * adjacent pairs (llama) or the two halves (NeoX, qwen2). */
+static void rope(const engine_model *m, float *vec, uint32_t n_heads, uint32_t t)
+{
+    const model_config *c = &m->cfg;
+    uint32_t half = c->n_rot / 2;
+    const float *cs = m->work.rope + (size_t)t * c->n_rot;
     for (uint32_t i = 0; i < half; i++) {
-        double theta = p * pow(c->rope_base, -2.0 * i / c->n_rot);
-        if (m->rope_freqs != NULL)
-            theta /= m->rope_freqs[i];
-        float cs = (float)cos(theta), sn = (float)sin(theta);
         uint32_t a = c->rope == ROPE_NORM ? 2 * i : i;
         uint32_t b = c->rope == ROPE_NORM ? 2 * i + 1 : i + half;
         for (uint32_t h = 0; h < n_heads; h++) {
             float *head = vec + (size_t)h * c->head_dim;
             float x0 = head[a], x1 = head[b];
-            head[a] = x0 * cs - x1 * sn;
-            head[b] = x0 * sn + x1 * cs;
+            head[a] = x0 * cs[2 * i] - x1 * cs[2 * i + 1];
+            head[b] = x0 * cs[2 * i + 1] + x1 * cs[2 * i];
         }
     }
 }
@@ -252,8 +268,8 @@ static void attention_block(engine_model *m, uint32_t l, uint32_t n)
         add_bias(q, L->bq, q_dim);
         add_bias(k, L->bk, kv_dim);
         add_bias(v, L->bv, kv_dim);
-        rope(m, q, c->n_head, w->pos[t]);
-        rope(m, k, c->n_head_kv, w->pos[t]);
+        rope(m, q, c->n_head, t);
+        rope(m, k, c->n_head_kv, t);
         engine_seq *s = w->seq[t];
         size_t at = ((size_t)l * m->n_ctx + w->pos[t]) * kv_dim;
         m->k->f32_to_f16(k, s->k_cache + at, kv_dim);
@@ -324,6 +340,7 @@ void model_forward_pass(engine_model *m, uint32_t n, uint32_t n_want)
         s->tokens[w->pos[t]] = w->ids[t];
         s->has_logits = false;
     }
+    rope_angles(m, n);
     for (uint32_t l = 0; l < c->n_layer; l++) {
         attention_block(m, l, n);
         ffn_block(m, l, n);

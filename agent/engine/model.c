@@ -292,6 +292,7 @@ void model_work_free(engine_model *m)
     mlx_free(w->act);
     mlx_free(w->scores);
     mlx_free(w->logits);
+    mlx_free(w->rope);
     mlx_free(w->ids);
     mlx_free(w->pos);
     mlx_free(w->seq);
@@ -321,14 +322,15 @@ int model_work_alloc(engine_model *m, mlx_err *err)
     w->act = mlx_malloc(3 * w->act_part);
     w->scores = mlx_malloc((size_t)pool_threads(m->workers) * m->n_ctx * sizeof(float));
     w->logits = mlx_malloc((size_t)MODEL_LOGIT_ROWS * c->n_vocab * sizeof(float));
+    w->rope = mlx_malloc(B * c->n_rot * sizeof(float));
     w->ids = mlx_malloc(B * sizeof *w->ids);
     w->pos = mlx_malloc(B * sizeof *w->pos);
     w->seq = mlx_malloc(B * sizeof *w->seq);
     w->want = mlx_malloc(B * sizeof *w->want);
     if (w->x == NULL || w->xb == NULL || w->x2 == NULL || w->q == NULL || w->k == NULL ||
         w->v == NULL || w->hb == NULL || w->hb2 == NULL || w->act == NULL ||
-        w->scores == NULL || w->logits == NULL || w->ids == NULL || w->pos == NULL ||
-        w->seq == NULL || w->want == NULL) {
+        w->scores == NULL || w->logits == NULL || w->rope == NULL || w->ids == NULL ||
+        w->pos == NULL || w->seq == NULL || w->want == NULL) {
         model_work_free(m);
         return mlx_err_set(err, MLX_ENOMEM, "out of memory for the model's workspace");
     }

@@ -87,6 +87,7 @@ typedef struct model_work {
     size_t act_part; /* B x the largest activation row */
     float *scores;   /* [threads][n_ctx] attention scores, one row per worker */
     float *logits;   /* [MODEL_LOGIT_ROWS][n_vocab] */
+    float *rope;     /* [B][n_rot] each token's (cos, sin) per dimension pair */
     /* The tokens of the pass. */
     int32_t *ids;     /* [B] */
     uint32_t *pos;    /* [B] position in its sequence */
