@@ -1,0 +1,110 @@
+/*
+ * kernels_int.h — what the kernel files share (kernels.c, kernels_scalar.c,
+ * kernels_avx2*.c, kernels_neon*.c) and what the kernel tests look into;
+ * other modules use kernels.h.
+ *
+ * The activation blocks (all fields little-endian, no alignment assumed):
+ *
+ *   Q8_0, 34 bytes per 32 values (the weight format itself):
+ *     0   2    d, f16
+ *     2   32   q[0..31], int8; value i = d * q[i]
+ *
+ *   Q8_K, 292 bytes per 256 values (ggml's block_q8_K):
+ *     0   4    d, f32 (may be negative: see below)
+ *     4   256  q[0..255], int8 in [-127, 127]; value i = d * q[i]
+ *     260 32   sums[0..15], int16: sums[g] = q[16g] + ... + q[16g + 15]
+ *
+ * Q8_0 is quantized as quant.c's (ggml's reference) Q8_0: d = max|x| / 127
+ * rounded to f16, q = roundf(x / d) with halves away from zero. Q8_K as
+ * ggml's reference: m = the value of largest magnitude (the first one, with
+ * its sign), s = -127 / m, q = x * s rounded to nearest with ties to even,
+ * d = 1 / s; so d < 0 when m > 0, and m itself becomes -127. A block of
+ * zeros gets d = 0, q = 0, sums = 0. A NaN value quantizes to q = 0.
+ *
+ * The order of float operations in the quantized dot products is part of
+ * the contract between paths, so that every path returns the same bits
+ * (each block's integer sum is exact on every path; only float rounding
+ * could differ, and it does not when the float steps are the same):
+ *
+ *   Q8_0, Q4_0 (32-value blocks b, integer sum s_b):
+ *       acc = 0; for each b: acc += (float)s_b * (dw_b * da_b)
+ *   Q4_K (256-value blocks, s_b = sum over sub-blocks of sc * sum(q * qa),
+ *         m_b = sum over sub-blocks of m * (sums of the sub-block's values)):
+ *       acc = 0; for each b: acc += (da_b * d_b) * (float)s_b;
+ *                            acc -= (da_b * dmin_b) * (float)m_b
+ *   Q6_K (s_b = sum over sub-blocks of sc * sum((q - 32) * qa)):
+ *       acc = 0; for each b: acc += (da_b * d_b) * (float)s_b
+ *
+ * each step rounded on its own (the files are built without floating-point
+ * contraction). Every integer sum fits an int32: at most 16 * 128 * 32 *
+ * 16 * 127 in magnitude for Q6_K, less for the others.
+ */
+#ifndef MLX_AGENT_ENGINE_KERNELS_INT_H
+#define MLX_AGENT_ENGINE_KERNELS_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "agent/engine/kernels.h"
+
+#define KRN_QK        32  /* values per Q8_0 / Q4_0 block */
+#define KRN_Q8_0_SIZE 34  /* bytes per Q8_0 block */
+#define KRN_Q4_0_SIZE 18  /* bytes per Q4_0 block */
+#define KRN_QK_K      256 /* values per k-quant super-block */
+#define KRN_Q4_K_SIZE 144
+#define KRN_Q6_K_SIZE 210
+#define KRN_Q8_K_SIZE 292
+#define KRN_Q8_K_Q    4   /* offset of q[] in a Q8_K block */
+#define KRN_Q8_K_SUMS 260 /* offset of sums[] in a Q8_K block */
+
+/* The tables of each path; the NEON ones exist only in arm64 builds, the
+ * AVX2 one only in x86-64 builds. */
+extern const kernels kernels_scalar;
+extern const kernels kernels_avx2;
+extern const kernels kernels_neon;
+extern const kernels kernels_neon_dot;
+
+/* The table MLX_KERNELS=name selects on this CPU (NULL or "" for the best;
+ * a name this CPU cannot run, or an unknown one, logs a warning and gives
+ * the best). kernels_get is this with getenv("MLX_KERNELS"), once. */
+const kernels *kernels_select(const char *name);
+
+/* Whether the CPU has the arm64 dot-product instructions (false elsewhere):
+ * kernels_for(KERNEL_NEON) is then kernels_neon_dot. */
+bool kernels_cpu_has_dotprod(void);
+
+/* The scalar Q8_K quantizer, for the other paths' tails and tests. */
+void kernels_quantize_q8_k_scalar(const float *x, void *out, size_t n);
+
+static inline float krn_load_f32(const uint8_t *p)
+{
+    float f;
+    memcpy(&f, p, 4);
+    return f;
+}
+
+static inline uint16_t krn_load_u16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static inline int16_t krn_load_i16(const uint8_t *p)
+{
+    return (int16_t)krn_load_u16(p);
+}
+
+/* Scale and minimum of sub-block j of a Q4_K super-block, from its 12
+ * packed bytes s (the layout is in quant_k.c). */
+static inline void krn_q4_k_scale_min(const uint8_t *s, int j, int *sc, int *m)
+{
+    if (j < 4) {
+        *sc = s[j] & 63;
+        *m = s[j + 4] & 63;
+    } else {
+        *sc = (s[j + 4] & 15) | (s[j - 4] >> 6) << 4;
+        *m = (s[j + 4] >> 4) | (s[j] >> 6) << 4;
+    }
+}
+
+#endif

@@ -1,0 +1,8 @@
+# Unit tests of agent/engine's kernels (tests/unit/test_kernels.c): every
+# path this CPU runs against the scalar one and quant.h's references. The
+# test is written without cmocka, so the same file also cross-compiles for
+# arm64 and runs under qemu (cross_neon.sh) to check the NEON path.
+add_executable(test_kernels unit/test_kernels.c)
+target_link_libraries(test_kernels PRIVATE mlxengine)
+add_test(NAME unit.test_kernels COMMAND test_kernels)
+set_tests_properties(unit.test_kernels PROPERTIES LABELS unit SKIP_RETURN_CODE 77 TIMEOUT 300)
