@@ -74,8 +74,18 @@ const kernels *kernels_select(const char *name);
  * kernels_for(KERNEL_NEON) is then kernels_neon_dot. */
 bool kernels_cpu_has_dotprod(void);
 
-/* The scalar Q8_K quantizer, for the other paths' tails and tests. */
+/* The scalar Q8_K quantizer. */
 void kernels_quantize_q8_k_scalar(const float *x, void *out, size_t n);
+
+/* The quantized products of the SIMD paths, for their tables (arguments as
+ * kernels.matmul's): 32-value blocks (Q8_0, Q4_0) and k-quants (Q4_K,
+ * Q6_K). */
+void kernels_avx2_matmul_q32(ggml_type t, const uint8_t *rows, size_t row_bytes, size_t n,
+                             size_t r0, size_t r1, const uint8_t *acts, size_t act_bytes,
+                             size_t n_acts, float *y, size_t ldy);
+void kernels_avx2_matmul_k(ggml_type t, const uint8_t *rows, size_t row_bytes, size_t n,
+                           size_t r0, size_t r1, const uint8_t *acts, size_t act_bytes,
+                           size_t n_acts, float *y, size_t ldy);
 
 static inline float krn_load_f32(const uint8_t *p)
 {

@@ -10,3 +10,6 @@ target_link_libraries(bench_tokenizer PRIVATE mlxengine mlxtestutil)
 add_executable(bench_engine bench/bench_engine.c)
 target_link_libraries(bench_engine PRIVATE mlxharness mlxcommon Threads::Threads)
 add_dependencies(bench_engine mlx-agent)
+# Kernel throughput per weight type and CPU path: GB/s of weights, GFLOP/s.
+add_executable(bench_kernels bench/bench_kernels.c)
+target_link_libraries(bench_kernels PRIVATE mlxengine)

@@ -1,0 +1,277 @@
+/*
+ * kernels_avx2_q.c — the quantized matrix products on AVX2: Q8_0 and Q4_0
+ * weights with Q8_0 activations, Q4_K and Q6_K with Q8_K.
+ *
+ * The products are integer: VPMADDUBSW multiplies unsigned bytes by signed
+ * bytes and adds neighbours into int16, VPMADDWD adds neighbouring int16
+ * (times 1, or times a sub-block scale) into int32. No int16 can saturate:
+ * the largest pair is 2 * 128 * 127 (a Q8_0 weight of -128, taken as its
+ * magnitude) and 2 * 63 * 127 for Q6_K.
+ *
+ * The float steps after each block's integer sum are those of
+ * kernels_int.h, done lane by lane with one lane per weight row, so each
+ * row's result has the scalar path's bits. For the 32-value blocks that
+ * means reducing four rows' eight int32 partial sums to one sum each per
+ * block (three VPHADDD), which costs about what converting and scaling
+ * eight lanes would.
+ *
+ * Four rows go together, sharing each activation block and the float
+ * steps; a last group of fewer rows repeats its last row and stores only
+ * what it owns.
+ */
+#include <immintrin.h>
+
+#include "agent/engine/kernels_int.h"
+
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+
+/* [sum of a's lanes, of b's, of c's, of d's]. */
+static ALWAYS_INLINE __m128i hsum4_epi32(__m256i a, __m256i b, __m256i c, __m256i d)
+{
+    __m256i ab = _mm256_hadd_epi32(a, b);
+    __m256i cd = _mm256_hadd_epi32(c, d);
+    __m256i abcd = _mm256_hadd_epi32(ab, cd); /* per 128-bit half: a, b, c, d */
+    return _mm_add_epi32(_mm256_castsi256_si128(abcd), _mm256_extracti128_si256(abcd, 1));
+}
+
+static ALWAYS_INLINE int32_t hsum_epi32(__m256i a)
+{
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtsi128_si32(s);
+}
+
+static ALWAYS_INLINE float f16_at(const uint8_t *p)
+{
+    return _cvtsh_ss(krn_load_u16(p));
+}
+
+/* The f16 at each of four places, as four floats. */
+static ALWAYS_INLINE __m128 f16x4(const uint8_t *p0, const uint8_t *p1, const uint8_t *p2,
+                                  const uint8_t *p3)
+{
+    __m128i h = _mm_cvtsi32_si128(krn_load_u16(p0));
+    h = _mm_insert_epi16(h, krn_load_u16(p1), 1);
+    h = _mm_insert_epi16(h, krn_load_u16(p2), 2);
+    h = _mm_insert_epi16(h, krn_load_u16(p3), 3);
+    return _mm_cvtph_ps(h);
+}
+
+/* The 32 nibbles of a Q4_0 block as bytes 0..15 in value order: the low
+ * nibbles are values 0-15, the high ones 16-31. */
+static ALWAYS_INLINE __m256i q4_0_unpack(const uint8_t *q, __m256i low4)
+{
+    __m128i b = _mm_loadu_si128((const __m128i *)q);
+    __m256i both =
+        _mm256_inserti128_si256(_mm256_castsi128_si256(b), _mm_srli_epi16(b, 4), 1);
+    return _mm256_and_si256(both, low4);
+}
+
+/* Writes the valid lanes of v (rows r .. r + valid - 1) at y. */
+static ALWAYS_INLINE void store_rows(float *y, __m128 v, size_t valid)
+{
+    if (valid == 4) {
+        _mm_storeu_ps(y, v);
+        return;
+    }
+    float t[4];
+    _mm_storeu_ps(t, v);
+    for (size_t i = 0; i < valid; i++)
+        y[i] = t[i];
+}
+
+/* Four rows (w[0..3], block by block) times one Q8_0 activation a. */
+static ALWAYS_INLINE __m128 q4_0_rows4(const uint8_t *const w[4], const uint8_t *a,
+                                       size_t nb)
+{
+    const __m256i low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m128 acc = _mm_setzero_ps();
+    for (size_t b = 0; b < nb; b++) {
+        size_t ow = b * KRN_Q4_0_SIZE;
+        const uint8_t *ab = a + b * KRN_Q8_0_SIZE;
+        __m256i av = _mm256_loadu_si256((const __m256i *)(ab + 2));
+        /* The weights are q - 8 with q in 0..15: multiply the unsigned q
+         * and take 8 times the activation's pair sums back off. */
+        __m256i a8 = _mm256_maddubs_epi16(eight, av);
+        __m256i p[4];
+        for (int r = 0; r < 4; r++) {
+            __m256i q = q4_0_unpack(w[r] + ow + 2, low4);
+            __m256i d16 = _mm256_sub_epi16(_mm256_maddubs_epi16(q, av), a8);
+            p[r] = _mm256_madd_epi16(d16, ones);
+        }
+        __m128 s = _mm_cvtepi32_ps(hsum4_epi32(p[0], p[1], p[2], p[3]));
+        __m128 dw = f16x4(w[0] + ow, w[1] + ow, w[2] + ow, w[3] + ow);
+        __m128 scale = _mm_mul_ps(dw, _mm_set1_ps(f16_at(ab)));
+        acc = _mm_add_ps(acc, _mm_mul_ps(s, scale));
+    }
+    return acc;
+}
+
+/* Four Q8_0 rows times one Q8_0 activation. VPMADDUBSW wants one unsigned
+ * operand: the weight's magnitude, with its sign moved onto the
+ * activation. */
+static ALWAYS_INLINE __m128 q8_0_rows4(const uint8_t *const w[4], const uint8_t *a,
+                                       size_t nb)
+{
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m128 acc = _mm_setzero_ps();
+    for (size_t b = 0; b < nb; b++) {
+        size_t ow = b * KRN_Q8_0_SIZE;
+        const uint8_t *ab = a + ow;
+        __m256i av = _mm256_loadu_si256((const __m256i *)(ab + 2));
+        __m256i p[4];
+        for (int r = 0; r < 4; r++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(w[r] + ow + 2));
+            __m256i prod =
+                _mm256_maddubs_epi16(_mm256_abs_epi8(q), _mm256_sign_epi8(av, q));
+            p[r] = _mm256_madd_epi16(prod, ones);
+        }
+        __m128 s = _mm_cvtepi32_ps(hsum4_epi32(p[0], p[1], p[2], p[3]));
+        __m128 dw = f16x4(w[0] + ow, w[1] + ow, w[2] + ow, w[3] + ow);
+        __m128 scale = _mm_mul_ps(dw, _mm_set1_ps(f16_at(ab)));
+        acc = _mm_add_ps(acc, _mm_mul_ps(s, scale));
+    }
+    return acc;
+}
+
+void kernels_avx2_matmul_q32(ggml_type t, const uint8_t *rows, size_t row_bytes, size_t n,
+                             size_t r0, size_t r1, const uint8_t *acts, size_t act_bytes,
+                             size_t n_acts, float *y, size_t ldy)
+{
+    size_t nb = n / KRN_QK;
+    for (size_t r = r0; r < r1; r += 4) {
+        size_t valid = r1 - r < 4 ? r1 - r : 4;
+        const uint8_t *w[4];
+        for (size_t i = 0; i < 4; i++)
+            w[i] = rows + (r + (i < valid ? i : valid - 1)) * row_bytes;
+        for (size_t j = 0; j < n_acts; j++) {
+            const uint8_t *a = acts + j * act_bytes;
+            __m128 v = t == GGML_TYPE_Q4_0 ? q4_0_rows4(w, a, nb) : q8_0_rows4(w, a, nb);
+            store_rows(y + j * ldy + r, v, valid);
+        }
+    }
+}
+
+/* Q4_K: the 6-bit scales and minimums of a super-block's 12 bytes, as
+ * eight bytes each (layout in quant_k.c): bytes 0-3 of each are the low
+ * six bits of bytes 0-7; scales and minimums 4-7 take their low four bits
+ * from bytes 8-11 and their top two from the spare bits of bytes 0-7. */
+static ALWAYS_INLINE void q4_k_scales(const uint8_t *s, uint64_t *sc, uint64_t *m)
+{
+    uint32_t u0, u1, u2;
+    memcpy(&u0, s, 4);
+    memcpy(&u1, s + 4, 4);
+    memcpy(&u2, s + 8, 4);
+    uint32_t sc_hi = (u2 & 0x0f0f0f0f) | ((u0 >> 6) & 0x03030303) << 4;
+    uint32_t m_hi = ((u2 >> 4) & 0x0f0f0f0f) | ((u1 >> 6) & 0x03030303) << 4;
+    *sc = (uint64_t)(u0 & 0x3f3f3f3f) | (uint64_t)sc_hi << 32;
+    *m = (uint64_t)(u1 & 0x3f3f3f3f) | (uint64_t)m_hi << 32;
+}
+
+static float q4_k_dot(const uint8_t *w, const uint8_t *a, size_t nb)
+{
+    const __m256i low4 = _mm256_set1_epi8(15);
+    float acc = 0;
+    for (size_t b = 0; b < nb; b++, w += KRN_Q4_K_SIZE, a += KRN_Q8_K_SIZE) {
+        uint64_t sc, m;
+        q4_k_scales(w + 4, &sc, &m);
+        /* Scale j as an int16 in every lane: the 8 scales widened to
+         * int16 in both halves, then VPSHUFB picks bytes 2j, 2j + 1. */
+        __m256i sc16 = _mm256_broadcastsi128_si256(
+            _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc)));
+        __m256i isum = _mm256_setzero_si256();
+        for (int g = 0; g < 4; g++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(w + 16 + 32 * g));
+            __m256i lo = _mm256_and_si256(q, low4);
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+            const uint8_t *qa = a + KRN_Q8_K_Q + 64 * g;
+            __m256i plo =
+                _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)qa));
+            __m256i phi =
+                _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(qa + 32)));
+            __m256i s0 = _mm256_shuffle_epi8(
+                sc16, _mm256_set1_epi16((short)(0x0100 * (4 * g + 1) + 4 * g)));
+            __m256i s1 = _mm256_shuffle_epi8(
+                sc16, _mm256_set1_epi16((short)(0x0100 * (4 * g + 3) + 4 * g + 2)));
+            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(plo, s0));
+            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(phi, s1));
+        }
+        /* Minimum j weighs the activation sums of groups 2j and 2j + 1:
+         * each minimum twice, against the sixteen sums. */
+        __m128i mb = _mm_cvtsi64_si128((long long)m);
+        __m256i m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mb, mb));
+        __m256i sums = _mm256_loadu_si256((const __m256i *)(a + KRN_Q8_K_SUMS));
+        __m256i msum = _mm256_madd_epi16(sums, m16);
+        float da = krn_load_f32(a);
+        float fs = (float)hsum_epi32(isum), fm = (float)hsum_epi32(msum);
+        acc += (da * f16_at(w)) * fs;
+        acc -= (da * f16_at(w + 2)) * fm;
+    }
+    return acc;
+}
+
+/* Q6_K: each 32-value run of a half holds two sub-blocks; its scales as
+ * int16, eight of the first then eight of the second, matching the halves
+ * of the VPMADDUBSW result. */
+static ALWAYS_INLINE __m256i q6_k_scale_pair(__m128i sc, int k)
+{
+    __m128i idx =
+        _mm_set_epi64x(0x0101010101010101ll * (k + 1), 0x0101010101010101ll * k);
+    return _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc, idx));
+}
+
+static float q6_k_dot(const uint8_t *w, const uint8_t *a, size_t nb)
+{
+    const __m256i low4 = _mm256_set1_epi8(15), bits45 = _mm256_set1_epi8(0x30);
+    float acc = 0;
+    for (size_t b = 0; b < nb; b++, w += KRN_Q6_K_SIZE, a += KRN_Q8_K_SIZE) {
+        __m128i sc = _mm_loadu_si128((const __m128i *)(w + 192));
+        __m256i isum = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            __m256i l0 = _mm256_loadu_si256((const __m256i *)(w + 64 * h));
+            __m256i l1 = _mm256_loadu_si256((const __m256i *)(w + 64 * h + 32));
+            __m256i hb = _mm256_loadu_si256((const __m256i *)(w + 128 + 32 * h));
+            /* The 6-bit q (0..63): four bits from ql, two from qh moved
+             * to bits 4-5 (16-bit shifts: the mask drops what crosses
+             * into the neighbouring byte). */
+            __m256i q[4];
+            q[0] = _mm256_or_si256(_mm256_and_si256(l0, low4),
+                                   _mm256_and_si256(_mm256_slli_epi16(hb, 4), bits45));
+            q[1] = _mm256_or_si256(_mm256_and_si256(l1, low4),
+                                   _mm256_and_si256(_mm256_slli_epi16(hb, 2), bits45));
+            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low4),
+                                   _mm256_and_si256(hb, bits45));
+            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4),
+                                   _mm256_and_si256(_mm256_srli_epi16(hb, 2), bits45));
+            const uint8_t *qa = a + KRN_Q8_K_Q + 128 * h;
+            for (int i = 0; i < 4; i++) {
+                __m256i av = _mm256_loadu_si256((const __m256i *)(qa + 32 * i));
+                __m256i p = _mm256_maddubs_epi16(q[i], av);
+                isum = _mm256_add_epi32(
+                    isum, _mm256_madd_epi16(p, q6_k_scale_pair(sc, 8 * h + 2 * i)));
+            }
+        }
+        /* q - 32: take 32 * sc[k] * (sum of sub-block k's activations). */
+        __m256i sums = _mm256_loadu_si256((const __m256i *)(a + KRN_Q8_K_SUMS));
+        __m256i corr = _mm256_madd_epi16(sums, _mm256_cvtepi8_epi16(sc));
+        isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(corr, 5));
+        float da = krn_load_f32(a);
+        acc += (da * f16_at(w + 208)) * (float)hsum_epi32(isum);
+    }
+    return acc;
+}
+
+void kernels_avx2_matmul_k(ggml_type t, const uint8_t *rows, size_t row_bytes, size_t n,
+                           size_t r0, size_t r1, const uint8_t *acts, size_t act_bytes,
+                           size_t n_acts, float *y, size_t ldy)
+{
+    size_t nb = n / KRN_QK_K;
+    for (size_t r = r0; r < r1; r++)
+        for (size_t j = 0; j < n_acts; j++) {
+            const uint8_t *w = rows + r * row_bytes, *a = acts + j * act_bytes;
+            y[j * ldy + r] =
+                t == GGML_TYPE_Q4_K ? q4_k_dot(w, a, nb) : q6_k_dot(w, a, nb);
+        }
+}
