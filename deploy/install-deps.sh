@@ -7,7 +7,7 @@ set -eu
 DEBIAN_PACKAGES="build-essential cmake pkg-config git
   libnng-dev libprotobuf-c-dev protobuf-c-compiler libsqlite3-dev
   libcurl4-openssl-dev libssl-dev libmicrohttpd-dev libjansson-dev libinih-dev
-  libcmocka-dev
+  libcmocka-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
   prometheus openssl"
 BREW_PACKAGES="cmake pkg-config nng protobuf-c sqlite curl openssl@3 libmicrohttpd
   jansson inih cmocka

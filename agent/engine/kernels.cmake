@@ -3,14 +3,28 @@
 # so the rest of the binary still runs on CPUs without them; kernels.c picks
 # a path at run time and learns from MLX_KERNELS_* which ones were built.
 target_sources(mlxengine PRIVATE engine/kernels.c engine/kernels_scalar.c)
-set(mlx_kernel_sources engine/kernels_scalar.c)
 if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$")
-  set(mlx_avx2_sources engine/kernels_avx2.c engine/kernels_avx2_q.c)
-  target_sources(mlxengine PRIVATE ${mlx_avx2_sources})
-  set_source_files_properties(${mlx_avx2_sources} PROPERTIES COMPILE_OPTIONS
-                              "-mavx2;-mfma;-mf16c;-ffp-contract=off")
-  set_source_files_properties(engine/kernels.c PROPERTIES COMPILE_DEFINITIONS MLX_KERNELS_AVX2)
+  set(mlx_kernel_simd engine/kernels_avx2.c engine/kernels_avx2_q.c)
+  set(mlx_kernel_flags -mavx2 -mfma -mf16c)
+  set(mlx_kernel_path MLX_KERNELS_AVX2)
+elseif(CMAKE_SYSTEM_PROCESSOR MATCHES "^(aarch64|arm64|ARM64)$")
+  # NEON needs no flag on arm64; SDOT does, for its own file only.
+  set(mlx_kernel_simd engine/kernels_neon.c engine/kernels_neon_q.c)
+  set(mlx_kernel_flags)
+  set(mlx_kernel_path MLX_KERNELS_NEON)
+  target_sources(mlxengine PRIVATE engine/kernels_neon_qdot.c)
+  set_source_files_properties(engine/kernels_neon_qdot.c PROPERTIES COMPILE_OPTIONS
+                              "-march=armv8.2-a+dotprod;-ffp-contract=off")
 endif()
 # The quantized dot products' float steps are fixed (kernels_int.h), so
 # every path returns the same bits: no contraction into fused multiply-adds.
-set_source_files_properties(${mlx_kernel_sources} PROPERTIES COMPILE_OPTIONS -ffp-contract=off)
+set_source_files_properties(engine/kernels_scalar.c PROPERTIES COMPILE_OPTIONS
+                            -ffp-contract=off)
+if(mlx_kernel_simd)
+  target_sources(mlxengine PRIVATE ${mlx_kernel_simd})
+  list(APPEND mlx_kernel_flags -ffp-contract=off)
+  set_source_files_properties(${mlx_kernel_simd} PROPERTIES COMPILE_OPTIONS
+                              "${mlx_kernel_flags}")
+  set_source_files_properties(engine/kernels.c PROPERTIES COMPILE_DEFINITIONS
+                              ${mlx_kernel_path})
+endif()

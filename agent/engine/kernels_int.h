@@ -86,6 +86,20 @@ void kernels_avx2_matmul_q32(ggml_type t, const uint8_t *rows, size_t row_bytes,
 void kernels_avx2_matmul_k(ggml_type t, const uint8_t *rows, size_t row_bytes, size_t n,
                            size_t r0, size_t r1, const uint8_t *acts, size_t act_bytes,
                            size_t n_acts, float *y, size_t ldy);
+/* NEON: the plain ones, and the _dot ones built with the dot-product
+ * extension. */
+void kernels_neon_matmul_q32(ggml_type t, const uint8_t *rows, size_t row_bytes, size_t n,
+                             size_t r0, size_t r1, const uint8_t *acts, size_t act_bytes,
+                             size_t n_acts, float *y, size_t ldy);
+void kernels_neon_matmul_k(ggml_type t, const uint8_t *rows, size_t row_bytes, size_t n,
+                           size_t r0, size_t r1, const uint8_t *acts, size_t act_bytes,
+                           size_t n_acts, float *y, size_t ldy);
+void kernels_neon_matmul_q32_dot(ggml_type t, const uint8_t *rows, size_t row_bytes,
+                                 size_t n, size_t r0, size_t r1, const uint8_t *acts,
+                                 size_t act_bytes, size_t n_acts, float *y, size_t ldy);
+void kernels_neon_matmul_k_dot(ggml_type t, const uint8_t *rows, size_t row_bytes,
+                               size_t n, size_t r0, size_t r1, const uint8_t *acts,
+                               size_t act_bytes, size_t n_acts, float *y, size_t ldy);
 
 static inline float krn_load_f32(const uint8_t *p)
 {

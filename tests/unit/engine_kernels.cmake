@@ -6,3 +6,11 @@ add_executable(test_kernels unit/test_kernels.c)
 target_link_libraries(test_kernels PRIVATE mlxengine)
 add_test(NAME unit.test_kernels COMMAND test_kernels)
 set_tests_properties(unit.test_kernels PROPERTIES LABELS unit SKIP_RETURN_CODE 77 TIMEOUT 300)
+# The NEON path on any machine: cross-compiled for aarch64 and run under
+# qemu with and without the dot-product instructions (skips, 77, without
+# the cross compiler or qemu).
+add_test(NAME unit.test_kernels_neon_qemu
+         COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/unit/cross_neon.sh ${PROJECT_SOURCE_DIR}
+                 ${CMAKE_CURRENT_BINARY_DIR}/cross_neon)
+set_tests_properties(unit.test_kernels_neon_qemu PROPERTIES LABELS unit SKIP_RETURN_CODE 77
+                     TIMEOUT 300)

@@ -417,7 +417,10 @@ static void check_matmul(ggml_type t, size_t n, size_t rows, size_t r0, size_t r
                          size_t n_acts)
 {
     size_t row_bytes = quant_row_bytes(t, n) + next_u32() % 3 * 7;
-    size_t act_bytes = kernels_act_row_bytes(t, n) + next_u32() % 3 * 5;
+    /* Float activations are floats, so 4-byte steps; quantized ones may
+     * lie at any byte. */
+    size_t act_bytes =
+        kernels_act_row_bytes(t, n) + next_u32() % 3 * (is_quantized(t) ? 5 : 4);
     size_t ldy = rows + next_u32() % 4;
     uint8_t *w = xmalloc(rows * row_bytes);
     uint8_t *acts = xmalloc(n_acts * act_bytes);
