@@ -1,17 +1,24 @@
 /*
  * pool.c — the worker threads (see pool.h).
  *
- * A decode step runs a few hundred jobs of tens of microseconds each, so
- * handing a job over must cost far less than waking a sleeping thread
- * (several microseconds, more on a busy machine). Workers therefore spin
- * on the job counter for a while after each job, and only then sleep on a
- * condition variable; a job published while some sleep also wakes them.
+ * A job over [0, n) is cut into chunks that threads claim one at a time
+ * from a shared counter, the caller included. A thread the system has
+ * descheduled (another program is busy on its core) then costs nothing:
+ * the others take its chunks, where a fixed range per thread would make
+ * every job wait for it. Each chunk is a fixed range of items, computed by
+ * whichever thread claims it, so results do not depend on who runs.
  *
- *   generation  bumped (release) after the job's fields are written; a
- *               worker that sees a new value (acquire) reads them
- *   pending     workers still on the job; the last one out lets the caller
- *               return (it spins on it, the job being short)
- *   sleepers    how many workers sleep, so a publisher knows to wake them
+ * A decode step runs a few hundred jobs of tens of microseconds, so
+ * handing one over must cost far less than waking a sleeping thread:
+ * workers spin on the job word for a while after each job, and only then
+ * sleep on a condition variable.
+ *
+ *   job       generation (high 32 bits) and the next chunk to claim (low
+ *             32): a claim is a compare-and-swap on both, so a thread that
+ *             saw an older job can never claim a chunk of a newer one
+ *   done      chunks finished; the caller returns when all are
+ *   fn, ctx, n, chunks   the job, written before its generation is
+ *             published and not again until all its chunks are done
  */
 #include "agent/engine/pool.h"
 
@@ -19,6 +26,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -37,6 +45,10 @@
  * jobs of one decode step, far shorter than the gap between requests. */
 #define SPIN_ROUNDS 20000
 
+/* Chunks per thread: enough that a late thread's share is small, few
+ * enough that claiming stays cheap next to the work. */
+#define CHUNKS_PER_THREAD 8
+
 struct worker {
     pool *p;
     int index; /* 1..threads-1; the caller is 0 */
@@ -46,12 +58,12 @@ struct worker {
 struct pool {
     int threads;
     struct worker *workers; /* [threads - 1] */
-    /* The job: written by the caller before generation is bumped. */
-    size_t n;
-    pool_fn fn;
-    void *ctx;
-    atomic_ulong generation;
-    atomic_int pending;
+    _Atomic(pool_fn) fn;
+    _Atomic(void *) ctx;
+    atomic_size_t n;
+    atomic_uint chunks;
+    atomic_uint_fast64_t job; /* generation << 32 | next chunk */
+    atomic_uint done;
     atomic_int sleepers;
     atomic_bool quit;
     pthread_mutex_t mtx; /* with wake: for sleeping only */
@@ -67,25 +79,47 @@ static inline void relax(void)
 #endif
 }
 
-static void range(const pool *p, int index, size_t *begin, size_t *end)
+/* Claims and runs chunks of the job of generation gen until none is left
+ * (or a newer job was published). */
+static void run_chunks(pool *p, uint32_t gen, int worker)
 {
-    *begin = p->n * (size_t)index / (size_t)p->threads;
-    *end = p->n * (size_t)(index + 1) / (size_t)p->threads;
+    pool_fn fn = atomic_load_explicit(&p->fn, memory_order_relaxed);
+    void *ctx = atomic_load_explicit(&p->ctx, memory_order_relaxed);
+    size_t n = atomic_load_explicit(&p->n, memory_order_relaxed);
+    uint32_t chunks = atomic_load_explicit(&p->chunks, memory_order_relaxed);
+    uint64_t word = atomic_load_explicit(&p->job, memory_order_acquire);
+    for (;;) {
+        uint32_t next = (uint32_t)word;
+        if ((uint32_t)(word >> 32) != gen || next >= chunks)
+            return;
+        /* The fields read above are this job's: they change only after
+         * all its chunks are done, and this one is not claimed yet. */
+        if (!atomic_compare_exchange_weak_explicit(
+                &p->job, &word, word + 1, memory_order_acquire, memory_order_acquire))
+            continue;
+        size_t begin = n * next / chunks, end = n * (next + 1) / chunks;
+        if (begin < end)
+            fn(ctx, begin, end, worker);
+        atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
+        word = atomic_load_explicit(&p->job, memory_order_acquire);
+    }
 }
 
-/* Waits until generation differs from seen, or quit; returns the new one. */
-static unsigned long await_job(pool *p, unsigned long seen)
+/* Waits until the generation differs from seen, or quit; returns it. */
+static uint32_t await_job(pool *p, uint32_t seen)
 {
     for (int i = 0; i < SPIN_ROUNDS; i++) {
-        unsigned long g = atomic_load_explicit(&p->generation, memory_order_acquire);
+        uint32_t g =
+            (uint32_t)(atomic_load_explicit(&p->job, memory_order_acquire) >> 32);
         if (g != seen || atomic_load(&p->quit))
             return g;
         relax();
     }
     pthread_mutex_lock(&p->mtx);
     atomic_fetch_add(&p->sleepers, 1);
-    unsigned long g;
-    while ((g = atomic_load_explicit(&p->generation, memory_order_acquire)) == seen &&
+    uint32_t g;
+    while ((g = (uint32_t)(atomic_load_explicit(&p->job, memory_order_acquire) >> 32)) ==
+               seen &&
            !atomic_load(&p->quit))
         pthread_cond_wait(&p->wake, &p->mtx);
     atomic_fetch_sub(&p->sleepers, 1);
@@ -97,16 +131,12 @@ static void *work(void *arg)
 {
     struct worker *w = arg;
     pool *p = w->p;
-    unsigned long seen = 0;
+    uint32_t seen = 0;
     for (;;) {
         seen = await_job(p, seen);
         if (atomic_load(&p->quit))
             break;
-        size_t begin, end;
-        range(p, w->index, &begin, &end);
-        if (begin < end)
-            p->fn(p->ctx, begin, end, w->index);
-        atomic_fetch_sub_explicit(&p->pending, 1, memory_order_release);
+        run_chunks(p, seen, w->index);
     }
     return NULL;
 }
@@ -172,25 +202,28 @@ void pool_run(pool *p, size_t n, pool_fn fn, void *ctx)
         fn(ctx, 0, n, 0);
         return;
     }
-    p->n = n;
-    p->fn = fn;
-    p->ctx = ctx;
-    atomic_store_explicit(&p->pending, p->threads - 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&p->generation, 1, memory_order_release);
+    size_t most = (size_t)p->threads * CHUNKS_PER_THREAD;
+    uint32_t chunks = (uint32_t)(n < most ? n : most);
+    atomic_store_explicit(&p->fn, fn, memory_order_relaxed);
+    atomic_store_explicit(&p->ctx, ctx, memory_order_relaxed);
+    atomic_store_explicit(&p->n, n, memory_order_relaxed);
+    atomic_store_explicit(&p->chunks, chunks, memory_order_relaxed);
+    atomic_store_explicit(&p->done, 0, memory_order_relaxed);
+    uint32_t gen = (uint32_t)(atomic_load(&p->job) >> 32) + 1;
+    atomic_store_explicit(&p->job, (uint64_t)gen << 32, memory_order_release);
     if (atomic_load(&p->sleepers) > 0) {
         pthread_mutex_lock(&p->mtx);
         pthread_cond_broadcast(&p->wake);
         pthread_mutex_unlock(&p->mtx);
     }
-    size_t begin, end;
-    range(p, 0, &begin, &end);
-    if (begin < end)
-        fn(ctx, begin, end, 0);
-    for (unsigned i = 0; atomic_load_explicit(&p->pending, memory_order_acquire) > 0; i++)
+    run_chunks(p, gen, 0);
+    /* What is left is chunks other threads claimed and are finishing. */
+    for (unsigned i = 0; atomic_load_explicit(&p->done, memory_order_acquire) < chunks;
+         i++)
         if (i < SPIN_ROUNDS)
             relax();
         else
-            sched_yield(); /* a worker was descheduled: let it run */
+            sched_yield(); /* a worker was descheduled mid-chunk: let it run */
 }
 
 /* Physical cores, not SMT siblings: two threads on one core share its
@@ -219,7 +252,7 @@ int pool_default_threads(void)
 {
 #ifdef __APPLE__
     /* Apple silicon: the performance cores (perflevel0); efficiency cores
-     * would hold the others back at every barrier. */
+     * would hold the others back. */
     int n = 0;
     size_t len = sizeof n;
     if (sysctlbyname("hw.perflevel0.physicalcpu", &n, &len, NULL, 0) == 0 && n > 0)

@@ -4,11 +4,11 @@
  *
  * Threads are made once, with the model, and wait between jobs: a decode
  * step runs hundreds of jobs, far too many to start a thread for each;
- * between jobs they spin a little before they sleep.
- * A job over [0, n) is cut into one contiguous range per thread; the
- * caller's thread takes the first. Each item is computed by exactly one
- * thread whatever the count, so results do not depend on the number of
- * threads.
+ * between jobs they spin a little before they sleep. A job over [0, n) is
+ * cut into chunks that the threads, the caller's included, claim in turn,
+ * so a thread the system deschedules delays no one. Each item is computed
+ * by exactly one thread, whichever, so results do not depend on the number
+ * of threads or on who ran what.
  *
  * Lifecycle: pool_new, any number of pool_run, pool_free.
  * Thread safety: one pool_run at a time (callers serialise); fn runs on
