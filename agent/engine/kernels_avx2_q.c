@@ -58,13 +58,14 @@ static ALWAYS_INLINE __m128 f16x4(const uint8_t *p0, const uint8_t *p1, const ui
     return _mm_cvtph_ps(h);
 }
 
-/* The 32 nibbles of a Q4_0 block as bytes 0..15 in value order: the low
- * nibbles are values 0-15, the high ones 16-31. */
+/* The 32 nibbles of a Q4_0 block as bytes 0..31 in value order: the low
+ * nibbles are values 0-15, the high ones 16-31. The 16 bytes go to both
+ * halves at once and the upper half is shifted by 4 (VPSRLVD), cheaper
+ * than shifting and inserting one half. */
 static ALWAYS_INLINE __m256i q4_0_unpack(const uint8_t *q, __m256i low4)
 {
-    __m128i b = _mm_loadu_si128((const __m128i *)q);
-    __m256i both =
-        _mm256_inserti128_si256(_mm256_castsi128_si256(b), _mm_srli_epi16(b, 4), 1);
+    __m256i both = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)q));
+    both = _mm256_srlv_epi32(both, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4));
     return _mm256_and_si256(both, low4);
 }
 
@@ -81,77 +82,187 @@ static ALWAYS_INLINE void store_rows(float *y, __m128 v, size_t valid)
         y[i] = t[i];
 }
 
-/* Four rows (w[0..3], block by block) times one Q8_0 activation a. */
-static ALWAYS_INLINE __m128 q4_0_rows4(const uint8_t *const w[4], const uint8_t *a,
-                                       size_t nb)
+/* One block's products as eight int32 partial sums: a Q4_0 block's
+ * unpacked q (0..15) or a Q8_0 block's q, times the activation's av. For
+ * Q4_0 the sums are of q * a, not (q - 8) * a: the caller takes off 8
+ * times the activation block's sum (q32_act_sum8). */
+static ALWAYS_INLINE __m256i q32_block(ggml_type t, __m256i q, __m256i av)
 {
-    const __m256i low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
     const __m256i ones = _mm256_set1_epi16(1);
-    __m128 acc = _mm_setzero_ps();
-    for (size_t b = 0; b < nb; b++) {
-        size_t ow = b * KRN_Q4_0_SIZE;
-        const uint8_t *ab = a + b * KRN_Q8_0_SIZE;
-        __m256i av = _mm256_loadu_si256((const __m256i *)(ab + 2));
-        /* The weights are q - 8 with q in 0..15: multiply the unsigned q
-         * and take 8 times the activation's pair sums back off. */
-        __m256i a8 = _mm256_maddubs_epi16(eight, av);
-        __m256i p[4];
-        for (int r = 0; r < 4; r++) {
-            __m256i q = q4_0_unpack(w[r] + ow + 2, low4);
-            __m256i d16 = _mm256_sub_epi16(_mm256_maddubs_epi16(q, av), a8);
-            p[r] = _mm256_madd_epi16(d16, ones);
-        }
-        __m128 s = _mm_cvtepi32_ps(hsum4_epi32(p[0], p[1], p[2], p[3]));
-        __m128 dw = f16x4(w[0] + ow, w[1] + ow, w[2] + ow, w[3] + ow);
-        __m128 scale = _mm_mul_ps(dw, _mm_set1_ps(f16_at(ab)));
-        acc = _mm_add_ps(acc, _mm_mul_ps(s, scale));
-    }
-    return acc;
+    if (t == GGML_TYPE_Q4_0)
+        return _mm256_madd_epi16(_mm256_maddubs_epi16(q, av), ones);
+    /* VPMADDUBSW wants one unsigned operand: the weight's magnitude, with
+     * its sign moved onto the activation. */
+    __m256i prod = _mm256_maddubs_epi16(_mm256_abs_epi8(q), _mm256_sign_epi8(av, q));
+    return _mm256_madd_epi16(prod, ones);
 }
 
-/* Four Q8_0 rows times one Q8_0 activation. VPMADDUBSW wants one unsigned
- * operand: the weight's magnitude, with its sign moved onto the
- * activation. */
-static ALWAYS_INLINE __m128 q8_0_rows4(const uint8_t *const w[4], const uint8_t *a,
-                                       size_t nb)
+/* 8 times the sum of a Q8_0 activation block's 32 values (av), as eight
+ * int32 partial sums. */
+static ALWAYS_INLINE __m256i q32_act_sum8(__m256i av)
 {
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m128 acc = _mm_setzero_ps();
-    for (size_t b = 0; b < nb; b++) {
-        size_t ow = b * KRN_Q8_0_SIZE;
-        const uint8_t *ab = a + ow;
-        __m256i av = _mm256_loadu_si256((const __m256i *)(ab + 2));
-        __m256i p[4];
-        for (int r = 0; r < 4; r++) {
-            __m256i q = _mm256_loadu_si256((const __m256i *)(w[r] + ow + 2));
-            __m256i prod =
-                _mm256_maddubs_epi16(_mm256_abs_epi8(q), _mm256_sign_epi8(av, q));
-            p[r] = _mm256_madd_epi16(prod, ones);
-        }
-        __m128 s = _mm_cvtepi32_ps(hsum4_epi32(p[0], p[1], p[2], p[3]));
-        __m128 dw = f16x4(w[0] + ow, w[1] + ow, w[2] + ow, w[3] + ow);
-        __m128 scale = _mm_mul_ps(dw, _mm_set1_ps(f16_at(ab)));
-        acc = _mm_add_ps(acc, _mm_mul_ps(s, scale));
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(8), av),
+                             _mm256_set1_epi16(1));
+}
+
+static ALWAYS_INLINE __m256i q32_load(ggml_type t, const uint8_t *block)
+{
+    if (t == GGML_TYPE_Q4_0)
+        return q4_0_unpack(block + 2, _mm256_set1_epi8(15));
+    return _mm256_loadu_si256((const __m256i *)(block + 2));
+}
+
+static ALWAYS_INLINE size_t q32_size(ggml_type t)
+{
+    return t == GGML_TYPE_Q4_0 ? KRN_Q4_0_SIZE : KRN_Q8_0_SIZE;
+}
+
+/* acc (in lane 0) plus t's lanes 0, 1, 2, 3, in that order. */
+static ALWAYS_INLINE __m128 add_lanes_in_order(__m128 acc, __m128 t)
+{
+    acc = _mm_add_ss(acc, t);
+    acc = _mm_add_ss(acc, _mm_movehdup_ps(t));
+    acc = _mm_add_ss(acc, _mm_movehl_ps(t, t));
+    return _mm_add_ss(acc, _mm_shuffle_ps(t, t, _MM_SHUFFLE(3, 3, 3, 3)));
+}
+
+/* What a row-by-row product needs of each activation block, worked out
+ * once for all the rows: its scale as a float, and for Q4_0 8 times its
+ * sum. Rows longer than this take the four-row kernel. */
+#define ROW_MAX_BLOCKS 1024
+#define ROW_MAX_ACTS   3
+
+typedef struct act_blocks {
+    float d[ROW_MAX_BLOCKS];
+    int32_t sum8[ROW_MAX_BLOCKS];
+} act_blocks;
+
+static ALWAYS_INLINE void act_blocks_fill(ggml_type t, const uint8_t *a, size_t nb,
+                                          act_blocks *out)
+{
+    for (size_t b = 0; b < nb; b++, a += KRN_Q8_0_SIZE) {
+        out->d[b] = f16_at(a);
+        if (t == GGML_TYPE_Q4_0)
+            out->sum8[b] =
+                hsum_epi32(q32_act_sum8(_mm256_loadu_si256((const __m256i *)(a + 2))));
     }
-    return acc;
+}
+
+/* One row times one activation, four blocks at a time: their integer
+ * sums reduced together, scaled as four lanes, then added to the row's
+ * sum one after the other, as the scalar path adds them. Reading one row
+ * at a time is what keeps a matrix streaming from memory at full speed;
+ * four rows read side by side reach about half of it (bench_kernels). */
+static ALWAYS_INLINE float q32_row(ggml_type t, const uint8_t *w, const uint8_t *a,
+                                   const act_blocks *ab, size_t nb)
+{
+    const size_t ws = q32_size(t), as = KRN_Q8_0_SIZE;
+    __m128 acc = _mm_setzero_ps();
+    size_t b = 0;
+    for (; b + 4 <= nb; b += 4, w += 4 * ws, a += 4 * as) {
+        __m256i p[4];
+        for (size_t k = 0; k < 4; k++) {
+            __m256i av = _mm256_loadu_si256((const __m256i *)(a + k * as + 2));
+            p[k] = q32_block(t, q32_load(t, w + k * ws), av);
+        }
+        __m128i si = hsum4_epi32(p[0], p[1], p[2], p[3]);
+        if (t == GGML_TYPE_Q4_0)
+            si = _mm_sub_epi32(si, _mm_loadu_si128((const __m128i *)(ab->sum8 + b)));
+        __m128 dw = f16x4(w, w + ws, w + 2 * ws, w + 3 * ws);
+        __m128 scale = _mm_mul_ps(dw, _mm_loadu_ps(ab->d + b));
+        acc = add_lanes_in_order(acc, _mm_mul_ps(_mm_cvtepi32_ps(si), scale));
+    }
+    float sum = _mm_cvtss_f32(acc);
+    for (; b < nb; b++, w += ws, a += as) {
+        __m256i av = _mm256_loadu_si256((const __m256i *)(a + 2));
+        int32_t si = hsum_epi32(q32_block(t, q32_load(t, w), av));
+        if (t == GGML_TYPE_Q4_0)
+            si -= ab->sum8[b];
+        sum += (float)si * (f16_at(w) * ab->d[b]);
+    }
+    return sum;
+}
+
+/* Four rows (one lane each) times na activations (1 or 2): each weight
+ * block is loaded and unpacked once for both. */
+static ALWAYS_INLINE void q32_rows4(ggml_type t, const uint8_t *const w[4],
+                                    const uint8_t *const a[2], int na, size_t nb,
+                                    __m128 out[2])
+{
+    const size_t ws = q32_size(t);
+    __m128 acc[2] = {_mm_setzero_ps(), _mm_setzero_ps()};
+    for (size_t b = 0; b < nb; b++) {
+        size_t ow = b * ws;
+        __m256i q[4];
+        for (int r = 0; r < 4; r++)
+            q[r] = q32_load(t, w[r] + ow);
+        __m128 dw = f16x4(w[0] + ow, w[1] + ow, w[2] + ow, w[3] + ow);
+        for (int j = 0; j < na; j++) {
+            const uint8_t *ab = a[j] + b * KRN_Q8_0_SIZE;
+            __m256i av = _mm256_loadu_si256((const __m256i *)(ab + 2));
+            __m256i p[4];
+            for (int r = 0; r < 4; r++)
+                p[r] = q32_block(t, q[r], av);
+            if (t == GGML_TYPE_Q4_0) { /* the same sum for every row */
+                __m256i s8 = q32_act_sum8(av);
+                for (int r = 0; r < 4; r++)
+                    p[r] = _mm256_sub_epi32(p[r], s8);
+            }
+            __m128 s = _mm_cvtepi32_ps(hsum4_epi32(p[0], p[1], p[2], p[3]));
+            __m128 scale = _mm_mul_ps(dw, _mm_set1_ps(f16_at(ab)));
+            acc[j] = _mm_add_ps(acc[j], _mm_mul_ps(s, scale));
+        }
+    }
+    out[0] = acc[0];
+    out[1] = acc[1];
+}
+
+static ALWAYS_INLINE void q32_matmul(ggml_type t, const uint8_t *rows, size_t row_bytes,
+                                     size_t nb, size_t r0, size_t r1, const uint8_t *acts,
+                                     size_t act_bytes, size_t n_acts, float *y,
+                                     size_t ldy)
+{
+    if (n_acts <= ROW_MAX_ACTS && nb <= ROW_MAX_BLOCKS) {
+        /* A matrix times a vector or a few: rows streamed one by one. */
+        act_blocks ab[ROW_MAX_ACTS];
+        for (size_t j = 0; j < n_acts; j++)
+            act_blocks_fill(t, acts + j * act_bytes, nb, &ab[j]);
+        for (size_t r = r0; r < r1; r++)
+            for (size_t j = 0; j < n_acts; j++)
+                y[j * ldy + r] =
+                    q32_row(t, rows + r * row_bytes, acts + j * act_bytes, &ab[j], nb);
+        return;
+    }
+    for (size_t r = r0; r < r1; r += 4) {
+        size_t valid = r1 - r < 4 ? r1 - r : 4;
+        const uint8_t *w[4];
+        for (size_t i = 0; i < 4; i++)
+            w[i] = rows + (r + (i < valid ? i : valid - 1)) * row_bytes;
+        for (size_t j = 0; j < n_acts; j += 2) {
+            const uint8_t *a[2] = {acts + j * act_bytes, acts + (j + 1) * act_bytes};
+            __m128 v[2];
+            if (j + 1 < n_acts) {
+                q32_rows4(t, w, a, 2, nb, v);
+                store_rows(y + (j + 1) * ldy + r, v[1], valid);
+            } else {
+                q32_rows4(t, w, a, 1, nb, v);
+            }
+            store_rows(y + j * ldy + r, v[0], valid);
+        }
+    }
 }
 
 void kernels_avx2_matmul_q32(ggml_type t, const uint8_t *rows, size_t row_bytes, size_t n,
                              size_t r0, size_t r1, const uint8_t *acts, size_t act_bytes,
                              size_t n_acts, float *y, size_t ldy)
 {
-    size_t nb = n / KRN_QK;
-    for (size_t r = r0; r < r1; r += 4) {
-        size_t valid = r1 - r < 4 ? r1 - r : 4;
-        const uint8_t *w[4];
-        for (size_t i = 0; i < 4; i++)
-            w[i] = rows + (r + (i < valid ? i : valid - 1)) * row_bytes;
-        for (size_t j = 0; j < n_acts; j++) {
-            const uint8_t *a = acts + j * act_bytes;
-            __m128 v = t == GGML_TYPE_Q4_0 ? q4_0_rows4(w, a, nb) : q8_0_rows4(w, a, nb);
-            store_rows(y + j * ldy + r, v, valid);
-        }
-    }
+    /* One copy per type, so the type's tests fold away. */
+    if (t == GGML_TYPE_Q4_0)
+        q32_matmul(GGML_TYPE_Q4_0, rows, row_bytes, n / KRN_QK, r0, r1, acts, act_bytes,
+                   n_acts, y, ldy);
+    else
+        q32_matmul(GGML_TYPE_Q8_0, rows, row_bytes, n / KRN_QK, r0, r1, acts, act_bytes,
+                   n_acts, y, ldy);
 }
 
 /* Q4_K: the 6-bit scales and minimums of a super-block's 12 bytes, as

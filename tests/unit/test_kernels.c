@@ -530,6 +530,8 @@ static void test_matmul_long_rows(void)
     for (size_t ti = 0; ti < sizeof weight_types / sizeof weight_types[0]; ti++) {
         check_matmul(weight_types[ti], 2048, 9, 0, 9, 1);
         check_matmul(weight_types[ti], 4096, 6, 1, 6, 3);
+        /* Past the 1024 blocks a row-by-row kernel prepares for. */
+        check_matmul(weight_types[ti], 33024, 3, 0, 3, 2);
     }
 }
 
