@@ -281,46 +281,68 @@ static ALWAYS_INLINE void q4_k_scales(const uint8_t *s, uint64_t *sc, uint64_t *
     *m = (uint64_t)(u1 & 0x3f3f3f3f) | (uint64_t)m_hi << 32;
 }
 
-static float q4_k_dot(const uint8_t *w, const uint8_t *a, size_t nb)
+/* The float steps of a Q4_K block for one activation (kernels_int.h):
+ * acc += (da * d) * s; acc -= (da * dmin) * m, with s and m reduced from
+ * their partial sums together and d, dmin converted together. */
+static ALWAYS_INLINE __m128 q4_k_finish(__m128 acc, const uint8_t *w, const uint8_t *a,
+                                        __m256i isum, __m256i msum)
+{
+    __m256i t = _mm256_hadd_epi32(isum, msum); /* per half: s s m m */
+    __m128i u = _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
+    __m128 sm = _mm_cvtepi32_ps(_mm_hadd_epi32(u, u)); /* s, m, s, m */
+    uint32_t dd;
+    memcpy(&dd, w, 4);
+    __m128 scales = _mm_cvtph_ps(_mm_cvtsi32_si128((int)dd)); /* d, dmin */
+    __m128 f = _mm_mul_ps(_mm_mul_ps(_mm_set1_ps(krn_load_f32(a)), scales), sm);
+    acc = _mm_add_ss(acc, f);
+    return _mm_sub_ss(acc, _mm_movehdup_ps(f));
+}
+
+/* One Q4_K row times na activations (1 or 2): the nibbles are unpacked and
+ * the scales decoded once for both. */
+static ALWAYS_INLINE void q4_k_dots(const uint8_t *w, const uint8_t *const a[2], int na,
+                                    size_t nb, float out[2])
 {
     const __m256i low4 = _mm256_set1_epi8(15);
-    float acc = 0;
-    for (size_t b = 0; b < nb; b++, w += KRN_Q4_K_SIZE, a += KRN_Q8_K_SIZE) {
+    __m128 acc[2] = {_mm_setzero_ps(), _mm_setzero_ps()};
+    for (size_t b = 0; b < nb; b++, w += KRN_Q4_K_SIZE) {
         uint64_t sc, m;
         q4_k_scales(w + 4, &sc, &m);
         /* Scale j as an int16 in every lane: the 8 scales widened to
          * int16 in both halves, then VPSHUFB picks bytes 2j, 2j + 1. */
         __m256i sc16 = _mm256_broadcastsi128_si256(
             _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc)));
-        __m256i isum = _mm256_setzero_si256();
-        for (int g = 0; g < 4; g++) {
-            __m256i q = _mm256_loadu_si256((const __m256i *)(w + 16 + 32 * g));
-            __m256i lo = _mm256_and_si256(q, low4);
-            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
-            const uint8_t *qa = a + KRN_Q8_K_Q + 64 * g;
-            __m256i plo =
-                _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)qa));
-            __m256i phi =
-                _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(qa + 32)));
-            __m256i s0 = _mm256_shuffle_epi8(
-                sc16, _mm256_set1_epi16((short)(0x0100 * (4 * g + 1) + 4 * g)));
-            __m256i s1 = _mm256_shuffle_epi8(
-                sc16, _mm256_set1_epi16((short)(0x0100 * (4 * g + 3) + 4 * g + 2)));
-            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(plo, s0));
-            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(phi, s1));
-        }
         /* Minimum j weighs the activation sums of groups 2j and 2j + 1:
          * each minimum twice, against the sixteen sums. */
         __m128i mb = _mm_cvtsi64_si128((long long)m);
         __m256i m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mb, mb));
-        __m256i sums = _mm256_loadu_si256((const __m256i *)(a + KRN_Q8_K_SUMS));
-        __m256i msum = _mm256_madd_epi16(sums, m16);
-        float da = krn_load_f32(a);
-        float fs = (float)hsum_epi32(isum), fm = (float)hsum_epi32(msum);
-        acc += (da * f16_at(w)) * fs;
-        acc -= (da * f16_at(w + 2)) * fm;
+        __m256i isum[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+        for (int g = 0; g < 4; g++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(w + 16 + 32 * g));
+            __m256i lo = _mm256_and_si256(q, low4);
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+            __m256i s0 = _mm256_shuffle_epi8(
+                sc16, _mm256_set1_epi16((short)(0x0100 * (4 * g + 1) + 4 * g)));
+            __m256i s1 = _mm256_shuffle_epi8(
+                sc16, _mm256_set1_epi16((short)(0x0100 * (4 * g + 3) + 4 * g + 2)));
+            for (int j = 0; j < na; j++) {
+                const uint8_t *qa = a[j] + b * KRN_Q8_K_SIZE + KRN_Q8_K_Q + 64 * g;
+                __m256i plo =
+                    _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)qa));
+                __m256i phi = _mm256_maddubs_epi16(
+                    hi, _mm256_loadu_si256((const __m256i *)(qa + 32)));
+                isum[j] = _mm256_add_epi32(isum[j], _mm256_madd_epi16(plo, s0));
+                isum[j] = _mm256_add_epi32(isum[j], _mm256_madd_epi16(phi, s1));
+            }
+        }
+        for (int j = 0; j < na; j++) {
+            const uint8_t *ab = a[j] + b * KRN_Q8_K_SIZE;
+            __m256i sums = _mm256_loadu_si256((const __m256i *)(ab + KRN_Q8_K_SUMS));
+            acc[j] = q4_k_finish(acc[j], w, ab, isum[j], _mm256_madd_epi16(sums, m16));
+        }
     }
-    return acc;
+    out[0] = _mm_cvtss_f32(acc[0]);
+    out[1] = _mm_cvtss_f32(acc[1]);
 }
 
 /* Q6_K: each 32-value run of a half holds two sub-blocks; its scales as
@@ -333,13 +355,16 @@ static ALWAYS_INLINE __m256i q6_k_scale_pair(__m128i sc, int k)
     return _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc, idx));
 }
 
-static float q6_k_dot(const uint8_t *w, const uint8_t *a, size_t nb)
+/* One Q6_K row times na activations (1 or 2), the 6-bit values and the
+ * scale vectors built once for both. */
+static ALWAYS_INLINE void q6_k_dots(const uint8_t *w, const uint8_t *const a[2], int na,
+                                    size_t nb, float out[2])
 {
     const __m256i low4 = _mm256_set1_epi8(15), bits45 = _mm256_set1_epi8(0x30);
-    float acc = 0;
-    for (size_t b = 0; b < nb; b++, w += KRN_Q6_K_SIZE, a += KRN_Q8_K_SIZE) {
+    float acc[2] = {0, 0};
+    for (size_t b = 0; b < nb; b++, w += KRN_Q6_K_SIZE) {
         __m128i sc = _mm_loadu_si128((const __m128i *)(w + 192));
-        __m256i isum = _mm256_setzero_si256();
+        __m256i isum[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
         for (int h = 0; h < 2; h++) {
             __m256i l0 = _mm256_loadu_si256((const __m256i *)(w + 64 * h));
             __m256i l1 = _mm256_loadu_si256((const __m256i *)(w + 64 * h + 32));
@@ -356,33 +381,67 @@ static float q6_k_dot(const uint8_t *w, const uint8_t *a, size_t nb)
                                    _mm256_and_si256(hb, bits45));
             q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4),
                                    _mm256_and_si256(_mm256_srli_epi16(hb, 2), bits45));
-            const uint8_t *qa = a + KRN_Q8_K_Q + 128 * h;
             for (int i = 0; i < 4; i++) {
-                __m256i av = _mm256_loadu_si256((const __m256i *)(qa + 32 * i));
-                __m256i p = _mm256_maddubs_epi16(q[i], av);
-                isum = _mm256_add_epi32(
-                    isum, _mm256_madd_epi16(p, q6_k_scale_pair(sc, 8 * h + 2 * i)));
+                __m256i scp = q6_k_scale_pair(sc, 8 * h + 2 * i);
+                for (int j = 0; j < na; j++) {
+                    const uint8_t *qa = a[j] + b * KRN_Q8_K_SIZE + KRN_Q8_K_Q + 128 * h;
+                    __m256i av = _mm256_loadu_si256((const __m256i *)(qa + 32 * i));
+                    __m256i p = _mm256_maddubs_epi16(q[i], av);
+                    isum[j] = _mm256_add_epi32(isum[j], _mm256_madd_epi16(p, scp));
+                }
             }
         }
         /* q - 32: take 32 * sc[k] * (sum of sub-block k's activations). */
-        __m256i sums = _mm256_loadu_si256((const __m256i *)(a + KRN_Q8_K_SUMS));
-        __m256i corr = _mm256_madd_epi16(sums, _mm256_cvtepi8_epi16(sc));
-        isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(corr, 5));
-        float da = krn_load_f32(a);
-        acc += (da * f16_at(w + 208)) * (float)hsum_epi32(isum);
+        __m256i sc16 = _mm256_cvtepi8_epi16(sc);
+        float d = f16_at(w + 208);
+        for (int j = 0; j < na; j++) {
+            const uint8_t *ab = a[j] + b * KRN_Q8_K_SIZE;
+            __m256i sums = _mm256_loadu_si256((const __m256i *)(ab + KRN_Q8_K_SUMS));
+            __m256i corr = _mm256_slli_epi32(_mm256_madd_epi16(sums, sc16), 5);
+            float s = (float)hsum_epi32(_mm256_sub_epi32(isum[j], corr));
+            acc[j] += (krn_load_f32(ab) * d) * s;
+        }
     }
-    return acc;
+    out[0] = acc[0];
+    out[1] = acc[1];
+}
+
+static ALWAYS_INLINE void k_matmul(ggml_type t, const uint8_t *rows, size_t row_bytes,
+                                   size_t nb, size_t r0, size_t r1, const uint8_t *acts,
+                                   size_t act_bytes, size_t n_acts, float *y, size_t ldy)
+{
+    for (size_t r = r0; r < r1; r++) {
+        const uint8_t *w = rows + r * row_bytes;
+        for (size_t j = 0; j < n_acts; j += 2) {
+            const uint8_t *a[2] = {acts + j * act_bytes, acts + (j + 1) * act_bytes};
+            float v[2];
+            int na = j + 1 < n_acts ? 2 : 1;
+            if (t == GGML_TYPE_Q4_K) {
+                if (na == 2)
+                    q4_k_dots(w, a, 2, nb, v);
+                else
+                    q4_k_dots(w, a, 1, nb, v);
+            } else {
+                if (na == 2)
+                    q6_k_dots(w, a, 2, nb, v);
+                else
+                    q6_k_dots(w, a, 1, nb, v);
+            }
+            y[j * ldy + r] = v[0];
+            if (na == 2)
+                y[(j + 1) * ldy + r] = v[1];
+        }
+    }
 }
 
 void kernels_avx2_matmul_k(ggml_type t, const uint8_t *rows, size_t row_bytes, size_t n,
                            size_t r0, size_t r1, const uint8_t *acts, size_t act_bytes,
                            size_t n_acts, float *y, size_t ldy)
 {
-    size_t nb = n / KRN_QK_K;
-    for (size_t r = r0; r < r1; r++)
-        for (size_t j = 0; j < n_acts; j++) {
-            const uint8_t *w = rows + r * row_bytes, *a = acts + j * act_bytes;
-            y[j * ldy + r] =
-                t == GGML_TYPE_Q4_K ? q4_k_dot(w, a, nb) : q6_k_dot(w, a, nb);
-        }
+    if (t == GGML_TYPE_Q4_K)
+        k_matmul(GGML_TYPE_Q4_K, rows, row_bytes, n / KRN_QK_K, r0, r1, acts, act_bytes,
+                 n_acts, y, ldy);
+    else
+        k_matmul(GGML_TYPE_Q6_K, rows, row_bytes, n / KRN_QK_K, r0, r1, acts, act_bytes,
+                 n_acts, y, ldy);
 }
