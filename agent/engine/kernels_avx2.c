@@ -191,26 +191,92 @@ static inline float load1(ggml_type t, const uint8_t *p)
     }
 }
 
-/* Four rows times one float vector: four accumulators of eight lanes, one
- * per row, so the FMAs of different rows overlap. */
-static inline __attribute__((always_inline)) void float_rows4(ggml_type t, size_t esize,
-                                                              const uint8_t *const w[4],
-                                                              const float *x, size_t n,
-                                                              float out[4])
+/* One row times one float vector, the row streamed alone (as for the
+ * quantized rows, this is what keeps up with memory): four accumulators of
+ * eight lanes, then eights into the first, then the last values one by
+ * one. */
+static inline __attribute__((always_inline)) float
+float_row(ggml_type t, size_t esize, const uint8_t *w, const float *x, size_t n)
 {
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
                      _mm256_setzero_ps()};
     size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 xv = _mm256_loadu_ps(x + i);
+    for (; i + 32 <= n; i += 32)
+        for (int k = 0; k < 4; k++)
+            acc[k] = _mm256_fmadd_ps(load8(t, w + (i + 8 * k) * esize),
+                                     _mm256_loadu_ps(x + i + 8 * k), acc[k]);
+    for (; i + 8 <= n; i += 8)
+        acc[0] = _mm256_fmadd_ps(load8(t, w + i * esize), _mm256_loadu_ps(x + i), acc[0]);
+    float s = hsum_ps(
+        _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+    for (; i < n; i++)
+        s += load1(t, w + i * esize) * x[i];
+    return s;
+}
+
+/* Four rows times na float vectors (1 or 2): one accumulator of eight
+ * lanes per row and vector, each weight widened once for both vectors. */
+static inline __attribute__((always_inline)) void
+float_rows4(ggml_type t, size_t esize, const uint8_t *const w[4], const float *const x[2],
+            int na, size_t n, float out[2][4])
+{
+    __m256 acc[2][4];
+    for (int j = 0; j < 2; j++)
         for (int r = 0; r < 4; r++)
-            acc[r] = _mm256_fmadd_ps(load8(t, w[r] + i * esize), xv, acc[r]);
+            acc[j][r] = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 xv[2];
+        for (int j = 0; j < na; j++)
+            xv[j] = _mm256_loadu_ps(x[j] + i);
+        for (int r = 0; r < 4; r++) {
+            __m256 wv = load8(t, w[r] + i * esize);
+            for (int j = 0; j < na; j++)
+                acc[j][r] = _mm256_fmadd_ps(wv, xv[j], acc[j][r]);
+        }
     }
-    for (int r = 0; r < 4; r++) {
-        float s = hsum_ps(acc[r]);
-        for (size_t k = i; k < n; k++)
-            s += load1(t, w[r] + k * esize) * x[k];
-        out[r] = s;
+    for (int j = 0; j < na; j++)
+        for (int r = 0; r < 4; r++) {
+            float s = hsum_ps(acc[j][r]);
+            for (size_t k = i; k < n; k++)
+                s += load1(t, w[r] + k * esize) * x[j][k];
+            out[j][r] = s;
+        }
+}
+
+static inline __attribute__((always_inline)) void
+float_matmul(ggml_type t, const uint8_t *rows, size_t row_bytes, size_t n, size_t r0,
+             size_t r1, const uint8_t *acts, size_t act_bytes, size_t n_acts, float *y,
+             size_t ldy)
+{
+    size_t esize = t == GGML_TYPE_F32 ? 4 : 2;
+    if (n_acts <= 3) { /* a vector or a few: rows streamed one by one */
+        for (size_t r = r0; r < r1; r++)
+            for (size_t j = 0; j < n_acts; j++)
+                y[j * ldy + r] =
+                    float_row(t, esize, rows + r * row_bytes,
+                              (const float *)(const void *)(acts + j * act_bytes), n);
+        return;
+    }
+    for (size_t r = r0; r < r1; r += 4) {
+        size_t valid = r1 - r < 4 ? r1 - r : 4;
+        const uint8_t *w[4];
+        for (size_t i = 0; i < 4; i++)
+            w[i] = rows + (r + (i < valid ? i : valid - 1)) * row_bytes;
+        for (size_t j = 0; j < n_acts; j += 2) {
+            const float *x[2] = {
+                (const float *)(const void *)(acts + j * act_bytes),
+                (const float *)(const void *)(acts + (j + 1) * act_bytes)};
+            float out[2][4];
+            int na = j + 1 < n_acts ? 2 : 1;
+            if (na == 2)
+                float_rows4(t, esize, w, x, 2, n, out);
+            else
+                float_rows4(t, esize, w, x, 1, n, out);
+            for (int k = 0; k < na; k++)
+                for (size_t i = 0; i < valid; i++)
+                    y[(j + k) * ldy + r + i] = out[k][i];
+        }
     }
 }
 
@@ -218,29 +284,19 @@ static void matmul_float(ggml_type t, const uint8_t *rows, size_t row_bytes, siz
                          size_t r0, size_t r1, const uint8_t *acts, size_t act_bytes,
                          size_t n_acts, float *y, size_t ldy)
 {
-    size_t esize = t == GGML_TYPE_F32 ? 4 : 2;
-    for (size_t r = r0; r < r1; r += 4) {
-        size_t valid = r1 - r < 4 ? r1 - r : 4;
-        const uint8_t *w[4];
-        for (size_t i = 0; i < 4; i++)
-            w[i] = rows + (r + (i < valid ? i : valid - 1)) * row_bytes;
-        for (size_t j = 0; j < n_acts; j++) {
-            const float *x = (const float *)(const void *)(acts + j * act_bytes);
-            float out[4];
-            switch (t) { /* one copy of the loop per type, the load inlined */
-            case GGML_TYPE_F16:
-                float_rows4(GGML_TYPE_F16, esize, w, x, n, out);
-                break;
-            case GGML_TYPE_BF16:
-                float_rows4(GGML_TYPE_BF16, esize, w, x, n, out);
-                break;
-            default:
-                float_rows4(GGML_TYPE_F32, esize, w, x, n, out);
-                break;
-            }
-            for (size_t i = 0; i < valid; i++)
-                y[j * ldy + r + i] = out[i];
-        }
+    switch (t) { /* one copy of the loops per type, the load inlined */
+    case GGML_TYPE_F16:
+        float_matmul(GGML_TYPE_F16, rows, row_bytes, n, r0, r1, acts, act_bytes, n_acts,
+                     y, ldy);
+        break;
+    case GGML_TYPE_BF16:
+        float_matmul(GGML_TYPE_BF16, rows, row_bytes, n, r0, r1, acts, act_bytes, n_acts,
+                     y, ldy);
+        break;
+    default:
+        float_matmul(GGML_TYPE_F32, rows, row_bytes, n, r0, r1, acts, act_bytes, n_acts,
+                     y, ldy);
+        break;
     }
 }
 
