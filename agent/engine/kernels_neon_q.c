@@ -12,8 +12,12 @@
  * NEON multiplies signed by signed, so the weights are centred once (q - 8
  * for Q4_0, q - 32 for Q6_K) instead of being corrected through the
  * activation sums as on x86. No int16 product can overflow: 128 * 127 at
- * most. The float steps follow kernels_int.h lane by lane, one lane per
- * row, as on AVX2, so every row gets the scalar path's bits.
+ * most. The float steps follow kernels_int.h, for the 32-value blocks lane
+ * by lane with one lane per row of four, so every row gets the scalar
+ * path's bits. Weights are decoded once for two activations at a time.
+ * (AVX2 streams one row at a time for a single vector, which kept up with
+ * memory better on x86; four rows side by side are kept here until an
+ * arm64 machine's numbers say otherwise.)
  */
 #include <arm_neon.h>
 
@@ -75,49 +79,67 @@ static inline void store_rows(float *y, float32x4_t v, size_t valid)
         y[i] = t[i];
 }
 
-static float32x4_t q4_0_rows4(const uint8_t *const w[4], const uint8_t *a, size_t nb)
+/* Four rows (one lane each) times na activations (1 or 2): each weight
+ * block is loaded, and for Q4_0 unpacked and centred, once for both. */
+static inline __attribute__((always_inline)) void
+q32_rows4(ggml_type t, const uint8_t *const w[4], const uint8_t *const a[2], int na,
+          size_t nb, float32x4_t out[2])
 {
     const uint8x16_t low4 = vdupq_n_u8(15);
     const int8x16_t eight = vdupq_n_s8(8);
-    float32x4_t acc = vdupq_n_f32(0);
+    const size_t ws = t == GGML_TYPE_Q4_0 ? KRN_Q4_0_SIZE : KRN_Q8_0_SIZE;
+    float32x4_t acc[2] = {vdupq_n_f32(0), vdupq_n_f32(0)};
     for (size_t b = 0; b < nb; b++) {
-        size_t ow = b * KRN_Q4_0_SIZE;
-        const uint8_t *ab = a + b * KRN_Q8_0_SIZE;
-        int8x16_t a0 = vld1q_s8((const int8_t *)(ab + 2));
-        int8x16_t a1 = vld1q_s8((const int8_t *)(ab + 18));
-        int32x4_t p[4];
+        size_t ow = b * ws;
+        int8x16_t lo[4], hi[4];
         for (int r = 0; r < 4; r++) {
-            uint8x16_t raw = vld1q_u8(w[r] + ow + 2);
-            int8x16_t lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(raw, low4)), eight);
-            int8x16_t hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(raw, 4)), eight);
-            p[r] = dot_s8(dot_s8(vdupq_n_s32(0), lo, a0), hi, a1);
+            if (t == GGML_TYPE_Q4_0) {
+                uint8x16_t raw = vld1q_u8(w[r] + ow + 2);
+                lo[r] = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(raw, low4)), eight);
+                hi[r] = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(raw, 4)), eight);
+            } else {
+                lo[r] = vld1q_s8((const int8_t *)(w[r] + ow + 2));
+                hi[r] = vld1q_s8((const int8_t *)(w[r] + ow + 18));
+            }
         }
-        float32x4_t s = vcvtq_f32_s32(hsum4(p[0], p[1], p[2], p[3]));
         float32x4_t dw = f16x4(w[0] + ow, w[1] + ow, w[2] + ow, w[3] + ow);
-        acc = vaddq_f32(acc, vmulq_f32(s, vmulq_f32(dw, f16_dup(ab))));
+        for (int j = 0; j < na; j++) {
+            const uint8_t *ab = a[j] + b * KRN_Q8_0_SIZE;
+            int8x16_t a0 = vld1q_s8((const int8_t *)(ab + 2));
+            int8x16_t a1 = vld1q_s8((const int8_t *)(ab + 18));
+            int32x4_t p[4];
+            for (int r = 0; r < 4; r++)
+                p[r] = dot_s8(dot_s8(vdupq_n_s32(0), lo[r], a0), hi[r], a1);
+            float32x4_t s = vcvtq_f32_s32(hsum4(p[0], p[1], p[2], p[3]));
+            acc[j] = vaddq_f32(acc[j], vmulq_f32(s, vmulq_f32(dw, f16_dup(ab))));
+        }
     }
-    return acc;
+    out[0] = acc[0];
+    out[1] = acc[1];
 }
 
-static float32x4_t q8_0_rows4(const uint8_t *const w[4], const uint8_t *a, size_t nb)
+static inline __attribute__((always_inline)) void
+q32_matmul(ggml_type t, const uint8_t *rows, size_t row_bytes, size_t nb, size_t r0,
+           size_t r1, const uint8_t *acts, size_t act_bytes, size_t n_acts, float *y,
+           size_t ldy)
 {
-    float32x4_t acc = vdupq_n_f32(0);
-    for (size_t b = 0; b < nb; b++) {
-        size_t ow = b * KRN_Q8_0_SIZE;
-        const uint8_t *ab = a + ow;
-        int8x16_t a0 = vld1q_s8((const int8_t *)(ab + 2));
-        int8x16_t a1 = vld1q_s8((const int8_t *)(ab + 18));
-        int32x4_t p[4];
-        for (int r = 0; r < 4; r++) {
-            int8x16_t q0 = vld1q_s8((const int8_t *)(w[r] + ow + 2));
-            int8x16_t q1 = vld1q_s8((const int8_t *)(w[r] + ow + 18));
-            p[r] = dot_s8(dot_s8(vdupq_n_s32(0), q0, a0), q1, a1);
+    for (size_t r = r0; r < r1; r += 4) {
+        size_t valid = r1 - r < 4 ? r1 - r : 4;
+        const uint8_t *w[4];
+        for (size_t i = 0; i < 4; i++)
+            w[i] = rows + (r + (i < valid ? i : valid - 1)) * row_bytes;
+        for (size_t j = 0; j < n_acts; j += 2) {
+            const uint8_t *a[2] = {acts + j * act_bytes, acts + (j + 1) * act_bytes};
+            float32x4_t v[2];
+            if (j + 1 < n_acts) {
+                q32_rows4(t, w, a, 2, nb, v);
+                store_rows(y + (j + 1) * ldy + r, v[1], valid);
+            } else {
+                q32_rows4(t, w, a, 1, nb, v);
+            }
+            store_rows(y + j * ldy + r, v[0], valid);
         }
-        float32x4_t s = vcvtq_f32_s32(hsum4(p[0], p[1], p[2], p[3]));
-        float32x4_t dw = f16x4(w[0] + ow, w[1] + ow, w[2] + ow, w[3] + ow);
-        acc = vaddq_f32(acc, vmulq_f32(s, vmulq_f32(dw, f16_dup(ab))));
     }
-    return acc;
 }
 
 void KRN_FN(kernels_neon_matmul_q32)(ggml_type t, const uint8_t *rows, size_t row_bytes,
@@ -125,19 +147,13 @@ void KRN_FN(kernels_neon_matmul_q32)(ggml_type t, const uint8_t *rows, size_t ro
                                      size_t act_bytes, size_t n_acts, float *y,
                                      size_t ldy)
 {
-    size_t nb = n / KRN_QK;
-    for (size_t r = r0; r < r1; r += 4) {
-        size_t valid = r1 - r < 4 ? r1 - r : 4;
-        const uint8_t *w[4];
-        for (size_t i = 0; i < 4; i++)
-            w[i] = rows + (r + (i < valid ? i : valid - 1)) * row_bytes;
-        for (size_t j = 0; j < n_acts; j++) {
-            const uint8_t *a = acts + j * act_bytes;
-            float32x4_t v =
-                t == GGML_TYPE_Q4_0 ? q4_0_rows4(w, a, nb) : q8_0_rows4(w, a, nb);
-            store_rows(y + j * ldy + r, v, valid);
-        }
-    }
+    /* One copy per type, so the type's tests fold away. */
+    if (t == GGML_TYPE_Q4_0)
+        q32_matmul(GGML_TYPE_Q4_0, rows, row_bytes, n / KRN_QK, r0, r1, acts, act_bytes,
+                   n_acts, y, ldy);
+    else
+        q32_matmul(GGML_TYPE_Q8_0, rows, row_bytes, n / KRN_QK, r0, r1, acts, act_bytes,
+                   n_acts, y, ldy);
 }
 
 /* Q4_K scales and minimums, eight bytes each (see kernels_avx2_q.c). */
@@ -154,55 +170,68 @@ static inline void q4_k_scales(const uint8_t *s, uint8_t sc[8], uint8_t m[8])
     memcpy(m, v + 2, 8);
 }
 
-static float q4_k_dot(const uint8_t *w, const uint8_t *a, size_t nb)
+/* One Q4_K row times na activations (1 or 2): nibbles and scales decoded
+ * once for both. */
+static inline __attribute__((always_inline)) void
+q4_k_dots(const uint8_t *w, const uint8_t *const a[2], int na, size_t nb, float out[2])
 {
     const uint8x16_t low4 = vdupq_n_u8(15);
-    float acc = 0;
-    for (size_t b = 0; b < nb; b++, w += KRN_Q4_K_SIZE, a += KRN_Q8_K_SIZE) {
+    float acc[2] = {0, 0};
+    for (size_t b = 0; b < nb; b++, w += KRN_Q4_K_SIZE) {
         uint8_t sc[8], m[8];
         q4_k_scales(w + 4, sc, m);
-        int32x4_t isum = vdupq_n_s32(0);
+        int32x4_t isum[2] = {vdupq_n_s32(0), vdupq_n_s32(0)};
         for (int g = 0; g < 4; g++) {
             const uint8_t *q = w + 16 + 32 * g;
-            const int8_t *qa = (const int8_t *)(a + KRN_Q8_K_Q + 64 * g);
             uint8x16_t r0 = vld1q_u8(q), r1 = vld1q_u8(q + 16);
             int8x16_t lo0 = vreinterpretq_s8_u8(vandq_u8(r0, low4));
             int8x16_t lo1 = vreinterpretq_s8_u8(vandq_u8(r1, low4));
             int8x16_t hi0 = vreinterpretq_s8_u8(vshrq_n_u8(r0, 4));
             int8x16_t hi1 = vreinterpretq_s8_u8(vshrq_n_u8(r1, 4));
-            int32x4_t slo =
-                dot_s8(dot_s8(vdupq_n_s32(0), lo0, vld1q_s8(qa)), lo1, vld1q_s8(qa + 16));
-            int32x4_t shi = dot_s8(dot_s8(vdupq_n_s32(0), hi0, vld1q_s8(qa + 32)), hi1,
-                                   vld1q_s8(qa + 48));
-            isum = vmlaq_n_s32(isum, slo, sc[2 * g]);
-            isum = vmlaq_n_s32(isum, shi, sc[2 * g + 1]);
+            for (int j = 0; j < na; j++) {
+                const int8_t *qa =
+                    (const int8_t *)(a[j] + b * KRN_Q8_K_SIZE + KRN_Q8_K_Q + 64 * g);
+                int32x4_t slo = dot_s8(dot_s8(vdupq_n_s32(0), lo0, vld1q_s8(qa)), lo1,
+                                       vld1q_s8(qa + 16));
+                int32x4_t shi = dot_s8(dot_s8(vdupq_n_s32(0), hi0, vld1q_s8(qa + 32)),
+                                       hi1, vld1q_s8(qa + 48));
+                isum[j] = vmlaq_n_s32(isum[j], slo, sc[2 * g]);
+                isum[j] = vmlaq_n_s32(isum[j], shi, sc[2 * g + 1]);
+            }
         }
         /* Minimum j weighs the activation sums of groups 2j and 2j + 1. */
-        int16x8_t s0 = vreinterpretq_s16_u8(vld1q_u8(a + KRN_Q8_K_SUMS));
-        int16x8_t s1 = vreinterpretq_s16_u8(vld1q_u8(a + KRN_Q8_K_SUMS + 16));
-        int16x8_t pairs = vpaddq_s16(s0, s1);
         int16x8_t m16 = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(m)));
-        int32x4_t msum = vmull_s16(vget_low_s16(pairs), vget_low_s16(m16));
-        msum = vmlal_high_s16(msum, pairs, m16);
-        float da = krn_load_f32(a);
-        float fs = (float)vaddvq_s32(isum), fm = (float)vaddvq_s32(msum);
-        acc += (da * f16_at(w)) * fs;
-        acc -= (da * f16_at(w + 2)) * fm;
+        float d = f16_at(w), dmin = f16_at(w + 2);
+        for (int j = 0; j < na; j++) {
+            const uint8_t *ab = a[j] + b * KRN_Q8_K_SIZE;
+            int16x8_t s0 = vreinterpretq_s16_u8(vld1q_u8(ab + KRN_Q8_K_SUMS));
+            int16x8_t s1 = vreinterpretq_s16_u8(vld1q_u8(ab + KRN_Q8_K_SUMS + 16));
+            int16x8_t pairs = vpaddq_s16(s0, s1);
+            int32x4_t msum = vmull_s16(vget_low_s16(pairs), vget_low_s16(m16));
+            msum = vmlal_high_s16(msum, pairs, m16);
+            float da = krn_load_f32(ab);
+            float fs = (float)vaddvq_s32(isum[j]), fm = (float)vaddvq_s32(msum);
+            acc[j] += (da * d) * fs;
+            acc[j] -= (da * dmin) * fm;
+        }
     }
-    return acc;
+    out[0] = acc[0];
+    out[1] = acc[1];
 }
 
-static float q6_k_dot(const uint8_t *w, const uint8_t *a, size_t nb)
+/* One Q6_K row times na activations (1 or 2), the 6-bit values centred
+ * once for both. */
+static inline __attribute__((always_inline)) void
+q6_k_dots(const uint8_t *w, const uint8_t *const a[2], int na, size_t nb, float out[2])
 {
     const uint8x16_t low4 = vdupq_n_u8(15), three = vdupq_n_u8(3);
     const int8x16_t m32 = vdupq_n_s8(32);
-    float acc = 0;
-    for (size_t b = 0; b < nb; b++, w += KRN_Q6_K_SIZE, a += KRN_Q8_K_SIZE) {
+    float acc[2] = {0, 0};
+    for (size_t b = 0; b < nb; b++, w += KRN_Q6_K_SIZE) {
         const int8_t *sc = (const int8_t *)(w + 192);
-        int32x4_t isum = vdupq_n_s32(0);
+        int32x4_t isum[2] = {vdupq_n_s32(0), vdupq_n_s32(0)};
         for (int h = 0; h < 2; h++) {
             const uint8_t *ql = w + 64 * h, *qh = w + 128 + 32 * h;
-            const int8_t *qa = (const int8_t *)(a + KRN_Q8_K_Q + 128 * h);
             for (int c = 0; c < 2; c++) { /* values 16c..16c+15 of each run of 32 */
                 uint8x16_t l0 = vld1q_u8(ql + 16 * c), l1 = vld1q_u8(ql + 32 + 16 * c);
                 uint8x16_t hb = vld1q_u8(qh + 16 * c);
@@ -216,16 +245,25 @@ static float q6_k_dot(const uint8_t *w, const uint8_t *a, size_t nb)
                 for (int i = 0; i < 4; i++) {
                     /* Run i, values 16c.. of it: sub-block 8h + 2i + c. */
                     int8x16_t qs = vsubq_s8(vreinterpretq_s8_u8(q[i]), m32);
-                    int32x4_t d =
-                        dot_s8(vdupq_n_s32(0), qs, vld1q_s8(qa + 32 * i + 16 * c));
-                    isum = vmlaq_n_s32(isum, d, sc[8 * h + 2 * i + c]);
+                    int k = 8 * h + 2 * i + c;
+                    for (int j = 0; j < na; j++) {
+                        const int8_t *qa = (const int8_t *)(a[j] + b * KRN_Q8_K_SIZE +
+                                                            KRN_Q8_K_Q + 128 * h);
+                        int32x4_t d =
+                            dot_s8(vdupq_n_s32(0), qs, vld1q_s8(qa + 32 * i + 16 * c));
+                        isum[j] = vmlaq_n_s32(isum[j], d, sc[k]);
+                    }
                 }
             }
         }
-        float da = krn_load_f32(a);
-        acc += (da * f16_at(w + 208)) * (float)vaddvq_s32(isum);
+        float d = f16_at(w + 208);
+        for (int j = 0; j < na; j++) {
+            float da = krn_load_f32(a[j] + b * KRN_Q8_K_SIZE);
+            acc[j] += (da * d) * (float)vaddvq_s32(isum[j]);
+        }
     }
-    return acc;
+    out[0] = acc[0];
+    out[1] = acc[1];
 }
 
 void KRN_FN(kernels_neon_matmul_k)(ggml_type t, const uint8_t *rows, size_t row_bytes,
@@ -233,10 +271,23 @@ void KRN_FN(kernels_neon_matmul_k)(ggml_type t, const uint8_t *rows, size_t row_
                                    size_t act_bytes, size_t n_acts, float *y, size_t ldy)
 {
     size_t nb = n / KRN_QK_K;
-    for (size_t r = r0; r < r1; r++)
-        for (size_t j = 0; j < n_acts; j++) {
-            const uint8_t *w = rows + r * row_bytes, *a = acts + j * act_bytes;
-            y[j * ldy + r] =
-                t == GGML_TYPE_Q4_K ? q4_k_dot(w, a, nb) : q6_k_dot(w, a, nb);
+    for (size_t r = r0; r < r1; r++) {
+        const uint8_t *w = rows + r * row_bytes;
+        for (size_t j = 0; j < n_acts; j += 2) {
+            const uint8_t *a[2] = {acts + j * act_bytes, acts + (j + 1) * act_bytes};
+            float v[2];
+            int na = j + 1 < n_acts ? 2 : 1;
+            if (t == GGML_TYPE_Q4_K && na == 2)
+                q4_k_dots(w, a, 2, nb, v);
+            else if (t == GGML_TYPE_Q4_K)
+                q4_k_dots(w, a, 1, nb, v);
+            else if (na == 2)
+                q6_k_dots(w, a, 2, nb, v);
+            else
+                q6_k_dots(w, a, 1, nb, v);
+            y[j * ldy + r] = v[0];
+            if (na == 2)
+                y[(j + 1) * ldy + r] = v[1];
         }
+    }
 }
