@@ -110,13 +110,21 @@ static float dot_bf16_row(const uint8_t *w, const float *x, size_t n)
 
 /* The quantized ones, in the order kernels_int.h fixes. */
 
+/* The int8 products of 32-value blocks, written so compilers vectorize
+ * them (the weights first unpacked into a plain array). */
+static int32_t dot_i8_32(const int8_t *q, const int8_t *a)
+{
+    int32_t s = 0;
+    for (int j = 0; j < KRN_QK; j++)
+        s += q[j] * a[j];
+    return s;
+}
+
 static float dot_q8_0_row(const uint8_t *w, const uint8_t *a, size_t n)
 {
     float acc = 0;
     for (size_t i = 0; i < n; i += KRN_QK, w += KRN_Q8_0_SIZE, a += KRN_Q8_0_SIZE) {
-        int32_t s = 0;
-        for (int j = 0; j < KRN_QK; j++)
-            s += (int8_t)w[2 + j] * (int8_t)a[2 + j];
+        int32_t s = dot_i8_32((const int8_t *)(w + 2), (const int8_t *)(a + 2));
         float dw = quant_f16_to_f32(krn_load_u16(w));
         float da = quant_f16_to_f32(krn_load_u16(a));
         acc += (float)s * (dw * da);
@@ -128,11 +136,12 @@ static float dot_q4_0_row(const uint8_t *w, const uint8_t *a, size_t n)
 {
     float acc = 0;
     for (size_t i = 0; i < n; i += KRN_QK, w += KRN_Q4_0_SIZE, a += KRN_Q8_0_SIZE) {
-        int32_t s = 0;
+        int8_t q[KRN_QK];
         for (int j = 0; j < KRN_QK / 2; j++) {
-            s += ((w[2 + j] & 15) - 8) * (int8_t)a[2 + j];
-            s += ((w[2 + j] >> 4) - 8) * (int8_t)a[2 + j + KRN_QK / 2];
+            q[j] = (int8_t)((w[2 + j] & 15) - 8);
+            q[j + KRN_QK / 2] = (int8_t)((w[2 + j] >> 4) - 8);
         }
+        int32_t s = dot_i8_32(q, (const int8_t *)(a + 2));
         float dw = quant_f16_to_f32(krn_load_u16(w));
         float da = quant_f16_to_f32(krn_load_u16(a));
         acc += (float)s * (dw * da);
@@ -178,22 +187,22 @@ static float dot_q6_k_row(const uint8_t *w, const uint8_t *a, size_t n)
         const uint8_t *ql = w, *qh = w + 128;
         const int8_t *sc = (const int8_t *)(w + 192);
         const int8_t *qa = (const int8_t *)(a + KRN_Q8_K_Q);
-        int32_t s = 0;
-        for (int h = 0; h < 2; h++, ql += 64, qh += 32, sc += 8, qa += 128) {
-            /* Sub-block k of this half: values 16k..16k+15, scale sc[k]. */
-            int32_t sub[8] = {0};
+        int8_t q[KRN_QK_K]; /* q - 32, in value order */
+        for (int h = 0; h < 2; h++, ql += 64, qh += 32) {
+            int8_t *o = q + 128 * h;
             for (int l = 0; l < 32; l++) {
-                int q0 = ((ql[l] & 15) | (qh[l] & 3) << 4) - 32;
-                int q1 = ((ql[l + 32] & 15) | (qh[l] >> 2 & 3) << 4) - 32;
-                int q2 = ((ql[l] >> 4) | (qh[l] >> 4 & 3) << 4) - 32;
-                int q3 = ((ql[l + 32] >> 4) | (qh[l] >> 6 & 3) << 4) - 32;
-                sub[l / 16] += q0 * qa[l];
-                sub[2 + l / 16] += q1 * qa[l + 32];
-                sub[4 + l / 16] += q2 * qa[l + 64];
-                sub[6 + l / 16] += q3 * qa[l + 96];
+                o[l] = (int8_t)(((ql[l] & 15) | (qh[l] & 3) << 4) - 32);
+                o[l + 32] = (int8_t)(((ql[l + 32] & 15) | (qh[l] >> 2 & 3) << 4) - 32);
+                o[l + 64] = (int8_t)(((ql[l] >> 4) | (qh[l] >> 4 & 3) << 4) - 32);
+                o[l + 96] = (int8_t)(((ql[l + 32] >> 4) | (qh[l] >> 6 & 3) << 4) - 32);
             }
-            for (int k = 0; k < 8; k++)
-                s += sc[k] * sub[k];
+        }
+        int32_t s = 0;
+        for (int k = 0; k < KRN_QK_K / 16; k++) { /* sub-block k: scale sc[k] */
+            int32_t sub = 0;
+            for (int l = 0; l < 16; l++)
+                sub += q[16 * k + l] * qa[16 * k + l];
+            s += sc[k] * sub;
         }
         float da = krn_load_f32(a);
         float d = quant_f16_to_f32(krn_load_u16(w + 208));
