@@ -45,6 +45,6 @@ done
 # shellcheck disable=SC2086
 "$cc" -static -o "$out/test_kernels" $objs -lm -lpthread
 echo "== cortex-a72: NEON without the dot-product instructions"
-"$qemu" -cpu cortex-a72 "$out/test_kernels" --expect-dotprod=no
+"$qemu" -cpu cortex-a72 "$out/test_kernels" --expect-dotprod=no --expect-best=neon
 echo "== max: NEON with SDOT"
-"$qemu" -cpu max "$out/test_kernels" --expect-dotprod=yes
+"$qemu" -cpu max "$out/test_kernels" --expect-dotprod=yes --expect-best=neon

@@ -14,3 +14,14 @@ add_test(NAME unit.test_kernels_neon_qemu
                  ${CMAKE_CURRENT_BINARY_DIR}/cross_neon)
 set_tests_properties(unit.test_kernels_neon_qemu PROPERTIES LABELS unit SKIP_RETURN_CODE 77
                      TIMEOUT 300)
+# The x86-64 binary on a CPU without AVX2 (qemu's Nehalem): only the scalar
+# path is offered, MLX_KERNELS=avx2 falls back, and nothing outside the
+# AVX2 files was compiled for AVX2. Not in sanitizer builds, which qemu's
+# user mode does not run.
+if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$" AND NOT MLX_SANITIZE
+   AND NOT MLX_FUZZ)
+  add_test(NAME unit.test_kernels_no_avx2_qemu
+           COMMAND sh -c "command -v qemu-x86_64 >/dev/null || { echo 'skipped: qemu-x86_64 is not installed (Debian: qemu-user)'; exit 77; }; exec qemu-x86_64 -cpu Nehalem \"$0\" --expect-best=scalar" $<TARGET_FILE:test_kernels>)
+  set_tests_properties(unit.test_kernels_no_avx2_qemu PROPERTIES LABELS unit
+                       SKIP_RETURN_CODE 77 TIMEOUT 300)
+endif()

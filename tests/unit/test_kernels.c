@@ -28,7 +28,10 @@
  * and runs under qemu (tests/unit/cross_neon.sh). Closes with the count of
  * passed and failed tests; exits 1 when one failed.
  *
- *   test_kernels [--expect-dotprod=yes|no]
+ *   test_kernels [--expect-dotprod=yes|no] [--expect-best=scalar|avx2|neon]
+ *
+ * (the options say what an emulated CPU must get: tests/unit/cross_neon.sh
+ * and the Nehalem run in engine_kernels.cmake)
  */
 #include <math.h>
 #include <stdarg.h>
@@ -704,13 +707,17 @@ static const struct {
 int main(int argc, char **argv)
 {
     int expect_dotprod = -1;
+    const char *expect_best = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--expect-dotprod=yes") == 0)
             expect_dotprod = 1;
         else if (strcmp(argv[i], "--expect-dotprod=no") == 0)
             expect_dotprod = 0;
+        else if (strncmp(argv[i], "--expect-best=", 14) == 0)
+            expect_best = argv[i] + 14;
         else {
-            fprintf(stderr, "usage: test_kernels [--expect-dotprod=yes|no]\n");
+            fprintf(stderr, "usage: test_kernels [--expect-dotprod=yes|no] "
+                            "[--expect-best=scalar|avx2|neon]\n");
             return 2;
         }
     }
@@ -739,6 +746,11 @@ int main(int argc, char **argv)
         (void)has;
 #endif
         printf("%s neon_dotprod_expected\n", ok ? "PASS" : "FAIL");
+        ok ? passed++ : failed++;
+    }
+    if (expect_best != NULL) { /* what the emulated CPU should get */
+        bool ok = strcmp(kernels_select(NULL)->name, expect_best) == 0;
+        printf("%s best_path_is_%s\n", ok ? "PASS" : "FAIL", expect_best);
         ok ? passed++ : failed++;
     }
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
