@@ -7,7 +7,7 @@
  * value, then the same rounding, done exactly with vector instructions
  * (Q8_0 rounds halves away from zero, which no rounding mode does, so it
  * is truncation plus a correction where the dropped part is at least
- * one half; Q8_K rounds to nearest even, the default mode of VCVTPS2DQ).
+ * one half; Q8_K rounds to nearest even, as VROUNDPS does when told to).
  * axpy_f16 multiplies and adds in two roundings, as the scalar path does,
  * so attention's output has the same bits on both; the float dot products
  * use FMA with several accumulators and differ by summation order only.

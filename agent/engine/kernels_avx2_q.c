@@ -9,15 +9,18 @@
  * magnitude) and 2 * 63 * 127 for Q6_K.
  *
  * The float steps after each block's integer sum are those of
- * kernels_int.h, done lane by lane with one lane per weight row, so each
- * row's result has the scalar path's bits. For the 32-value blocks that
- * means reducing four rows' eight int32 partial sums to one sum each per
- * block (three VPHADDD), which costs about what converting and scaling
- * eight lanes would.
+ * kernels_int.h, so each row's result has the scalar path's bits. For the
+ * 32-value blocks, eight int32 partial sums per block are reduced four
+ * blocks at a time (three VPHADDD), which costs about what converting and
+ * scaling eight lanes would, and the four scaled terms are then added in
+ * the scalar order.
  *
- * Four rows go together, sharing each activation block and the float
- * steps; a last group of fewer rows repeats its last row and stores only
- * what it owns.
+ * Shapes: a matrix times one to three vectors reads one row at a time,
+ * which streams from memory at about twice the speed of four rows read side
+ * by side (bench_kernels, "from memory"); the k-quants always do. A batch
+ * of 32-value blocks takes four rows together, one lane each, a last group
+ * of fewer rows repeating its last row and storing only what it owns.
+ * Batches decode each weight block once for two vectors.
  */
 #include <immintrin.h>
 
