@@ -19,8 +19,10 @@
  * that any C compiler builds. kernels_get picks the best path the CPU has,
  * once; MLX_KERNELS=scalar|avx2|neon chooses one for tests and
  * comparisons (a path this CPU cannot run is refused, not emulated).
- * Every path computes the same quantities; results differ from the scalar
- * path only by float summation order.
+ * Every path computes the same quantities: for the quantized types the
+ * results are the scalar path's bits exactly (block sums are integers, and
+ * the float steps after them are done in one order everywhere); float
+ * products differ only by summation order.
  *
  * Thread safety: the table is immutable; its functions are pure over the
  * caller's buffers and may run on many threads at once.
@@ -40,7 +42,8 @@ typedef enum kernel_path {
 } kernel_path;
 
 /* The activation format weights of type t are multiplied with: F32, Q8_0
- * or Q8_K (GGML_TYPE_Q8_K). */
+ * or Q8_K (GGML_TYPE_Q8_K); GGML_TYPE_COUNT_ for a type the engine does
+ * not compute with (and then kernels_act_row_bytes is 0). */
 ggml_type kernels_act_type(ggml_type t);
 
 /* Bytes of one activation row of n elements for weights of type t (n is a
@@ -62,6 +65,7 @@ typedef struct kernels {
      *
      *     y[j * ldy + r] = dot(row r, activation j)
      *
+     * F32 activations must be 4-byte aligned, act_bytes a multiple of 4.
      * Each weight row is read once for all the activations: that is what
      * makes a batch of tokens cheaper than the same tokens one by one. */
     void (*matmul)(ggml_type t, const void *rows, size_t row_bytes, size_t n, size_t r0,
