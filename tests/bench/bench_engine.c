@@ -1,8 +1,8 @@
 /*
  * bench_engine.c — the engine's speed against what the hardware allows.
  *
- *   bandwidth   a STREAM-style read of a buffer far larger than the caches,
- *               on every thread the engine would use, best of five: GB/s
+ *   bandwidth   a STREAM-style read (32-byte loads) of a buffer far larger
+ *               than the caches, on every core, best of five: GB/s
  *   roofline    decoding reads every weight once per token, so at best
  *               tokens/s = bandwidth / bytes of weights; for ~1 GB
  *               synthetic models in Q4_0 and Q8_0 (`mlx-agent model
@@ -32,38 +32,75 @@
 #define PROBE_BYTES ((size_t)1 << 30)
 
 struct probe {
-    const uint64_t *words;
-    size_t n;
+    const uint8_t *bytes;
+    size_t n; /* a multiple of 128 */
     uint64_t sum;
 };
+
+/* Reads 32 bytes at a time into four sums, as STREAM's read kernels do:
+ * narrower loads would measure the core's load port, not the memory. */
+typedef uint64_t v4u64 __attribute__((vector_size(32)));
+
+#if defined(__x86_64__)
+__attribute__((target("avx2")))
+#endif
+static uint64_t
+read_wide(const uint8_t *p, size_t n)
+{
+    v4u64 s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
+    for (size_t i = 0; i < n; i += 128) {
+        v4u64 a, b, c, d;
+        memcpy(&a, p + i, 32);
+        memcpy(&b, p + i + 32, 32);
+        memcpy(&c, p + i + 64, 32);
+        memcpy(&d, p + i + 96, 32);
+        s0 += a;
+        s1 += b;
+        s2 += c;
+        s3 += d;
+    }
+    v4u64 t = s0 + s1 + s2 + s3;
+    return t[0] + t[1] + t[2] + t[3];
+}
 
 static void *probe_read(void *arg)
 {
     struct probe *p = arg;
-    /* Eight sums in flight: the loop is bound by memory, not by adding. */
-    uint64_t s[8] = {0};
-    for (size_t i = 0; i + 8 <= p->n; i += 8)
-        for (int k = 0; k < 8; k++)
-            s[k] += p->words[i + k];
-    p->sum = s[0] + s[1] + s[2] + s[3] + s[4] + s[5] + s[6] + s[7];
+#if defined(__x86_64__)
+    if (!__builtin_cpu_supports("avx2")) {
+        uint64_t s = 0; /* no 32-byte loads here: plain 8-byte ones */
+        for (size_t i = 0; i < p->n; i += 8) {
+            uint64_t v;
+            memcpy(&v, p->bytes + i, 8);
+            s += v;
+        }
+        p->sum = s;
+        return NULL;
+    }
+#endif
+    p->sum = read_wide(p->bytes, p->n);
     return NULL;
 }
 
+static uint8_t *probe_buf;
+
+/* Best of five reads of 1 GiB on `threads` threads, in GB/s. */
 static double bandwidth_gbs(int threads)
 {
-    size_t n = PROBE_BYTES / sizeof(uint64_t);
-    uint64_t *buf = malloc(PROBE_BYTES);
-    if (buf == NULL)
-        abort();
-    for (size_t i = 0; i < n; i++)
-        buf[i] = i; /* touch every page before timing */
+    if (probe_buf == NULL) {
+        if ((probe_buf = malloc(PROBE_BYTES)) == NULL)
+            abort();
+        for (size_t i = 0; i < PROBE_BYTES; i++)
+            probe_buf[i] = (uint8_t)i; /* every page touched before timing */
+    }
     double best = 0;
     for (int round = 0; round < 5; round++) {
         pthread_t tid[256];
         struct probe p[256];
+        size_t share = PROBE_BYTES / (size_t)threads / 128 * 128;
         int64_t t0 = h_now_ms();
         for (int t = 0; t < threads; t++) {
-            p[t] = (struct probe){buf + n * t / threads, n / threads, 0};
+            p[t] = (struct probe){probe_buf + share * (size_t)t, share, 0};
             pthread_create(&tid[t], NULL, probe_read, &p[t]);
         }
         uint64_t check = 0;
@@ -71,12 +108,11 @@ static double bandwidth_gbs(int threads)
             pthread_join(tid[t], NULL);
             check += p[t].sum;
         }
-        double s = (double)(h_now_ms() - t0) / 1000;
-        double gbs = (double)PROBE_BYTES / s / 1e9;
+        double secs = (double)(h_now_ms() - t0) / 1000;
+        double gbs = (double)share * threads / secs / 1e9;
         if (gbs > best && check != 1)
             best = gbs;
     }
-    free(buf);
     return best;
 }
 
@@ -130,23 +166,38 @@ int main(int argc, char **argv)
     uname(&u);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     printf("machine     %s %s, %ld cores\n", u.sysname, u.machine, cores);
-    double bw = bandwidth_gbs((int)cores);
-    printf("bandwidth   %.1f GB/s (1 GiB read on %ld threads, best of 5)\n", bw, cores);
+    printf("bandwidth   %.1f GB/s (1 GiB read on %ld threads, best of 5)\n",
+           bandwidth_gbs((int)cores), cores);
 
     char q4[1024], q8[1024];
     synth(where, "q4_0", "38", q4, sizeof q4);
     synth(where, "q8_0", "22", q8, sizeof q8);
+    /* The machine is shared: bandwidth is measured beside each model, and
+     * each side keeps its best of several tries. */
     const char *models[] = {q4, q8}, *names[] = {"Q4_0", "Q8_0"};
     for (int i = 0; i < 2; i++) {
-        json_t *v = bench(models[i], "16", "32", "1");
-        double bytes = num(v, "weight_bytes"), tps = num(v, "gen_tokens_per_s");
+        double bw = bandwidth_gbs((int)cores), tps = 0, bytes = 0;
+        json_t *best = NULL;
+        for (int run = 0; run < 3; run++) {
+            json_t *v = bench(models[i], "16", "32", "1");
+            if (num(v, "gen_tokens_per_s") > tps) {
+                tps = num(v, "gen_tokens_per_s");
+                json_decref(best);
+                best = v;
+            } else {
+                json_decref(v);
+            }
+        }
+        bytes = num(best, "weight_bytes");
+        double bw2 = bandwidth_gbs((int)cores);
+        bw = bw2 > bw ? bw2 : bw;
         double roof = bw * 1e9 / bytes;
-        printf("roofline    %s %.2f GB: %.2f tokens/s of %.2f possible = %.2f of the "
-               "roofline (goal >= 0.7; %s kernels, %lld threads)\n",
-               names[i], bytes / 1e9, tps, roof, tps / roof,
-               json_string_value(json_object_get(v, "kernels")),
-               (long long)num(v, "threads"));
-        json_decref(v);
+        printf("roofline    %s %.2f GB at %.1f GB/s: %.2f tokens/s of %.2f possible = "
+               "%.2f of the roofline (goal >= 0.7; %s kernels, %lld threads)\n",
+               names[i], bytes / 1e9, bw, tps, roof, tps / roof,
+               json_string_value(json_object_get(best, "kernels")),
+               (long long)num(best, "threads"));
+        json_decref(best);
     }
     json_t *v = bench(q4, "512", "1", "1");
     printf("prompt      Q4_0, 512 tokens: %.1f tokens/s (time to first token %.0f ms)\n",
@@ -166,5 +217,6 @@ int main(int argc, char **argv)
     }
     if (dir != NULL)
         test_tmpdir_remove(dir);
+    free(probe_buf);
     return 0;
 }
