@@ -1,7 +1,6 @@
 /* alloc.c — allocation wrappers and the fault-injection counter. */
 #include "common/alloc.h"
 
-#include <jansson.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -90,9 +89,4 @@ void mlx_alloc_fail_after(long n)
 void mlx_alloc_fail_reset(void)
 {
     atomic_store(&allocs_left, -1);
-}
-
-void mlx_alloc_install_jansson(void)
-{
-    json_set_alloc_funcs(mlx_malloc, mlx_free);
 }

@@ -31,7 +31,4 @@ void mlx_alloc_fail_reset(void);
  * comparing this count before and after a call tells the two apart. */
 unsigned long mlx_alloc_failures(void);
 
-/* Makes jansson allocate through mlx_malloc/mlx_free. Call once at start. */
-void mlx_alloc_install_jansson(void);
-
 #endif

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/alloc.h"
+#include "common/json.h"
 
 int mlx_cli_fail(const mlx_program *prog, int code, const mlx_err *err)
 {
@@ -88,7 +89,7 @@ int mlx_cli_main(const mlx_program *prog, int argc, char **argv)
 {
     /* A peer that closes a socket must not kill us; writes report EPIPE. */
     signal(SIGPIPE, SIG_IGN);
-    mlx_alloc_install_jansson();
+    mlx_json_use_mlx_alloc();
 
     int word = find_command_word(prog, argc, argv);
     for (int i = 1; i < word && i < argc; i++) {

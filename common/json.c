@@ -150,3 +150,8 @@ int mlx_json_print(json_t *value, mlx_err *err)
     mlx_free(text);
     return rc;
 }
+
+void mlx_json_use_mlx_alloc(void)
+{
+    json_set_alloc_funcs(mlx_malloc, mlx_free);
+}

@@ -20,6 +20,10 @@
 
 #include "common/err.h"
 
+/* Makes jansson allocate through mlx_malloc and mlx_free (so the
+ * fault-injection seam of alloc.h reaches JSON too). Call once at start. */
+void mlx_json_use_mlx_alloc(void);
+
 /* Parses exactly one JSON value from data (len bytes, need not be NUL-ended). */
 int mlx_json_parse(const char *data, size_t len, json_t **out, mlx_err *err);
 

@@ -1,9 +1,10 @@
 #!/bin/sh
 # Checks the NEON kernels on a machine that is not arm64: builds
-# test_kernels for aarch64 Linux (static, from the sources it needs, no
-# cmocka) and runs it under qemu twice, as a Cortex-A72 (NEON without the
-# dot-product instructions) and as qemu's "max" CPU (with them), telling
-# the test which one to expect.
+# test_kernels and forward_paths for aarch64 Linux (static, from the sources
+# they need, no cmocka) and runs them under qemu, as a Cortex-A72 (NEON
+# without the dot-product instructions) and as qemu's "max" CPU (with
+# them): the kernels against the scalar ones and quant.h, and the forward
+# pass of every shared test model on NEON against the scalar path.
 #
 #   tests/unit/cross_neon.sh SOURCE_DIR BUILD_DIR
 #
@@ -44,7 +45,31 @@ for f in agent/engine/kernels.c agent/engine/kernels_scalar.c agent/engine/kerne
 done
 # shellcheck disable=SC2086
 "$cc" -static -o "$out/test_kernels" $objs -lm -lpthread
+# The forward pass on the NEON path against the scalar path (forward_paths.c):
+# the kernel objects above and the rest of the engine.
+fwd=""
+for f in agent/engine/gguf.c agent/engine/gguf_get.c agent/engine/gguf_tensors.c \
+    agent/engine/model.c agent/engine/forward.c agent/engine/batch.c agent/engine/seq.c \
+    agent/engine/pool.c common/alloc.c common/buf.c common/path.c \
+    tests/unit/forward_paths.c; do
+    o="$out/$(basename "$f" .c).o"
+    # shellcheck disable=SC2086
+    "$cc" $flags -c "$src/$f" -o "$o"
+    fwd="$fwd $o"
+done
+# shellcheck disable=SC2086
+"$cc" -static -o "$out/forward_paths" $fwd $(echo $objs | tr ' ' '\n' | grep -v test_kernels.o) \
+    -lm -lpthread
 echo "== cortex-a72: NEON without the dot-product instructions"
 "$qemu" -cpu cortex-a72 "$out/test_kernels" --expect-dotprod=no --expect-best=neon
 echo "== max: NEON with SDOT"
 "$qemu" -cpu max "$out/test_kernels" --expect-dotprod=yes --expect-best=neon
+testdata=${MLX_TESTDATA:-$src/../shared/testdata}
+if [ -r "$testdata/stories260K.gguf" ]; then
+    for cpu in cortex-a72 max; do
+        echo "== $cpu: the forward pass on NEON against the scalar path"
+        "$qemu" -cpu "$cpu" "$out/forward_paths" "$testdata"
+    done
+else
+    echo "(the forward pass is not checked: no shared test models in $testdata)"
+fi

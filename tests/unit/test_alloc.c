@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "common/alloc.h"
+#include "common/json.h"
 
 static int teardown(void **state)
 {
@@ -150,7 +151,7 @@ static void test_alloc_negative_disables_injection(void **state)
 static void test_alloc_jansson_allocates_through_the_seam(void **state)
 {
     (void)state;
-    mlx_alloc_install_jansson();
+    mlx_json_use_mlx_alloc();
     mlx_alloc_fail_after(0);
     json_t *o = json_object();
     mlx_alloc_fail_reset();

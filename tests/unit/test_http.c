@@ -119,7 +119,7 @@ struct fixture {
 static int group_setup(void **state)
 {
     (void)state;
-    mlx_alloc_install_jansson();
+    mlx_json_use_mlx_alloc();
     return mlx_http_client_init(NULL) == 0 ? 0 : -1;
 }
 

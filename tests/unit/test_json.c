@@ -345,7 +345,7 @@ static void test_json_get_on_non_object_is_an_error(void **state)
 static void test_json_parse_out_of_memory_at_every_step(void **state)
 {
     (void)state;
-    mlx_alloc_install_jansson();
+    mlx_json_use_mlx_alloc();
     const char *text =
         "{\"model\":\"llama\",\"messages\":[{\"role\":\"user\",\"content\":"
         "\"a fairly long string so that the lexer must grow its buffer "
@@ -373,7 +373,7 @@ static void test_json_parse_out_of_memory_at_every_step(void **state)
 static void test_json_dump_out_of_memory_at_every_step(void **state)
 {
     (void)state;
-    mlx_alloc_install_jansson();
+    mlx_json_use_mlx_alloc();
     json_t *v = json_pack("{s:s, s:[i,i,i], s:{s:b}}", "model",
                           "a long enough string to need more than one buffer growth step "
                           "in the dumper, which starts small",

@@ -16,6 +16,7 @@
 
 #include "agent/cache/pull.h"
 #include "common/alloc.h"
+#include "common/json.h"
 
 #define SHA256_A "6f597c2ecfa9dd3f6d5dc7f965b5d75a42b7c5ffa9fad98b95104580fbb14073"
 #define SHA1_A   "479e18224e7827e7909c8a78f287e3306c1de8bb"
@@ -475,7 +476,7 @@ static void test_hf_revision_out_of_memory(void **state)
 
 int main(void)
 {
-    mlx_alloc_install_jansson();
+    mlx_json_use_mlx_alloc();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hf_sources),
         cmocka_unit_test(test_ollama_sources),
