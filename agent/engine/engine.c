@@ -25,9 +25,9 @@ static void read_identity(engine_model *m)
 {
     gguf_str s;
     if (gguf_get_str(m->file, "general.name", &s, NULL) == 0)
-        snprintf(m->name, sizeof m->name, "%.*s",
-                 (int)(s.len < sizeof m->name ? s.len : sizeof m->name - 1), s.ptr);
-    m->info.name = m->name;
+        snprintf(m->info.name, sizeof m->info.name, "%.*s",
+                 (int)(s.len < sizeof m->info.name ? s.len : sizeof m->info.name - 1),
+                 s.ptr);
     bool has = gguf_get_str(m->file, "tokenizer.chat_template", &s, NULL) == 0;
     m->chat = chat_detect(has ? s.ptr : NULL, has ? (size_t)s.len : 0);
     m->info.chat_format = chat_format_name(m->chat);
@@ -80,6 +80,11 @@ int engine_detokenize(const engine_model *m, const int32_t *ids, size_t n, char 
                       size_t *len, mlx_err *err)
 {
     return tokenizer_decode(m->tok, ids, n, out, len, err);
+}
+
+const char *engine_token_piece(const engine_model *m, int32_t id, size_t *len)
+{
+    return tokenizer_piece(m->tok, id, len);
 }
 
 bool engine_is_eog(const engine_model *m, int32_t id)

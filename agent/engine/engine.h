@@ -53,13 +53,15 @@ typedef struct engine_opts {
 #define ENGINE_DEFAULT_CTX 4096
 
 typedef struct engine_info {
-    const char *arch;        /* "llama", "qwen2" */
-    const char *name;        /* general.name, or "" */
+    const char *arch;        /* "llama", "qwen2" (static, as are the strings below) */
+    char name[128];          /* general.name, or ""; a copy of info is whole */
     const char *chat_format; /* "chatml", "llama3", … (see engine_chat_prompt) */
     uint32_t n_vocab, n_ctx_train, n_ctx;
     uint32_t n_embd, n_layer, n_head, n_head_kv, n_ff;
     uint64_t n_params;     /* elements of all weight tensors */
     uint64_t weight_bytes; /* bytes of all weight tensors, as stored */
+    uint64_t seq_bytes;    /* memory one sequence takes (KV cache of n_ctx) */
+    uint64_t work_bytes;   /* memory of the model's forward-pass workspace */
     int32_t bos, eos;      /* -1 when the vocabulary has none */
     int threads;           /* of a forward pass */
     const char *kernels;   /* the arithmetic path: "avx2", "neon", "scalar" */
@@ -88,6 +90,11 @@ int engine_tokenize(const engine_model *m, const char *text, size_t len, bool ad
 /* Decodes ids to text (control tokens give nothing). *out: mlx_free. */
 int engine_detokenize(const engine_model *m, const int32_t *ids, size_t n, char **out,
                       size_t *len, mlx_err *err);
+
+/* The bytes token id stands for (may be part of a UTF-8 character; control
+ * tokens give ""), borrowed from the model: what OpenAI's logprobs call a
+ * token. *len gets its length. */
+const char *engine_token_piece(const engine_model *m, int32_t id, size_t *len);
 
 /* True when id ends generation (EOS, EOT, a chat format's end of turn). */
 bool engine_is_eog(const engine_model *m, int32_t id);

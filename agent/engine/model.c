@@ -300,6 +300,13 @@ void model_work_free(engine_model *m)
     memset(w, 0, sizeof *w);
 }
 
+/* Allocates one workspace buffer and counts it in w->bytes. */
+static void *work_buffer(model_work *w, size_t bytes)
+{
+    w->bytes += bytes;
+    return mlx_malloc(bytes);
+}
+
 int model_work_alloc(engine_model *m, mlx_err *err)
 {
     const model_config *c = &m->cfg;
@@ -311,22 +318,22 @@ int model_work_alloc(engine_model *m, mlx_err *err)
     w->max_batch = MODEL_MAX_BATCH;
     /* F32 rows are the largest activation format (4 bytes an element). */
     w->act_part = B * act_cols * sizeof(float);
-    w->x = mlx_malloc(B * c->n_embd * sizeof(float));
-    w->xb = mlx_malloc(B * widest * sizeof(float));
-    w->x2 = mlx_malloc(B * c->n_embd * sizeof(float));
-    w->q = mlx_malloc(B * q_dim * sizeof(float));
-    w->k = mlx_malloc(B * kv_dim * sizeof(float));
-    w->v = mlx_malloc(B * kv_dim * sizeof(float));
-    w->hb = mlx_malloc(B * c->n_ff * sizeof(float));
-    w->hb2 = mlx_malloc(B * c->n_ff * sizeof(float));
-    w->act = mlx_malloc(3 * w->act_part);
-    w->scores = mlx_malloc((size_t)pool_threads(m->workers) * m->n_ctx * sizeof(float));
-    w->logits = mlx_malloc((size_t)MODEL_LOGIT_ROWS * c->n_vocab * sizeof(float));
-    w->rope = mlx_malloc(B * c->n_rot * sizeof(float));
-    w->ids = mlx_malloc(B * sizeof *w->ids);
-    w->pos = mlx_malloc(B * sizeof *w->pos);
-    w->seq = mlx_malloc(B * sizeof *w->seq);
-    w->want = mlx_malloc(B * sizeof *w->want);
+    w->x = work_buffer(w, B * c->n_embd * sizeof(float));
+    w->xb = work_buffer(w, B * widest * sizeof(float));
+    w->x2 = work_buffer(w, B * c->n_embd * sizeof(float));
+    w->q = work_buffer(w, B * q_dim * sizeof(float));
+    w->k = work_buffer(w, B * kv_dim * sizeof(float));
+    w->v = work_buffer(w, B * kv_dim * sizeof(float));
+    w->hb = work_buffer(w, B * c->n_ff * sizeof(float));
+    w->hb2 = work_buffer(w, B * c->n_ff * sizeof(float));
+    w->act = work_buffer(w, 3 * w->act_part);
+    w->scores = work_buffer(w, (size_t)pool_threads(m->workers) * m->n_ctx * sizeof(float));
+    w->logits = work_buffer(w, (size_t)MODEL_LOGIT_ROWS * c->n_vocab * sizeof(float));
+    w->rope = work_buffer(w, B * c->n_rot * sizeof(float));
+    w->ids = work_buffer(w, B * sizeof *w->ids);
+    w->pos = work_buffer(w, B * sizeof *w->pos);
+    w->seq = work_buffer(w, B * sizeof *w->seq);
+    w->want = work_buffer(w, B * sizeof *w->want);
     if (w->x == NULL || w->xb == NULL || w->x2 == NULL || w->q == NULL || w->k == NULL ||
         w->v == NULL || w->hb == NULL || w->hb2 == NULL || w->act == NULL ||
         w->scores == NULL || w->logits == NULL || w->rope == NULL || w->ids == NULL ||
@@ -427,10 +434,13 @@ int model_open(gguf_file *f, const engine_opts *opts, engine_model **out, mlx_er
     m->info.n_head = c->n_head;
     m->info.n_head_kv = c->n_head_kv;
     m->info.n_ff = c->n_ff;
+    size_t kv_dim = (size_t)c->n_head_kv * c->head_dim;
+    m->info.seq_bytes = 2 * (uint64_t)c->n_layer * n_ctx * kv_dim * sizeof(uint16_t) +
+                        (uint64_t)n_ctx * sizeof(int32_t) + (uint64_t)c->n_vocab * sizeof(float);
+    m->info.work_bytes = m->work.bytes;
     m->info.threads = pool_threads(m->workers);
     m->info.kernels = m->k->name;
     m->info.bos = m->info.eos = -1;
-    m->info.name = "";
     m->info.chat_format = "chatml";
     *out = m;
     return 0;

@@ -76,6 +76,7 @@ typedef struct model_layer {
  * token of the pass, B = max_batch. */
 typedef struct model_work {
     uint32_t max_batch;
+    size_t bytes; /* of the buffers below, for engine_info.work_bytes */
     float *x;        /* [B][n_embd] the residual stream */
     float *xb;       /* [B][max(n_embd, q_dim)] a normed input, then attention's output */
     float *x2;       /* [B][n_embd] what a block adds to the stream */
@@ -119,7 +120,6 @@ struct engine_model {
     tokenizer *tok;          /* NULL for a model opened without one (tests) */
     chat_format chat;
     engine_info info;
-    char name[128]; /* general.name, NUL-terminated, for info.name */
     uint32_t n_ctx; /* a sequence's capacity */
     const kernels *k;
     pool *workers;
