@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "agent/metrics/metrics.h"
 #include "common/alloc.h"
@@ -80,27 +81,76 @@ static int print_json(const char *since, const struct summary *s,
     return mlx_json_print(v, err);
 }
 
-static void print_table(const char *since, const struct summary *s,
-                        const metrics_bench_run *b, size_t nb)
+/* A duration as a person reads it: fast synthetic models take well under a
+ * millisecond, real ones seconds. */
+static void format_ms(double ms, char *out, size_t size)
 {
+    if (ms >= 10000)
+        snprintf(out, size, "%.1f s", ms / 1000);
+    else
+        snprintf(out, size, "%.*f ms", ms < 10 ? 2 : ms < 100 ? 1 : 0, ms);
+}
+
+/* Wide enough for every model name: a GGUF path is a name too, and a cut
+ * one could be another model's. */
+static int model_width(const metrics_bench_run *b, size_t nb)
+{
+    size_t w = strlen("MODEL");
+    for (size_t i = 0; i < nb; i++)
+        if (strlen(b[i].model) > w)
+            w = strlen(b[i].model);
+    return (int)w;
+}
+
+static void print_system(const char *since, const struct summary *s)
+{
+    if (s->points == 0) {
+        printf("Last %s: no samples of the machine ('mlx-agent serve' records one every "
+               "second).\n",
+               since);
+        return;
+    }
     printf("Last %s: %zu samples, CPU %.0f%% average (%.0f%% peak), memory %.1f GiB "
            "average (%.1f GiB peak), %.1f tokens/s average\n",
            since, s->points, s->cpu_avg, s->cpu_max, s->mem_avg / (1 << 30),
            s->mem_max / (1 << 30), s->tokens_avg);
+}
+
+static void print_table(const char *since, const struct summary *s,
+                        const metrics_bench_run *b, size_t nb)
+{
+    print_system(since, s);
     if (nb == 0) {
         printf("No benchmark runs; run 'mlx-agent bench MODEL --suite' to record one.\n");
         return;
     }
-    printf("\n%-20s  %-28s  %9s  %9s  %9s  %9s  %9s\n", "WHEN", "MODEL", "TOKENS/S",
-           "TTFT p50", "p50", "p95", "p99");
+    int mw = model_width(b, nb);
+    printf("\n%-20s  %-*s  %7s  %9s  %9s  %11s  %9s  %9s\n", "WHEN (UTC)", mw, "MODEL",
+           "PROMPTS", "TOKENS/S", "TTFT p50", "LATENCY p50", "p95", "p99");
     for (size_t i = 0; i < nb; i++) {
-        char when[40];
+        char when[40], ttft[32], lat[3][32];
         mlx_time_format_rfc3339(b[i].unix_ms, when, sizeof when);
+        when[10] = ' ';
         when[19] = '\0'; /* to the second */
-        printf("%-20s  %-28.28s  %9.1f  %7.0fms  %7.0fms  %7.0fms  %7.0fms\n", when,
-               b[i].model, b[i].tokens_per_s, b[i].ttft_p50_ms, b[i].latency_ms[0],
-               b[i].latency_ms[1], b[i].latency_ms[2]);
+        format_ms(b[i].ttft_p50_ms, ttft, sizeof ttft);
+        for (int k = 0; k < 3; k++)
+            format_ms(b[i].latency_ms[k], lat[k], sizeof lat[k]);
+        printf("%-20s  %-*s  %7d  %9.1f  %9s  %11s  %9s  %9s\n", when, mw, b[i].model,
+               b[i].prompts, b[i].tokens_per_s, ttft, lat[0], lat[1], lat[2]);
     }
+}
+
+/* Reading must not create what it reads: a mistyped --data would
+ * otherwise show an empty history instead of the mistake. */
+static int check_data_dir(const char *dir, mlx_err *err)
+{
+    struct stat st;
+    if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+        return 0;
+    return mlx_err_set(err, MLX_ENOENT,
+                       "there is no data directory %s, so it has no history; give --data "
+                       "the directory the agent and 'bench --suite' use",
+                       dir);
 }
 
 static int history(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **argv)
@@ -123,7 +173,8 @@ static int history(const mlx_program *prog, const mlx_cmd *cmd, int argc, char *
         goto fail;
     }
     int64_t since_ms = mlx_time_wall_ms() - window;
-    if ((rc = metrics_history_open(o.data, &h, &err)) != 0 ||
+    if ((rc = check_data_dir(o.data, &err)) != 0 ||
+        (rc = metrics_history_open(o.data, &h, &err)) != 0 ||
         (rc = metrics_history_query(h, resolution_for(window), since_ms, &points,
                                     &n_points, &err)) != 0 ||
         (rc = metrics_history_benches(h, since_ms, &runs, &n_runs, &err)) != 0)
