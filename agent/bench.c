@@ -11,6 +11,8 @@
  * The tokens are random ids of the vocabulary (greedy continuations would
  * measure the same arithmetic); each sequence gets a different prompt, so
  * no prefix is shared. With --json, one object.
+ *
+ * --suite measures the serving runtime instead (bench_suite.c).
  */
 #include <stddef.h>
 #include <stdio.h>
@@ -18,6 +20,7 @@
 #include <sys/resource.h>
 
 #include "agent/agent.h"
+#include "agent/bench_suite.h"
 #include "agent/cache/cache.h"
 #include "agent/engine/engine.h"
 #include "common/alloc.h"
@@ -28,22 +31,31 @@
 struct bench_opts {
     char *data;
     int64_t prompt_tokens, gen_tokens, sequences, threads, ctx;
-    bool json;
+    bool json, suite;
 };
 
 static const mlx_opt bench_opts[] = {
     {"data", 0, MLX_OPT_PATH, offsetof(struct bench_opts, data), "~/.mlxfleet", "DIR",
      "data directory (its store is searched for MODEL names)"},
+    {"suite", 0, MLX_OPT_BOOL, offsetof(struct bench_opts, suite), "false", NULL,
+     "run the fixed 10-prompt suite through the serving runtime and record it in the "
+     "history",
+     .cli_only = true},
     {"prompt-tokens", 0, MLX_OPT_INT, offsetof(struct bench_opts, prompt_tokens), "512",
-     "N", "tokens in each prompt", 1, 1 << 20, .cli_only = true},
-    {"gen-tokens", 0, MLX_OPT_INT, offsetof(struct bench_opts, gen_tokens), "128", "N",
-     "tokens each sequence generates", 1, 1 << 20, .cli_only = true},
+     "N", "tokens in each prompt (not with --suite: its prompts are fixed)", 1, 1 << 20,
+     .cli_only = true},
+    {"gen-tokens", 0, MLX_OPT_INT, offsetof(struct bench_opts, gen_tokens), "0", "N",
+     "tokens each sequence generates; 0: 128, or at most 64 per prompt with --suite", 0,
+     1 << 20, .cli_only = true},
     {"sequences", 0, MLX_OPT_INT, offsetof(struct bench_opts, sequences), "1", "K",
-     "sequences decoded together", 1, 256, .cli_only = true},
+     "sequences decoded together (not with --suite: one request at a time)", 1, 256,
+     .cli_only = true},
     {"threads", 0, MLX_OPT_INT, offsetof(struct bench_opts, threads), "0", "N",
      "threads for the forward pass; 0: one per performance core", 0, 256},
     {"ctx", 0, MLX_OPT_INT, offsetof(struct bench_opts, ctx), "0", "N",
-     "context length; 0: what the prompt and generation need", 0, 1 << 20},
+     "context length; 0: what the prompt and generation need (with --suite: the "
+     "model's, at most 4096)",
+     0, 1 << 20},
     {"json", 0, MLX_OPT_BOOL, offsetof(struct bench_opts, json), "false", NULL,
      "print one JSON object"},
     {NULL},
@@ -170,34 +182,56 @@ static int report(const struct bench_opts *o, const char *model, const engine_in
     return 0;
 }
 
+/* The engine measurement: load the model, measure, report. */
+static int bench_engine(struct bench_opts *o, const char *model, mlx_err *err)
+{
+    if (o->gen_tokens == 0)
+        o->gen_tokens = 128;
+    int64_t need = o->prompt_tokens + o->gen_tokens + 1;
+    engine_opts eo = {.threads = (int)o->threads,
+                      .n_ctx = (uint32_t)(o->ctx > 0 ? o->ctx : need)};
+    struct result r = {0};
+    char *path = NULL;
+    engine_model *m = NULL;
+    int rc = cache_locate_model(o->data, model, &path, err);
+    if (rc == 0 && o->ctx > 0 && o->ctx < need)
+        rc = mlx_err_set(err, MLX_EUSAGE,
+                         "--ctx %lld is less than the %lld tokens the run needs",
+                         (long long)o->ctx, (long long)need);
+    if (rc == 0 && (rc = engine_load(path, &eo, &m, err)) == 0 &&
+        (rc = measure(m, o, &r, err)) == 0)
+        rc = report(o, model, engine_model_info(m), &r, err);
+    engine_free(m);
+    mlx_free(path);
+    return rc;
+}
+
+/* The suite goes through the serving runtime instead (bench_suite.c). */
+static int bench_suite(const struct bench_opts *o, const char *model, mlx_err *err)
+{
+    bench_suite_opts so = {.data_dir = o->data,
+                           .model = model,
+                           .gen_tokens = (int32_t)o->gen_tokens,
+                           .threads = (int)o->threads,
+                           .n_ctx = (uint32_t)o->ctx,
+                           .json = o->json};
+    return bench_suite_run(&so, err);
+}
+
 static int bench(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **argv)
 {
     struct bench_opts o = {0};
     mlx_args args = {0};
     mlx_err err;
     mlx_err_clear(&err);
-    char *path = NULL;
-    engine_model *m = NULL;
     int rc = mlx_cli_load(prog, cmd, argc, argv, &o, &args);
     if (rc != 0 || args.help)
         goto out;
-    int64_t need = o.prompt_tokens + o.gen_tokens + 1;
-    engine_opts eo = {.threads = (int)o.threads,
-                      .n_ctx = (uint32_t)(o.ctx > 0 ? o.ctx : need)};
-    struct result r = {0};
-    rc = cache_locate_model(o.data, args.argv[0], &path, &err);
-    if (rc == 0 && o.ctx > 0 && o.ctx < need)
-        rc = mlx_err_set(&err, MLX_EUSAGE,
-                         "--ctx %lld is less than the %lld tokens the run needs",
-                         (long long)o.ctx, (long long)need);
-    if (rc == 0 && (rc = engine_load(path, &eo, &m, &err)) == 0 &&
-        (rc = measure(m, &o, &r, &err)) == 0)
-        rc = report(&o, args.argv[0], engine_model_info(m), &r, &err);
+    rc = o.suite ? bench_suite(&o, args.argv[0], &err)
+                 : bench_engine(&o, args.argv[0], &err);
     if (rc != 0)
         mlx_cli_fail(prog, rc, &err);
 out:
-    engine_free(m);
-    mlx_free(path);
     mlx_config_free(cmd, &o);
     mlx_config_free_args(&args);
     return rc;
@@ -211,7 +245,17 @@ const mlx_cmd agent_cmd_bench = {
         "Feeds a prompt of --prompt-tokens, then decodes --gen-tokens tokens in each\n"
         "of --sequences sequences at once, and reports tokens per second, the time to\n"
         "the first token and the peak memory. MODEL is a GGUF file or a model of the\n"
-        "store.",
+        "store.\n"
+        "\n"
+        "With --suite it measures what a served request sees instead: ten fixed chat\n"
+        "prompts (a question, a long instruction, code, a list, a story, ...) go one\n"
+        "after another through the same runtime as 'serve', greedy, each generating at\n"
+        "most --gen-tokens (64), once the model is loaded. For each prompt and over\n"
+        "all: prompt and generated tokens, time to first token (submission to first\n"
+        "token), latency (submission to the end) and tokens/s (tokens after the first\n"
+        "over the time after the first token); then TTFT p50 and latency p50, p95 and\n"
+        "p99 (nearest rank: with ten prompts p95 and p99 are the slowest). The run is\n"
+        "recorded in DIR/metrics.db; 'mlx-agent history' lists it.",
     .opts = bench_opts,
     .min_args = 1,
     .max_args = 1,
