@@ -1,16 +1,19 @@
 /* serve.c — `mlx-agent serve`: the daemon. */
 #include <stddef.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "agent/agent.h"
 #include "agent/http/http.h"
 #include "agent/metrics/metrics.h"
+#include "agent/runtime/runtime.h"
 #include "agent/uplink/uplink.h"
 #include "common/alloc.h"
 #include "common/cli.h"
 #include "common/log.h"
+#include "common/parse.h"
 #include "common/path.h"
 
 #define MOD "agent"
@@ -25,6 +28,9 @@ struct serve_opts {
     int64_t heartbeat_ms;
     char *ollama;
     char *log_level;
+    int64_t parallel, queue, max_loaded, ctx, threads, max_body;
+    char *memory_budget;
+    char *keep_alive;
 };
 
 static const mlx_opt serve_opts[] = {
@@ -47,8 +53,106 @@ static const mlx_opt serve_opts[] = {
      "a local Ollama server whose loaded models are reported; empty: none"},
     {"log-level", 0, MLX_OPT_STR, offsetof(struct serve_opts, log_level), "info", "LEVEL",
      "debug, info, warn or error", .check = mlx_check_log_level},
+    {"parallel", 0, MLX_OPT_INT, offsetof(struct serve_opts, parallel), "4", "N",
+     "requests each model generates at once (decoded together)", 1, 256},
+    {"queue", 0, MLX_OPT_INT, offsetof(struct serve_opts, queue), "64", "N",
+     "requests that may wait for each model; past it: 503 and Retry-After", 1, 100000},
+    {"max-loaded", 0, MLX_OPT_INT, offsetof(struct serve_opts, max_loaded), "3", "N",
+     "models loaded at once; the least recently used idle one makes room", 1, 64},
+    {"memory-budget", 0, MLX_OPT_STR, offsetof(struct serve_opts, memory_budget), "75%",
+     "BYTES", "memory loaded models may hold: bytes (\"12G\") or a share of RAM (\"60%\")"},
+    {"keep-alive", 0, MLX_OPT_STR, offsetof(struct serve_opts, keep_alive), "5m",
+     "DURATION", "how long an idle model stays loaded (0: unload at once; -1: forever); "
+     "a request's keep_alive overrides it"},
+    {"ctx", 0, MLX_OPT_INT, offsetof(struct serve_opts, ctx), "0", "N",
+     "tokens of context per request; 0: the model's own, at most 4096", 0, 1 << 20},
+    {"threads", 0, MLX_OPT_INT, offsetof(struct serve_opts, threads), "0", "N",
+     "threads of a forward pass; 0: one per performance core", 0, 256},
+    {"max-body", 0, MLX_OPT_INT, offsetof(struct serve_opts, max_body), "1048576", "BYTES",
+     "largest request body; past it: 413", 1024, 1 << 30},
     {NULL},
 };
+
+/* --memory-budget: bytes, or a share of the machine's memory. */
+static int parse_budget(const char *text, uint64_t *out, mlx_err *err)
+{
+    size_t n = strlen(text);
+    if (n > 1 && text[n - 1] == '%') {
+        char number[32];
+        double share;
+        snprintf(number, sizeof number, "%.*s", (int)(n - 1), text);
+        metrics_hardware hw;
+        if (mlx_parse_double(number, &share, NULL) != 0 || share <= 0 || share > 100)
+            return mlx_err_set(err, MLX_ECONFIG,
+                               "--memory-budget: '%s' is not a share from 1%% to 100%%", text);
+        if (metrics_read_hardware("/", &hw, err) != 0)
+            return mlx_err_prefix(err, MLX_ECONFIG, "--memory-budget");
+        *out = (uint64_t)((double)hw.memory_total_bytes * share / 100);
+        return 0;
+    }
+    if (mlx_parse_bytes(text, out, err) != 0 || *out == 0)
+        return mlx_err_set(err, MLX_ECONFIG,
+                           "--memory-budget: '%s' is neither bytes (\"12G\") nor a share "
+                           "of memory (\"60%%\")",
+                           text);
+    return 0;
+}
+
+/* --keep-alive: a duration, 0, or a negative number for forever. */
+static int parse_keep_alive(const char *text, int64_t *out, mlx_err *err)
+{
+    if (strcmp(text, "0") == 0) {
+        *out = 0;
+        return 0;
+    }
+    if (text[0] == '-') {
+        *out = INT64_MAX / 4;
+        return 0;
+    }
+    if (mlx_parse_duration_ms(text, out, err) != 0)
+        return mlx_err_prefix(err, MLX_ECONFIG, "--keep-alive");
+    return 0;
+}
+
+/* What the runtime's models are doing, for the sampler (heartbeats and
+ * /metrics). */
+static size_t runtime_activity(void *arg, metrics_model_activity *out, size_t max)
+{
+    runtime_status st;
+    if (runtime_get_status(arg, &st, NULL) != 0)
+        return 0;
+    size_t n = st.n_models < max ? st.n_models : max;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(out[i].model, sizeof out[i].model, "%s", st.models[i].name);
+        snprintf(out[i].engine, sizeof out[i].engine, "mlx");
+        out[i].tokens_per_s = st.models[i].tokens_per_s;
+        out[i].memory_bytes = st.models[i].memory_bytes;
+    }
+    runtime_status_free(&st);
+    return n;
+}
+
+static int start_runtime(const struct serve_opts *o, metrics_inference *inference,
+                         runtime **out, mlx_err *err)
+{
+    runtime_config rc = {
+        .data_dir = o->data,
+        .parallel = (int)o->parallel,
+        .queue_limit = (int)o->queue,
+        .max_loaded = (int)o->max_loaded,
+        .threads = (int)o->threads,
+        .n_ctx = (uint32_t)o->ctx,
+        .store_only = true,
+        .observe_token = metrics_inference_observe_token,
+        .observer = inference,
+    };
+    int rc_ = parse_budget(o->memory_budget, &rc.memory_budget, err);
+    if (rc_ == 0)
+        rc_ = parse_keep_alive(o->keep_alive, &rc.keep_alive_ms, err);
+    if (rc_ == 0)
+        rc_ = runtime_start(&rc, out, err);
+    return rc_;
+}
 
 /* Empty advertise or a non-empty valid address; checked here because an
  * empty value is allowed. */
@@ -72,6 +176,8 @@ static int serve(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **a
     int lock_fd = -1;
     agent_http *http = NULL;
     uplink *link = NULL;
+    runtime *rt = NULL;
+    metrics_inference *inference = NULL;
     metrics_sampler *sampler = NULL;
     char node_id[MLX_NODE_ID_LEN + 1];
     char hostname[MLX_MAX_NODE_NAME + 1] = "";
@@ -99,10 +205,15 @@ static int serve(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **a
         memcpy(hostname, o.name, strlen(o.name) + 1);
     }
 
+    if ((rc = metrics_inference_new(&inference, &err)) != 0 ||
+        (rc = start_runtime(&o, inference, &rt, &err)) != 0)
+        goto fail;
     metrics_sampler_config mc = {
         .data_dir = o.data,
         .interval_ms = 1000,
         .ollama_url = o.ollama,
+        .activity = runtime_activity,
+        .activity_arg = rt,
         .record = true,
     };
     if ((rc = metrics_sampler_start(&mc, &sampler, &err)) != 0)
@@ -113,7 +224,9 @@ static int serve(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **a
         .node_id = node_id,
         .node_name = hostname,
         .sampler = sampler,
-        .max_body = MLX_MAX_HTTP_BODY,
+        .max_body = (size_t)o.max_body,
+        .rt = rt,
+        .inference = inference,
     };
     if ((rc = agent_http_start(&hc, &http, &err)) != 0)
         goto fail;
@@ -146,6 +259,8 @@ out:
     uplink_stop(link, "agent stopping");
     agent_http_stop(http);
     metrics_sampler_stop(sampler);
+    runtime_stop(rt);
+    metrics_inference_free(inference);
     if (lock_fd >= 0)
         close(lock_fd);
     mlx_config_free(cmd, &o);

@@ -2,6 +2,7 @@
 #include "common/http_server.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -115,6 +116,21 @@ static void route(mlx_http_server *srv, const mlx_http_req *req, mlx_http_resp *
     else
         mlx_http_resp_error(resp, 404, "invalid_request_error", "not_found",
                             "no such endpoint: %s %s", req->method, req->path);
+}
+
+bool mlx_http_client_gone(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (info == NULL)
+        return true;
+    char c;
+    ssize_t n = recv(info->connect_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0)
+        return false; /* more data (a pipelined request): still there */
+    if (n == 0)
+        return true; /* the client closed its side */
+    return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
 }
 
 const char *mlx_http_query(const mlx_http_req *req, const char *name)

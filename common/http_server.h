@@ -93,6 +93,12 @@ void mlx_http_server_stop(mlx_http_server *srv);
 /* The port the server listens on. */
 int mlx_http_server_port(const mlx_http_server *srv);
 
+/* Whether the client has closed the connection (or it broke): a producer
+ * that waits between writes polls this, so a client that went away is
+ * noticed while nothing is being written. conn is mlx_http_req.conn; it
+ * stays valid until the response's stream is closed. */
+bool mlx_http_client_gone(struct MHD_Connection *conn);
+
 /* A request header, or NULL. Borrowed from the request. */
 const char *mlx_http_header(const mlx_http_req *req, const char *name);
 

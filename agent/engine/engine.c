@@ -20,21 +20,6 @@ void engine_free(engine_model *m)
     gguf_close(f);
 }
 
-/* The chat format the template implements, and the model's name. */
-static void read_identity(engine_model *m)
-{
-    gguf_str s;
-    if (gguf_get_str(m->file, "general.name", &s, NULL) == 0)
-        snprintf(m->info.name, sizeof m->info.name, "%.*s",
-                 (int)(s.len < sizeof m->info.name ? s.len : sizeof m->info.name - 1),
-                 s.ptr);
-    bool has = gguf_get_str(m->file, "tokenizer.chat_template", &s, NULL) == 0;
-    m->chat = chat_detect(has ? s.ptr : NULL, has ? (size_t)s.len : 0);
-    m->info.chat_format = chat_format_name(m->chat);
-    m->info.bos = tokenizer_bos(m->tok);
-    m->info.eos = tokenizer_eos(m->tok);
-}
-
 int engine_load(const char *path, const engine_opts *opts, engine_model **out,
                 mlx_err *err)
 {
@@ -59,7 +44,9 @@ int engine_load(const char *path, const engine_opts *opts, engine_model **out,
         engine_free(m);
         return rc;
     }
-    read_identity(m);
+    model_read_identity(f, &m->info, &m->chat);
+    m->info.bos = tokenizer_bos(m->tok);
+    m->info.eos = tokenizer_eos(m->tok);
     *out = m;
     return 0;
 }

@@ -5,7 +5,7 @@ add_library(mlxengine STATIC
   engine/gguf_write.c engine/gguf_emit.c
   engine/quant.c engine/quant_k.c
   engine/synth.c engine/synth_vocab.c engine/synth_cmd.c
-  engine/engine.c engine/model.c engine/forward.c engine/batch.c engine/seq.c engine/pool.c)
+  engine/engine.c engine/describe.c engine/model.c engine/forward.c engine/batch.c engine/seq.c engine/pool.c)
 target_link_libraries(mlxengine PUBLIC mlxcommon)
 # Quantizing and making synthetic weights must give the same bytes with
 # every compiler: no fused multiply-add where the source has two roundings.

@@ -56,6 +56,8 @@ typedef struct engine_info {
     const char *arch;        /* "llama", "qwen2" (static, as are the strings below) */
     char name[128];          /* general.name, or ""; a copy of info is whole */
     const char *chat_format; /* "chatml", "llama3", … (see engine_chat_prompt) */
+    bool chat_template;      /* the model has a chat template (a chat model) */
+    const char *quantization; /* as llama.cpp names a file's type: "Q4_K_M", "F16" */
     uint32_t n_vocab, n_ctx_train, n_ctx;
     uint32_t n_embd, n_layer, n_head, n_head_kv, n_ff;
     uint64_t n_params;     /* elements of all weight tensors */
@@ -78,6 +80,13 @@ void engine_free(engine_model *m);
 
 /* Borrowed; lives as long as m. */
 const engine_info *engine_model_info(const engine_model *m);
+
+/* What the GGUF file at path holds, from its metadata and tensor table
+ * alone — no tokenizer, no workspace, so listing many models stays fast:
+ * arch, name, chat format, quantization, the sizes, n_ctx_train, n_params
+ * and weight_bytes (of all its tensors); n_ctx, threads, kernels and the
+ * memory figures stay 0, bos and eos -1. Errors as engine_load's. */
+int engine_describe(const char *path, engine_info *out, mlx_err *err);
 
 /* ---- text --------------------------------------------------------------- */
 

@@ -357,26 +357,30 @@ void model_close(engine_model *m)
     mlx_free(m);
 }
 
-int model_open(gguf_file *f, const engine_opts *opts, engine_model **out, mlx_err *err)
+int model_read_config(const gguf_file *f, const char **arch, model_config *c,
+                      mlx_err *err)
 {
-    *out = NULL;
-    gguf_str arch;
-    int rc = gguf_get_str(f, "general.architecture", &arch, err);
+    gguf_str s;
+    int rc = gguf_get_str(f, "general.architecture", &s, err);
     if (rc == MLX_ENOENT)
         return mlx_err_set(err, MLX_ECORRUPT,
                            "the model does not say its architecture "
                            "(general.architecture)");
     if (rc != 0)
         return rc;
-    const char *name = gguf_str_eq(arch, "llama")   ? "llama"
-                       : gguf_str_eq(arch, "qwen2") ? "qwen2"
-                                                    : NULL;
-    if (name == NULL) {
+    *arch = gguf_str_eq(s, "llama") ? "llama" : gguf_str_eq(s, "qwen2") ? "qwen2" : NULL;
+    if (*arch == NULL) {
         char shown[64];
         return mlx_err_set(err, MLX_EINVAL,
                            "architecture '%s' is not supported; llama and qwen2 are",
-                           gguf_show_str(arch, shown));
+                           gguf_show_str(s, shown));
     }
+    return read_config(f, *arch, c, err);
+}
+
+int model_open(gguf_file *f, const engine_opts *opts, engine_model **out, mlx_err *err)
+{
+    *out = NULL;
     engine_model *m = mlx_calloc(1, sizeof *m);
     if (m == NULL)
         return mlx_err_set(err, MLX_ENOMEM, "out of memory");
@@ -384,8 +388,8 @@ int model_open(gguf_file *f, const engine_opts *opts, engine_model **out, mlx_er
     pthread_mutex_init(&m->seqs_lock, NULL);
     m->file = f;
     m->k = kernels_get();
-    m->info.arch = name;
-    if ((rc = read_config(f, name, &m->cfg, err)) != 0) {
+    int rc = model_read_config(f, &m->info.arch, &m->cfg, err);
+    if (rc != 0) {
         model_close(m);
         return rc;
     }

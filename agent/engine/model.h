@@ -137,6 +137,19 @@ struct engine_model {
  * tensor's presence, shape and type (sentences name the tensor). Does not
  * read the tokenizer. *out: model_close (which leaves the file open). */
 int model_open(gguf_file *f, const engine_opts *opts, engine_model **out, mlx_err *err);
+
+/* The architecture ("llama", "qwen2"; MLX_EINVAL for another) and its
+ * hyper-parameters, from f's metadata. */
+int model_read_config(const gguf_file *f, const char **arch, model_config *c,
+                      mlx_err *err);
+
+/* How the weights are stored, as llama.cpp names a file's type ("Q4_K_M",
+ * "Q8_0", "F16"): general.file_type, else the type of most weight bytes
+ * (describe.c). A static string. */
+const char *model_quantization(const gguf_file *f);
+
+/* The name, chat format and quantization of the model in f, into info. */
+void model_read_identity(const gguf_file *f, engine_info *info, chat_format *chat);
 void model_close(engine_model *m);
 
 /* One sequence's state. */

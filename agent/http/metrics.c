@@ -2,12 +2,14 @@
  * metrics.c — GET /metrics: the node and its models in Prometheus text.
  *
  * Names follow llama.cpp's server (llamacpp:prompt_tokens_total, …) with
- * our prefix mlx_ in place of "llamacpp:"; node series are mlx_node_*.
+ * our prefix mlx_ in place of "llamacpp:"; node series are mlx_node_*,
+ * the store's mlx_store_*.
  * Every node series carries a node label, so a Prometheus scraping several
  * agents, or the coordinator's fleet view, can tell them apart.
  */
 #include <string.h>
 
+#include "agent/cache/cache.h"
 #include "agent/http/internal.h"
 #include "common/alloc.h"
 
@@ -74,6 +76,43 @@ void http_write_node_metrics(mlx_buf *b, const char *node, const metrics_snapsho
     }
 }
 
+/* What the runtime holds and does: llama.cpp's requests_processing and
+ * requests_deferred, the loaded models and the memory budget. */
+static void write_runtime(mlx_buf *b, const char *node, runtime *rt)
+{
+    runtime_status st;
+    if (rt == NULL || runtime_get_status(rt, &st, NULL) != 0)
+        return;
+    uint32_t running = 0, queued = 0;
+    uint64_t memory = 0;
+    for (size_t i = 0; i < st.n_models; i++) {
+        running += st.models[i].running;
+        queued += st.models[i].queued;
+        memory += st.models[i].memory_bytes;
+    }
+    gauge(b, "mlx_requests_processing", "Requests being generated.", node, running);
+    gauge(b, "mlx_requests_deferred", "Requests waiting for a slot.", node, queued);
+    gauge(b, "mlx_models_loaded", "Models loaded for serving.", node, (double)st.n_models);
+    gauge(b, "mlx_models_memory_bytes", "Memory the loaded models hold.", node,
+          (double)memory);
+    gauge(b, "mlx_memory_budget_bytes", "Memory the loaded models may hold.", node,
+          (double)st.memory_budget);
+    runtime_status_free(&st);
+}
+
+/* The store: what it holds and what de-duplication gave back. */
+static void write_store(mlx_buf *b, const char *node, const char *data_dir)
+{
+    cache_totals t;
+    if (cache_read_totals(data_dir, &t, NULL) != 0)
+        return;
+    gauge(b, "mlx_store_bytes", "Bytes of the model store's blobs.", node,
+          (double)t.blob_bytes);
+    gauge(b, "mlx_store_dedup_saved_bytes",
+          "Bytes given back by de-duplicating the model caches.", node,
+          (double)t.dedup_given_back);
+}
+
 void http_handle_metrics(void *ctx, const mlx_http_req *req, mlx_http_resp *resp)
 {
     agent_http *h = ctx;
@@ -82,6 +121,10 @@ void http_handle_metrics(void *ctx, const mlx_http_req *req, mlx_http_resp *resp
     mlx_buf b;
     mlx_buf_init(&b, METRICS_PAGE_MAX);
     http_write_node_metrics(&b, h->cfg.node_name, &snap);
+    write_runtime(&b, h->cfg.node_name, h->cfg.rt);
+    write_store(&b, h->cfg.node_name, h->cfg.data_dir);
+    if (h->cfg.inference != NULL)
+        metrics_inference_write(h->cfg.inference, &b, h->cfg.node_name);
     resp->status = 200;
     resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
     resp->body_len = b.len;

@@ -18,6 +18,15 @@ static const mlx_http_route routes[] = {
     {"GET", "/metrics", http_handle_metrics},
     {"GET", "/blobs/sha256/*", http_handle_blob},
     {"HEAD", "/blobs/sha256/*", http_handle_blob},
+    {"GET", "/v1/models", http_openai_models},
+    {"POST", "/v1/chat/completions", http_openai_chat},
+    {"POST", "/v1/completions", http_openai_completions},
+    {"POST", "/api/generate", http_ollama_generate},
+    {"POST", "/api/chat", http_ollama_chat},
+    {"GET", "/api/tags", http_ollama_tags},
+    {"GET", "/api/ps", http_ollama_ps},
+    {"POST", "/api/show", http_ollama_show},
+    {"GET", "/api/version", http_ollama_version},
     {NULL},
 };
 

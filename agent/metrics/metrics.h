@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/buf.h"
 #include "common/config.h"
 #include "common/err.h"
 #include "common/limits.h"
@@ -184,6 +185,42 @@ int metrics_ollama_ps(const char *base_url, int timeout_ms, metrics_model_activi
 /* The parsing part of metrics_ollama_ps, for tests and the fuzzer. */
 int metrics_ollama_parse_ps(const char *body, size_t len, metrics_model_activity *out,
                             size_t max, size_t *n, mlx_err *err);
+
+/*
+ * Inference counters: what the agent's APIs answered and how fast its
+ * models generated, for /metrics. Names follow llama.cpp's server
+ * (llamacpp:prompt_tokens_total → mlx_prompt_tokens_total, …), plus request
+ * counts by endpoint, model and status, and time-to-first-token and
+ * inter-token latency histograms. A bounded number of label combinations
+ * is kept; past it, new models are counted as model "other", so a stream
+ * of made-up model names cannot grow the page without end.
+ *
+ * Thread safety: every function may be called from any thread.
+ */
+typedef struct metrics_inference metrics_inference;
+
+/* *out: metrics_inference_free. */
+int metrics_inference_new(metrics_inference **out, mlx_err *err);
+void metrics_inference_free(metrics_inference *mi);
+
+/* A request answered: its endpoint ("/v1/chat/completions"), the model
+ * ("" when the request named none that could be found) and the HTTP
+ * status (499 when the client went away first). */
+void metrics_inference_request(metrics_inference *mi, const char *endpoint,
+                               const char *model, int status);
+
+/* A finished generation's tokens and the seconds spent on each part. */
+void metrics_inference_generation(metrics_inference *mi, const char *model,
+                                  uint32_t prompt_tokens, double prompt_seconds,
+                                  uint32_t generated_tokens, double generation_seconds);
+
+/* runtime_config.observe_token: a token's latency (the first's from the
+ * request's submission). mi is the metrics_inference. */
+void metrics_inference_observe_token(void *mi, const char *model, bool first,
+                                     double seconds);
+
+/* The counters as Prometheus text, every series labelled node="node". */
+void metrics_inference_write(metrics_inference *mi, mlx_buf *b, const char *node);
 
 /* `mlx-agent history`. */
 extern const mlx_cmd metrics_cmd_history;

@@ -30,7 +30,8 @@ struct runtime_job {
     char *prompt;
     engine_msg *messages; /* role and content owned */
     size_t n_messages;
-    bool raw;
+    bool as_user;
+    char *system;
     engine_sampling sampling;
     int32_t max_tokens;
     char **stops;

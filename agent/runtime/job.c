@@ -36,6 +36,7 @@ static void job_free(runtime_job *job)
 {
     mlx_free(job->model);
     mlx_free(job->prompt);
+    mlx_free(job->system);
     for (size_t i = 0; i < job->n_messages; i++) {
         mlx_free((char *)job->messages[i].role);
         mlx_free((char *)job->messages[i].content);
@@ -74,6 +75,7 @@ runtime_job *rt_job_new(const runtime_request *req)
     bool failed = false;
     job->model = dup_or_null(req->model, &failed);
     job->prompt = dup_or_null(req->prompt, &failed);
+    job->system = dup_or_null(req->system, &failed);
     if (req->n_messages > 0) {
         job->messages = mlx_calloc(req->n_messages, sizeof *job->messages);
         failed |= job->messages == NULL;
@@ -95,7 +97,7 @@ runtime_job *rt_job_new(const runtime_request *req)
         job_free(job);
         return NULL;
     }
-    job->raw = req->raw;
+    job->as_user = req->as_user;
     job->sampling = req->sampling;
     job->max_tokens = req->max_tokens;
     job->top_logprobs = req->top_logprobs;

@@ -148,7 +148,8 @@ static rt_model *find(runtime *rt, const char *name)
 static int load(runtime *rt, const char *name, rt_model **out, mlx_err *err)
 {
     char *path = NULL;
-    int rc = cache_locate_model(rt->cfg.data_dir, name, &path, err);
+    int rc = rt->cfg.store_only ? cache_resolve_model(rt->cfg.data_dir, name, &path, err)
+                                : cache_locate_model(rt->cfg.data_dir, name, &path, err);
     rt_model *m = rc == 0 ? mlx_calloc(1, sizeof *m) : NULL;
     if (rc == 0 && m == NULL)
         rc = mlx_err_set(err, MLX_ENOMEM, "out of memory");
@@ -178,25 +179,25 @@ static int load(runtime *rt, const char *name, rt_model **out, mlx_err *err)
     return 0;
 }
 
-int rt_models_submit(runtime *rt, runtime_job *job, mlx_err *err)
+/* Finds the model called name, loading it when it is not loaded; returns
+ * with runtime.mtx held (also on failure) and the model first in the list,
+ * so the janitor cannot unload it before the caller uses it. *load_ns gets
+ * the load's time, 0 when it was loaded already. */
+static int acquire(runtime *rt, const char *name, rt_model **out, int64_t *load_ns,
+                   mlx_err *err)
 {
-    const char *name = job->model;
+    *load_ns = 0;
     pthread_mutex_lock(&rt->mtx);
     for (;;) {
-        if (rt->stopping) {
-            pthread_mutex_unlock(&rt->mtx);
+        if (rt->stopping)
             return mlx_err_set(err, MLX_ECLOSED, "the agent is stopping");
-        }
         rt_model *m = find(rt, name);
         if (m != NULL) {
-            /* Most recently used first; queued while the lock keeps the
-             * janitor from unloading it. */
             unlink_model(rt, m);
             m->next = rt->models;
             rt->models = m;
-            int rc = rt_sched_queue(m, job, err);
-            pthread_mutex_unlock(&rt->mtx);
-            return rc;
+            *out = m;
+            return 0;
         }
         if (rt->loading[0] == '\0')
             break;
@@ -212,18 +213,48 @@ int rt_models_submit(runtime *rt, runtime_job *job, mlx_err *err)
         (rc = rt_sched_start(m, err)) == 0) {
         m->next = rt->models;
         rt->models = m;
-        job->load_ns = m->load_ns;
+        *load_ns = m->load_ns;
+        *out = m;
         char mem[32];
         gib(m->memory_bytes, mem, sizeof mem);
         mlx_log_info(MOD, "loaded a model", "model=\"%s\" path=\"%s\" memory=\"%s\" ms=%lld",
                      name, m->path, mem, (long long)(m->load_ns / 1000000));
-        rc = rt_sched_queue(m, job, err);
     } else if (m != NULL) {
         rt_model_unload(m);
     }
     rt->loading[0] = '\0';
     pthread_cond_broadcast(&rt->loaded);
+    return rc;
+}
+
+int rt_models_submit(runtime *rt, runtime_job *job, mlx_err *err)
+{
+    rt_model *m;
+    int rc = acquire(rt, job->model, &m, &job->load_ns, err);
+    if (rc == 0)
+        rc = rt_sched_queue(m, job, err);
     pthread_mutex_unlock(&rt->mtx);
+    return rc;
+}
+
+int runtime_load(runtime *rt, const char *model, int64_t keep_alive_ms, int64_t *load_ns,
+                 mlx_err *err)
+{
+    int64_t spent;
+    rt_model *m;
+    int rc = acquire(rt, model, &m, &spent, err);
+    if (rc == 0) {
+        pthread_mutex_lock(&m->mtx);
+        m->last_used_ms = rt_now_ms();
+        if (keep_alive_ms >= 0)
+            m->keep_alive_ms = keep_alive_ms;
+        pthread_mutex_unlock(&m->mtx);
+        if (keep_alive_ms == 0)
+            rt_models_expire(rt, rt_now_ms()); /* unloads it now if idle */
+    }
+    pthread_mutex_unlock(&rt->mtx);
+    if (load_ns != NULL)
+        *load_ns = spent;
     return rc;
 }
 
@@ -263,22 +294,4 @@ void runtime_status_free(runtime_status *s)
 {
     mlx_free(s->models);
     memset(s, 0, sizeof *s);
-}
-
-int runtime_show(runtime *rt, const char *model, engine_info *info, char *path,
-                 size_t path_size, mlx_err *err)
-{
-    char *found = NULL;
-    engine_model *m = NULL;
-    engine_opts eo = {.threads = 1, .n_ctx = 16}; /* metadata only: keep it small */
-    int rc = cache_locate_model(rt->cfg.data_dir, model, &found, err);
-    if (rc == 0)
-        rc = engine_load(found, &eo, &m, err);
-    if (rc == 0) {
-        *info = *engine_model_info(m);
-        snprintf(path, path_size, "%s", found);
-    }
-    engine_free(m);
-    mlx_free(found);
-    return rc;
 }

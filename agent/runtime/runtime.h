@@ -59,6 +59,14 @@ typedef struct runtime_config {
     int64_t keep_alive_ms;    /* idle time before a model is unloaded; -1: 5 min */
     int threads;              /* engine threads; 0: one per performance core */
     uint32_t n_ctx;           /* tokens per slot; 0: the model's, at most 4096 */
+    bool store_only;          /* models only by store name, never a file path
+                                 (what a network API may name) */
+    /* Called from a scheduler thread for each token a request generates:
+     * first, with the seconds since the request was submitted (time to
+     * first token); then with the seconds since its previous token. May
+     * be NULL; must be quick and thread-safe. */
+    void (*observe_token)(void *observer, const char *model, bool first, double seconds);
+    void *observer;
 } runtime_config;
 
 /* *out: runtime_stop. */
@@ -72,10 +80,14 @@ typedef struct runtime_request {
     const char *prompt;        /* a completion's text; NULL for a chat */
     const engine_msg *messages; /* a chat, rendered in the model's format */
     size_t n_messages;
-    bool raw;                  /* prompt as is: no chat format, no BOS rules
-                                  beyond the tokenizer's (Ollama's raw) */
+    bool as_user;              /* prompt is a user's turn: rendered in the
+                                  model's chat format (after system, when
+                                  given) if the model has a chat template,
+                                  else as is (Ollama's generate) */
+    const char *system;        /* with as_user; may be NULL */
     engine_sampling sampling;
-    int32_t max_tokens;        /* -1: until the model stops or the context ends */
+    int32_t max_tokens;        /* -1: until the model stops or the context ends;
+                                  0: the prompt only (DONE with "length") */
     const char *const *stops;
     size_t n_stops;
     int32_t top_logprobs;      /* 0: no log probabilities; k > 0: each token's,
@@ -95,14 +107,22 @@ typedef enum runtime_event_kind {
     RUNTIME_ERROR,   /* the end, with a code and a sentence */
 } runtime_event_kind;
 
+/* Bytes kept for the text of a token's alternatives, one after another. */
+#define RUNTIME_TOP_TEXT_MAX 2048
+
 /* One generated token and its log probabilities (when asked for). */
 typedef struct runtime_token {
     int32_t id;
     char text[ENGINE_MAX_PIECE]; /* its piece, NUL-terminated (may be a part
                                     of a UTF-8 character) */
+    size_t len;                  /* of text (a piece may hold a NUL byte) */
     float logprob;
     engine_logprob top[RUNTIME_MAX_TOP_LOGPROBS];
     size_t n_top;
+    /* The pieces of top[i], top_len[i] bytes each, one after another in
+     * top_text; a piece past RUNTIME_TOP_TEXT_MAX is cut short. */
+    uint16_t top_len[RUNTIME_MAX_TOP_LOGPROBS];
+    char top_text[RUNTIME_TOP_TEXT_MAX];
 } runtime_token;
 
 typedef struct runtime_event {
@@ -172,9 +192,11 @@ typedef struct runtime_status {
 int runtime_get_status(runtime *rt, runtime_status *out, mlx_err *err);
 void runtime_status_free(runtime_status *s);
 
-/* A model's details without running it (Ollama's /api/show): loads its
- * metadata only. */
-int runtime_show(runtime *rt, const char *model, engine_info *info, char *path,
-                 size_t path_size, mlx_err *err);
+/* Loads model now if it is not loaded (Ollama's request without a
+ * prompt), and sets how long it stays once idle: keep_alive_ms -1 leaves
+ * it as it is, 0 unloads it at once unless requests use it. *load_ns (may
+ * be NULL): the load's time, 0 when it was loaded already. */
+int runtime_load(runtime *rt, const char *model, int64_t keep_alive_ms, int64_t *load_ns,
+                 mlx_err *err);
 
 #endif

@@ -43,23 +43,25 @@ typedef struct slot {
     int32_t next;         /* the token to feed this step (SLOT_DECODE) */
     uint32_t generated;
     bool fed_now;         /* fed in this step: its logits are new */
-    int64_t start_ns, first_ns;
+    int64_t start_ns, first_ns, last_ns; /* last_ns: the latest token's */
 } slot;
 
+/* Frees the slot first and then tells the job, so that a caller who
+ * submits again on reading the end finds the slot free. */
 static void slot_close(rt_model *m, slot *s, const runtime_event *end)
 {
-    if (end != NULL)
-        rt_job_finish(s->job, end);
+    runtime_job *job = s->job;
     engine_seq_free(s->seq);
     engine_sampler_free(s->sampler);
     engine_stop_free(s->stop);
     mlx_free(s->prompt);
-    rt_job_release(s->job);
     memset(s, 0, sizeof *s);
     pthread_mutex_lock(&m->mtx);
     m->running--;
     m->last_used_ms = rt_now_ms();
     pthread_mutex_unlock(&m->mtx);
+    rt_job_finish(job, end);
+    rt_job_release(job);
 }
 
 static void slot_done(rt_model *m, slot *s, const char *reason)
@@ -81,18 +83,40 @@ static void slot_done(rt_model *m, slot *s, const char *reason)
 
 static void slot_fail(rt_model *m, slot *s, int code, const char *msg)
 {
-    rt_job_fail(s->job, code, "%s", msg);
-    slot_close(m, s, NULL);
+    runtime_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.kind = RUNTIME_ERROR;
+    ev.error = code;
+    ev.model = s->job->model;
+    snprintf(ev.message, sizeof ev.message, "%s", msg);
+    slot_close(m, s, &ev);
+}
+
+/* Whether job is a chat (rendered in the model's format) rather than a
+ * text to continue. */
+static bool is_chat(const rt_model *m, const runtime_job *job)
+{
+    return job->prompt == NULL || (job->as_user && engine_model_info(m->em)->chat_template);
 }
 
 /* The prompt's tokens: a chat in the model's format, or text as it is. */
 static int render(rt_model *m, runtime_job *job, int32_t **ids, size_t *n, mlx_err *err)
 {
-    if (job->prompt != NULL)
-        return engine_tokenize(m->em, job->prompt, strlen(job->prompt), !job->raw, true, ids,
-                               n, err);
+    if (!is_chat(m, job))
+        return engine_tokenize(m->em, job->prompt, strlen(job->prompt), true, true, ids, n,
+                               err);
+    engine_msg turn[2];
+    const engine_msg *msgs = job->messages;
+    size_t n_msgs = job->n_messages;
+    if (job->prompt != NULL) { /* a user's turn, after the system's when given */
+        n_msgs = 0;
+        if (job->system != NULL && job->system[0] != '\0')
+            turn[n_msgs++] = (engine_msg){"system", job->system};
+        turn[n_msgs++] = (engine_msg){"user", job->prompt};
+        msgs = turn;
+    }
     char *text = NULL;
-    int rc = engine_chat_prompt(m->em, job->messages, job->n_messages, true, &text, err);
+    int rc = engine_chat_prompt(m->em, msgs, n_msgs, true, &text, err);
     if (rc == 0)
         rc = engine_tokenize(m->em, text, strlen(text), true, true, ids, n, err);
     mlx_free(text);
@@ -131,7 +155,7 @@ static void slot_open(rt_model *m, slot *s, runtime_job *job)
     for (size_t i = 0; i < s->n_prompt; i++)
         engine_sampler_accept(s->sampler, s->prompt[i]);
     engine_decoder_init(&s->dec);
-    s->dec.started = job->prompt != NULL; /* a completion continues its prompt */
+    s->dec.started = !is_chat(m, job); /* a completion continues its prompt */
     s->state = SLOT_PROMPT;
     rt_job_started(job, (uint32_t)s->n_prompt);
 }
@@ -146,14 +170,55 @@ static void flush_tail(slot *s)
     rt_job_emit(s->job, tail, k, NULL);
 }
 
+/* Tells the runtime's observer how long this token took: from the
+ * request's submission for the first, from the one before for the rest. */
+static void observe(rt_model *m, slot *s, int64_t now)
+{
+    const runtime_config *c = &m->rt->cfg;
+    if (c->observe_token != NULL) {
+        bool first = s->generated == 1;
+        int64_t since = first ? s->job->submit_ns : s->last_ns;
+        c->observe_token(c->observer, m->name, first, (double)(now - since) / 1e9);
+    }
+    s->last_ns = now;
+}
+
+/* The text of token id, and of its top most likely alternatives. */
+static void describe_token(rt_model *m, runtime_token *tok, int32_t id, const float *logits,
+                           int32_t top)
+{
+    size_t len = 0, used = 0;
+    const char *p = engine_token_piece(m->em, id, &len);
+    tok->id = id;
+    tok->len = len < sizeof tok->text - 1 ? len : sizeof tok->text - 1;
+    memcpy(tok->text, p, tok->len);
+    tok->text[tok->len] = '\0';
+    if (top > 0)
+        tok->n_top = engine_top_logprobs(logits, engine_model_info(m->em)->n_vocab,
+                                         (size_t)top, tok->top);
+    for (size_t i = 0; i < tok->n_top; i++) {
+        p = engine_token_piece(m->em, tok->top[i].id, &len);
+        size_t room = sizeof tok->top_text - used;
+        size_t n = len < room ? len : room;
+        memcpy(tok->top_text + used, p, n);
+        tok->top_len[i] = (uint16_t)n;
+        used += n;
+    }
+}
+
 /* Step 3 for one slot whose logits are new. */
 static void slot_sample(rt_model *m, slot *s)
 {
     const engine_info *info = engine_model_info(m->em);
     runtime_job *job = s->job;
     const float *logits = engine_seq_logits(s->seq);
+    int64_t now = rt_now_ns();
     if (s->first_ns == 0)
-        s->first_ns = rt_now_ns();
+        s->first_ns = now;
+    if (job->max_tokens == 0) { /* the prompt only (Ollama's num_predict 0) */
+        slot_done(m, s, "length");
+        return;
+    }
     runtime_token tok;
     memset(&tok, 0, sizeof tok);
     int32_t id = engine_sampler_sample(s->sampler, logits, &tok.logprob);
@@ -163,6 +228,7 @@ static void slot_sample(rt_model *m, slot *s)
         return;
     }
     s->generated++;
+    observe(m, s, now);
     char piece[ENGINE_MAX_PIECE], shown[ENGINE_MAX_PIECE + TAIL_MAX];
     size_t n = 0, n_shown = 0;
     mlx_err err;
@@ -173,13 +239,7 @@ static void slot_sample(rt_model *m, slot *s)
     bool stopped = engine_stop_push(s->stop, piece, n, shown, &n_shown);
     const runtime_token *with = NULL;
     if (job->top_logprobs != 0) {
-        tok.id = id;
-        size_t len = 0;
-        const char *p = engine_token_piece(m->em, id, &len);
-        snprintf(tok.text, sizeof tok.text, "%.*s", (int)len, p);
-        if (job->top_logprobs > 0)
-            tok.n_top = engine_top_logprobs(logits, info->n_vocab, (size_t)job->top_logprobs,
-                                            tok.top);
+        describe_token(m, &tok, id, logits, job->top_logprobs);
         with = &tok;
     }
     if (rt_job_emit(job, shown, n_shown, with) != 0) {

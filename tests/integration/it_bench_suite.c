@@ -228,7 +228,8 @@ static void test_unknown_model_fails_and_records_nothing(void **state)
     char *out = NULL, *err = NULL;
     assert_int_equal(agent(args, &out, &err), 1);
     assert_string_equal(out, "");
-    assert_non_null(strstr(err, "no model named 'nope:latest'"));
+    assert_non_null(
+        strstr(err, "'nope:latest' is neither a GGUF file nor a model of the store"));
     free(out);
     free(err);
     json_t *after = history_json();

@@ -117,7 +117,8 @@ static void test_a_model_of_the_store_runs_by_name(void **state)
     const char *missing[] = {"run", "nope:latest", "hi", "--data", data, NULL};
     char *err = NULL;
     assert_int_equal(run(missing, NULL, &err), 1);
-    assert_non_null(strstr(err, "no model named 'nope:latest'"));
+    assert_non_null(
+        strstr(err, "'nope:latest' is neither a GGUF file nor a model of the store"));
     free(err);
 }
 

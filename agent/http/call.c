@@ -1,0 +1,351 @@
+/*
+ * call.c — one generation from request to answer, for every API.
+ *
+ * The request goes to the runtime; the answer's status waits for the first
+ * event, so a model that cannot be found or a prompt past the context is a
+ * plain 404 or 400 even for a streamed request. Then either the whole
+ * answer is gathered and written at once, or the response becomes a stream
+ * that turns each event into the API's chunks as it comes.
+ *
+ * While it waits, a call looks every POLL_MS whether its client is still
+ * there; one that went away cancels the generation, so its slot is free
+ * before the next token.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "agent/http/internal.h"
+#include "common/alloc.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/parse.h"
+#include "common/rand.h"
+
+#define MOD "http"
+#define POLL_MS 50
+#define STREAM_CHUNK_MAX (4u << 20) /* one event's bytes; a token is far less */
+#define WHOLE_TEXT_MAX (64u << 20)
+
+void api_error(mlx_http_resp *resp, api_kind kind, int status, const char *code,
+               const char *fmt, ...)
+{
+    char message[MLX_MAX_ERR_MSG];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    if (kind == API_OLLAMA)
+        mlx_http_resp_json(resp, status, json_pack("{s:s}", "error", message));
+    else
+        mlx_http_resp_error(resp, status,
+                            status >= 500 ? "server_error" : "invalid_request_error", code,
+                            "%s", message);
+}
+
+int api_status_of(int mlx_code, const char **code)
+{
+    switch (mlx_code) {
+    case MLX_EINVAL:
+        *code = "invalid_request";
+        return 400;
+    case MLX_ETOOBIG:
+        *code = "context_length_exceeded";
+        return 400;
+    case MLX_ENOENT:
+        *code = "model_not_found";
+        return 404;
+    case MLX_EBUSY:
+        *code = "overloaded";
+        return 503;
+    case MLX_ECLOSED:
+        *code = "unavailable";
+        return 503;
+    case MLX_ENOMEM:
+        *code = "insufficient_memory";
+        return 507;
+    default:
+        *code = "internal_error";
+        return 500;
+    }
+}
+
+/* The client's X-Request-Id when it is a sane one, else a new id. */
+static void request_id(const mlx_http_req *req, char *out, size_t size)
+{
+    const char *given = req->conn != NULL ? mlx_http_header(req, "X-Request-Id") : NULL;
+    if (given != NULL && given[0] != '\0' && strlen(given) < size &&
+        mlx_text_is_clean(given, size - 1) && strpbrk(given, " \"\\") == NULL) {
+        snprintf(out, size, "%s", given);
+        return;
+    }
+    if (mlx_rand_hex(out, 24, NULL) != 0)
+        snprintf(out, size, "%llx", (unsigned long long)mlx_time_mono_ns());
+}
+
+api_call *api_call_new(agent_http *h, api_kind kind, const api_format *fmt,
+                       const char *endpoint, const mlx_http_req *req)
+{
+    api_call *c = mlx_calloc(1, sizeof *c);
+    if (c == NULL)
+        return NULL;
+    c->h = h;
+    c->kind = kind;
+    c->fmt = fmt;
+    c->endpoint = endpoint;
+    c->conn = req->conn;
+    c->created_s = mlx_time_wall_ms() / 1000;
+    c->arrived_ns = mlx_time_mono_ns();
+    c->status = 500;
+    request_id(req, c->id, sizeof c->id);
+    c->req.request_id = c->id;
+    c->req.keep_alive_ms = -1;
+    c->req.max_tokens = -1;
+    mlx_buf_init(&c->text, WHOLE_TEXT_MAX);
+    mlx_buf_init(&c->out, STREAM_CHUNK_MAX);
+    return c;
+}
+
+api_call *api_call_read(agent_http *h, const mlx_http_req *req, mlx_http_resp *resp,
+                        const api_call_spec *spec)
+{
+    if (h->cfg.rt == NULL) {
+        api_error(resp, spec->kind, 503, "unavailable", "this agent serves no models");
+        api_count(h, spec->endpoint, "", 503);
+        return NULL;
+    }
+    api_call *c = api_call_new(h, spec->kind, spec->format, spec->endpoint, req);
+    if (c == NULL) {
+        api_error(resp, spec->kind, 500, "internal_error", "out of memory");
+        return NULL;
+    }
+    c->chat = spec->chat;
+    mlx_err err;
+    mlx_err_clear(&err);
+    int rc = api_parse_object(req, &c->body, &err);
+    if (rc == 0)
+        rc = spec->read(c, &err);
+    if (rc != 0) {
+        const char *code;
+        int status = api_status_of(rc, &code);
+        api_error(resp, spec->kind, status, code, "%s", mlx_err_text(&err, rc));
+        api_count(h, spec->endpoint, "", status);
+        api_call_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void api_call_free(api_call *c)
+{
+    if (c == NULL)
+        return;
+    runtime_job_free(c->job);
+    for (size_t i = 0; c->contents != NULL && i < c->req.n_messages; i++)
+        mlx_free(c->contents[i]);
+    mlx_free(c->contents);
+    mlx_free(c->msgs);
+    mlx_free(c->stops);
+    mlx_free(c->tokens);
+    mlx_buf_fini(&c->text);
+    mlx_buf_fini(&c->out);
+    json_decref(c->body);
+    mlx_free(c);
+}
+
+void api_count(agent_http *h, const char *endpoint, const char *model, int status)
+{
+    if (h->cfg.inference != NULL)
+        metrics_inference_request(h->cfg.inference, endpoint, model, status);
+}
+
+/* The call is over: counted and logged, once. */
+static void record(api_call *c, const runtime_event *done)
+{
+    const char *model = c->started ? c->req.model : "";
+    if (c->h->cfg.inference != NULL) {
+        metrics_inference_request(c->h->cfg.inference, c->endpoint, model, c->status);
+        if (done != NULL)
+            metrics_inference_generation(c->h->cfg.inference, model, done->prompt_tokens,
+                                         (double)done->prompt_ns / 1e9,
+                                         done->completion_tokens,
+                                         (double)done->gen_ns / 1e9);
+    }
+    mlx_log_info(MOD, "request", "id=%s endpoint=%s model=\"%s\" status=%d ms=%lld", c->id,
+                 c->endpoint, c->req.model != NULL ? c->req.model : "", c->status,
+                 (long long)((mlx_time_mono_ns() - c->arrived_ns) / 1000000));
+}
+
+/* The next event, looking after the client while none comes: MLX_ECLOSED
+ * when it went away (the generation is then cancelled). */
+static int next_event(api_call *c, runtime_event *ev)
+{
+    for (;;) {
+        if (runtime_job_next(c->job, ev, POLL_MS) == 0)
+            return 0;
+        if (c->conn != NULL && mlx_http_client_gone(c->conn)) {
+            runtime_job_cancel(c->job);
+            return MLX_ECLOSED;
+        }
+    }
+}
+
+/* An error event (or a refusal) as the answer. */
+static void answer_error(api_call *c, mlx_http_resp *resp, int code, const char *message)
+{
+    const char *word;
+    c->status = api_status_of(code, &word);
+    if (code == MLX_EBUSY || code == MLX_ECLOSED)
+        mlx_http_resp_header(resp, "Retry-After", "1");
+    api_error(resp, c->kind, c->status, word, "%s", message);
+}
+
+/* Keeps a TEXT event's text and tokens for the whole answer. */
+static int gather(api_call *c, const runtime_event *ev)
+{
+    if (mlx_buf_append(&c->text, ev->text, ev->len) != 0)
+        return MLX_ETOOBIG;
+    if (!c->want_logprobs || ev->n_tokens == 0)
+        return 0;
+    if (c->n_tokens + ev->n_tokens > c->cap_tokens) {
+        size_t cap = c->cap_tokens * 2 + ev->n_tokens + 16;
+        runtime_token *t = mlx_realloc(c->tokens, cap * sizeof *t);
+        if (t == NULL)
+            return MLX_ENOMEM;
+        c->tokens = t;
+        c->cap_tokens = cap;
+    }
+    memcpy(c->tokens + c->n_tokens, ev->tokens, ev->n_tokens * sizeof *ev->tokens);
+    c->n_tokens += ev->n_tokens;
+    return 0;
+}
+
+static void answer_whole(api_call *c, mlx_http_resp *resp)
+{
+    runtime_event ev;
+    for (;;) {
+        if (next_event(c, &ev) != 0) {
+            c->status = 499;
+            record(c, NULL);
+            return;
+        }
+        if (ev.kind == RUNTIME_TEXT && gather(c, &ev) != 0) {
+            runtime_job_cancel(c->job);
+            answer_error(c, resp, MLX_ENOMEM, "the answer is too large to hold");
+            record(c, NULL);
+            return;
+        }
+        if (ev.kind == RUNTIME_ERROR) {
+            answer_error(c, resp, ev.error, ev.message);
+            record(c, NULL);
+            return;
+        }
+        if (ev.kind == RUNTIME_DONE)
+            break;
+    }
+    c->status = 200;
+    mlx_http_resp_json(resp, 200, c->fmt->whole(c, &ev));
+    record(c, &ev);
+}
+
+/* ---- streams ----------------------------------------------------------------- */
+
+/* Turns the next event into bytes in c->out. Returns 0, or -1 to cut the
+ * connection (the client went away, or out of memory). */
+static int stream_fill(api_call *c)
+{
+    runtime_event ev;
+    if (next_event(c, &ev) != 0)
+        return -1;
+    int rc = 0;
+    switch (ev.kind) {
+    case RUNTIME_STARTED:
+        break;
+    case RUNTIME_TEXT:
+        rc = c->fmt->chunk(c, &ev, &c->out);
+        c->text_offset += ev.len;
+        break;
+    case RUNTIME_DONE:
+        c->ended = true;
+        c->status = 200;
+        rc = c->fmt->end(c, &ev, &c->out);
+        record(c, &ev);
+        break;
+    case RUNTIME_ERROR: {
+        const char *word;
+        c->ended = true;
+        c->status = api_status_of(ev.error, &word);
+        rc = c->fmt->fail(c, &ev, &c->out);
+        record(c, NULL);
+        break;
+    }
+    }
+    return rc == 0 ? 0 : -1;
+}
+
+static long stream_read(void *arg, char *buf, size_t max)
+{
+    api_call *c = arg;
+    while (c->out_pos == c->out.len) {
+        if (c->ended)
+            return 0;
+        mlx_buf_reset(&c->out);
+        c->out_pos = 0;
+        if (stream_fill(c) != 0)
+            return -1;
+    }
+    size_t n = c->out.len - c->out_pos;
+    if (n > max)
+        n = max;
+    memcpy(buf, c->out.data + c->out_pos, n);
+    c->out_pos += n;
+    return (long)n;
+}
+
+static void stream_close(void *arg, bool completed)
+{
+    api_call *c = arg;
+    if (!c->ended) { /* the client went away, or the stream broke */
+        runtime_job_cancel(c->job);
+        c->status = 499;
+        record(c, NULL);
+    }
+    api_call_free(c);
+}
+
+void api_call_run(api_call *c, mlx_http_resp *resp)
+{
+    mlx_err err;
+    mlx_err_clear(&err);
+    mlx_http_resp_header(resp, "X-Request-Id", "%s", c->id);
+    int rc = runtime_submit(c->h->cfg.rt, &c->req, &c->job, &err);
+    if (rc != 0) {
+        answer_error(c, resp, rc, mlx_err_text(&err, rc));
+        record(c, NULL);
+        api_call_free(c);
+        return;
+    }
+    runtime_event ev;
+    if (next_event(c, &ev) != 0) {
+        c->status = 499;
+        record(c, NULL);
+        api_call_free(c);
+        return;
+    }
+    if (ev.kind == RUNTIME_ERROR) {
+        answer_error(c, resp, ev.error, ev.message);
+        record(c, NULL);
+        api_call_free(c);
+        return;
+    }
+    c->started = true; /* STARTED: the model is there and the prompt fits */
+    if (!c->stream) {
+        answer_whole(c, resp);
+        api_call_free(c);
+        return;
+    }
+    resp->status = 200;
+    resp->content_type = c->fmt->stream_type;
+    mlx_http_resp_header(resp, "Cache-Control", "no-cache");
+    resp->stream = (mlx_http_stream){.read = stream_read, .close = stream_close, .arg = c};
+}
