@@ -106,6 +106,25 @@ api_call *api_call_new(agent_http *h, api_kind kind, const api_format *fmt,
     return c;
 }
 
+int api_call_parse(agent_http *h, const mlx_http_req *req, const api_call_spec *spec,
+                   api_call **out, mlx_err *err)
+{
+    *out = NULL;
+    api_call *c = api_call_new(h, spec->kind, spec->format, spec->endpoint, req);
+    if (c == NULL)
+        return mlx_err_set(err, MLX_ENOMEM, "out of memory");
+    c->chat = spec->chat;
+    int rc = api_parse_object(req, &c->body, err);
+    if (rc == 0)
+        rc = spec->read(c, err);
+    if (rc != 0) {
+        api_call_free(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
 api_call *api_call_read(agent_http *h, const mlx_http_req *req, mlx_http_resp *resp,
                         const api_call_spec *spec)
 {
@@ -114,23 +133,15 @@ api_call *api_call_read(agent_http *h, const mlx_http_req *req, mlx_http_resp *r
         api_count(h, spec->endpoint, "", 503);
         return NULL;
     }
-    api_call *c = api_call_new(h, spec->kind, spec->format, spec->endpoint, req);
-    if (c == NULL) {
-        api_error(resp, spec->kind, 500, "internal_error", "out of memory");
-        return NULL;
-    }
-    c->chat = spec->chat;
+    api_call *c;
     mlx_err err;
     mlx_err_clear(&err);
-    int rc = api_parse_object(req, &c->body, &err);
-    if (rc == 0)
-        rc = spec->read(c, &err);
+    int rc = api_call_parse(h, req, spec, &c, &err);
     if (rc != 0) {
         const char *code;
         int status = api_status_of(rc, &code);
         api_error(resp, spec->kind, status, code, "%s", mlx_err_text(&err, rc));
         api_count(h, spec->endpoint, "", status);
-        api_call_free(c);
         return NULL;
     }
     return c;

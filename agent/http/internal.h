@@ -149,8 +149,17 @@ typedef struct api_call_spec {
     int (*read)(api_call *c, mlx_err *err);
 } api_call_spec;
 
-/* A call read from req's body by spec; NULL when it was answered already
- * (no runtime, a body that is not valid, out of memory). */
+/* The endpoints' specs (openai.c, ollama.c). */
+extern const api_call_spec api_openai_chat, api_openai_completions;
+extern const api_call_spec api_ollama_generate, api_ollama_chat;
+
+/* Reads req's body by spec into a new call (*out: api_call_free).
+ * MLX_EINVAL with a sentence for a body that is not valid. */
+int api_call_parse(agent_http *h, const mlx_http_req *req, const api_call_spec *spec,
+                   api_call **out, mlx_err *err);
+
+/* api_call_parse, answering what goes wrong: NULL when it was answered
+ * already (no runtime, a body that is not valid, out of memory). */
 api_call *api_call_read(agent_http *h, const mlx_http_req *req, mlx_http_resp *resp,
                         const api_call_spec *spec);
 

@@ -311,16 +311,17 @@ static void serve(agent_http *h, const mlx_http_req *req, mlx_http_resp *resp,
     api_call_free(c);
 }
 
+const api_call_spec api_ollama_generate = {API_OLLAMA, &ollama_format, "/api/generate",
+                                           false, read_generate};
+const api_call_spec api_ollama_chat = {API_OLLAMA, &ollama_format, "/api/chat", true,
+                                       read_chat};
+
 void http_ollama_generate(void *ctx, const mlx_http_req *req, mlx_http_resp *resp)
 {
-    static const api_call_spec spec = {API_OLLAMA, &ollama_format, "/api/generate", false,
-                                       read_generate};
-    serve(ctx, req, resp, &spec);
+    serve(ctx, req, resp, &api_ollama_generate);
 }
 
 void http_ollama_chat(void *ctx, const mlx_http_req *req, mlx_http_resp *resp)
 {
-    static const api_call_spec spec = {API_OLLAMA, &ollama_format, "/api/chat", true,
-                                       read_chat};
-    serve(ctx, req, resp, &spec);
+    serve(ctx, req, resp, &api_ollama_chat);
 }

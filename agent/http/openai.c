@@ -332,20 +332,21 @@ static const api_format openai_format = {
 
 /* ---- the endpoints ---------------------------------------------------------- */
 
+const api_call_spec api_openai_chat = {API_OPENAI, &openai_format, "/v1/chat/completions",
+                                       true, read_chat};
+const api_call_spec api_openai_completions = {API_OPENAI, &openai_format, "/v1/completions",
+                                              false, read_completion};
+
 void http_openai_chat(void *ctx, const mlx_http_req *req, mlx_http_resp *resp)
 {
-    static const api_call_spec spec = {API_OPENAI, &openai_format, "/v1/chat/completions",
-                                       true, read_chat};
-    api_call *c = api_call_read(ctx, req, resp, &spec);
+    api_call *c = api_call_read(ctx, req, resp, &api_openai_chat);
     if (c != NULL)
         api_call_run(c, resp);
 }
 
 void http_openai_completions(void *ctx, const mlx_http_req *req, mlx_http_resp *resp)
 {
-    static const api_call_spec spec = {API_OPENAI, &openai_format, "/v1/completions", false,
-                                       read_completion};
-    api_call *c = api_call_read(ctx, req, resp, &spec);
+    api_call *c = api_call_read(ctx, req, resp, &api_openai_completions);
     if (c != NULL)
         api_call_run(c, resp);
 }
