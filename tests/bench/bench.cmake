@@ -13,3 +13,4 @@ add_dependencies(bench_engine mlx-agent)
 # Kernel throughput per weight type and CPU path: GB/s of weights, GFLOP/s.
 add_executable(bench_kernels bench/bench_kernels.c)
 target_link_libraries(bench_kernels PRIVATE mlxengine)
+include(bench/http.cmake OPTIONAL)
