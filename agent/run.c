@@ -103,7 +103,8 @@ struct generation {
     size_t len, cap;
     size_t prompt_tokens, tokens;
     const char *finish; /* "stop" or "length" */
-    int64_t prompt_ms, gen_ms;
+    int64_t prompt_ns, gen_ns; /* nanoseconds: a tiny model's whole answer may take
+                                  less than a millisecond */
 };
 
 static int emit(struct generation *g, bool json, const char *text, size_t n)
@@ -143,18 +144,18 @@ static int generate(engine_model *m, const struct run_opts *o, const int32_t *id
         rc = engine_stop_new((const char *const *)o->stops.items, o->stops.n, &stop, err);
     if (rc == 0)
         rc = engine_seq_new(m, &seq, err);
-    int64_t t0 = mlx_time_mono_ms();
+    int64_t t0 = mlx_time_mono_ns();
     if (rc == 0)
         rc = engine_seq_feed(seq, ids, n_ids, err);
     g->prompt_tokens = n_ids;
-    g->prompt_ms = mlx_time_mono_ms() - t0;
+    g->prompt_ns = mlx_time_mono_ns() - t0;
     g->finish = "length";
     for (size_t i = 0; i < n_ids && rc == 0; i++)
         engine_sampler_accept(smp, ids[i]);
     engine_decoder dec;
     engine_decoder_init(&dec);
     dec.started = true; /* the prompt came first: a leading space is a real one */
-    t0 = mlx_time_mono_ms();
+    t0 = mlx_time_mono_ns();
     bool stopped = false;
     while (rc == 0 && !stopped &&
            (o->n_predict < 0 || g->tokens < (size_t)o->n_predict) &&
@@ -183,7 +184,7 @@ static int generate(engine_model *m, const struct run_opts *o, const int32_t *id
         if (rc == 0)
             rc = emit(g, o->json, shown, engine_stop_flush(stop, shown));
     }
-    g->gen_ms = mlx_time_mono_ms() - t0;
+    g->gen_ns = mlx_time_mono_ns() - t0;
     if (rc == MLX_ENOMEM)
         mlx_err_set(err, rc, "out of memory");
     engine_seq_free(seq);
@@ -192,31 +193,36 @@ static int generate(engine_model *m, const struct run_opts *o, const int32_t *id
     return rc;
 }
 
-static double per_second(size_t n, int64_t ms)
+static double per_second(size_t n, int64_t ns)
 {
-    return ms > 0 ? (double)n * 1000.0 / (double)ms : 0;
+    return ns > 0 ? (double)n * 1e9 / (double)ns : 0;
+}
+
+static double ms_of(int64_t ns)
+{
+    return (double)ns / 1e6;
 }
 
 static int report(const struct run_opts *o, const char *model, const struct generation *g,
-                  int64_t load_ms, mlx_err *err)
+                  int64_t load_ns, mlx_err *err)
 {
     if (!o->json) {
         fprintf(stderr,
-                "\n%s: loaded in %lld ms; prompt %zu tokens (%.1f tokens/s); generated "
+                "\n%s: loaded in %.0f ms; prompt %zu tokens (%.1f tokens/s); generated "
                 "%zu tokens (%.1f tokens/s)\n",
-                model, (long long)load_ms, g->prompt_tokens,
-                per_second(g->prompt_tokens, g->prompt_ms), g->tokens,
-                per_second(g->tokens, g->gen_ms));
+                model, ms_of(load_ns), g->prompt_tokens,
+                per_second(g->prompt_tokens, g->prompt_ns), g->tokens,
+                per_second(g->tokens, g->gen_ns));
         return 0;
     }
     json_t *v = json_pack(
-        "{s:s, s:s, s:s, s:I, s:I, s:{s:I, s:I, s:I, s:f, s:f}}", "model", model, "text",
+        "{s:s, s:s, s:s, s:I, s:I, s:{s:f, s:f, s:f, s:f, s:f}}", "model", model, "text",
         g->text != NULL ? g->text : "", "finish_reason", g->finish, "prompt_tokens",
         (json_int_t)g->prompt_tokens, "completion_tokens", (json_int_t)g->tokens,
-        "timings", "load_ms", (json_int_t)load_ms, "prompt_ms", (json_int_t)g->prompt_ms,
-        "generation_ms", (json_int_t)g->gen_ms, "prompt_tokens_per_s",
-        per_second(g->prompt_tokens, g->prompt_ms), "generation_tokens_per_s",
-        per_second(g->tokens, g->gen_ms));
+        "timings", "load_ms", ms_of(load_ns), "prompt_ms", ms_of(g->prompt_ns),
+        "generation_ms", ms_of(g->gen_ns), "prompt_tokens_per_s",
+        per_second(g->prompt_tokens, g->prompt_ns), "generation_tokens_per_s",
+        per_second(g->tokens, g->gen_ns));
     return mlx_json_print(v, err);
 }
 
@@ -234,7 +240,7 @@ static int run(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **arg
     int rc = mlx_cli_load(prog, cmd, argc, argv, &o, &args);
     if (rc != 0 || args.help)
         goto out;
-    int64_t t0 = mlx_time_mono_ms();
+    int64_t t0 = mlx_time_mono_ns();
     engine_opts eo = {.threads = (int)o.threads, .n_ctx = (uint32_t)o.ctx};
     /* Settings are checked before a model of many GB is loaded for nothing. */
     engine_sampling params = sampling_of(&o);
@@ -245,10 +251,10 @@ static int run(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **arg
     if (rc == 0 && (rc = cache_locate_model(o.data, args.argv[0], &path, &err)) == 0 &&
         (rc = engine_load(path, &eo, &m, &err)) == 0 &&
         (rc = prompt_ids(m, &o, args.argv[1], &ids, &n_ids, &err)) == 0) {
-        int64_t load_ms = mlx_time_mono_ms() - t0;
+        int64_t load_ns = mlx_time_mono_ns() - t0;
         rc = generate(m, &o, ids, n_ids, &g, &err);
         if (rc == 0)
-            rc = report(&o, args.argv[0], &g, load_ms, &err);
+            rc = report(&o, args.argv[0], &g, load_ns, &err);
     }
     if (rc != 0)
         mlx_cli_fail(prog, rc, &err);
