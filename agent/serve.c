@@ -270,12 +270,17 @@ out:
 
 const mlx_cmd agent_cmd_serve = {
     .name = "serve",
-    .summary = "run the agent daemon: join the fleet and serve the local API",
+    .summary = "run the agent daemon: serve models over the OpenAI and Ollama APIs, join the fleet",
     .about =
-        "Registers with the coordinator given by --coordinator and heartbeats every\n"
-        "--heartbeat-ms with CPU, memory, load and disk figures. Keeps its node id in\n"
-        "the data directory, so a restarted agent is the same node. Stops cleanly\n"
-        "(deregistering) on SIGINT or SIGTERM.",
+        "Serves the models of the store on --http with the OpenAI API (/v1/models,\n"
+        "/v1/chat/completions, /v1/completions) and Ollama's (/api/generate, /api/chat,\n"
+        "/api/tags, /api/ps, /api/show), with /metrics for Prometheus. A model loads on\n"
+        "its first request and stays --keep-alive after its last, within --memory-budget\n"
+        "and --max-loaded; each decodes --parallel requests together and queues --queue\n"
+        "more. With --coordinator, also registers with the fleet and heartbeats every\n"
+        "--heartbeat-ms with the machine's figures and what its models do. Keeps its\n"
+        "node id in the data directory, so a restarted agent is the same node. Stops\n"
+        "cleanly (deregistering) on SIGINT or SIGTERM.",
     .opts = serve_opts,
     .run = serve,
     .daemon = true,
