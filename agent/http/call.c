@@ -187,17 +187,19 @@ static void record(api_call *c, const runtime_event *done)
                  (long long)((mlx_time_mono_ns() - c->arrived_ns) / 1000000));
 }
 
-/* The next event, looking after the client while none comes: MLX_ECLOSED
- * when it went away (the generation is then cancelled). */
+/* The next event, looking after the client at each one and while none
+ * comes: MLX_ECLOSED when it went away (the generation is then cancelled,
+ * before its next token). */
 static int next_event(api_call *c, runtime_event *ev)
 {
     for (;;) {
-        if (runtime_job_next(c->job, ev, POLL_MS) == 0)
-            return 0;
+        bool got = runtime_job_next(c->job, ev, POLL_MS) == 0;
         if (c->conn != NULL && mlx_http_client_gone(c->conn)) {
             runtime_job_cancel(c->job);
             return MLX_ECLOSED;
         }
+        if (got)
+            return 0;
     }
 }
 
