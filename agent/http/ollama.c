@@ -9,13 +9,13 @@
  * and left to the server's own settings (--ctx, --threads), which every
  * request shares.
  */
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "agent/http/internal.h"
 #include "common/alloc.h"
 #include "common/clock.h"
+#include "common/parse.h"
 #include "common/rand.h"
 
 /* keep_alive below zero: loaded until the agent stops. */
@@ -88,33 +88,42 @@ static int read_options(api_call *c, const json_t *o, mlx_err *err)
     return 0;
 }
 
-/* A Go duration ("5m", "1h30m", "250ms", "-1m") in milliseconds. */
+/* A Go duration ("5m", "1h30m", "1.5h", "250ms", "-1m") in milliseconds. */
 static int parse_duration(const char *text, int64_t *out)
 {
+    static const struct {
+        const char *unit;
+        double ms;
+    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
     const char *p = text;
     bool negative = *p == '-';
     p += negative;
-    int64_t total = 0;
     if (*p == '\0')
         return MLX_EINVAL;
+    double total = 0;
     while (*p != '\0') {
-        if (!isdigit((unsigned char)*p))
+        size_t len = strspn(p, "0123456789.");
+        char number[32];
+        double n;
+        if (len == 0 || len >= sizeof number)
             return MLX_EINVAL;
-        char *end;
-        double n = strtod(p, &end);
-        static const struct {
-            const char *unit;
-            double ms;
-        } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
+        memcpy(number, p, len);
+        number[len] = '\0';
+        if (mlx_parse_double(number, &n, NULL) != 0)
+            return MLX_EINVAL;
+        p += len;
         size_t u = 0;
-        while (u < 4 && strncmp(end, units[u].unit, strlen(units[u].unit)) != 0)
+        /* "ms" before "m", so that "250ms" is not 250 minutes and an "s". */
+        while (u < 4 && strncmp(p, units[u].unit, strlen(units[u].unit)) != 0)
             u++;
-        if (u == 4 || n > 1e12)
+        if (u == 4)
             return MLX_EINVAL;
-        total += (int64_t)(n * units[u].ms);
-        p = end + strlen(units[u].unit);
+        total += n * units[u].ms;
+        if (total > 1e15)
+            return MLX_EINVAL;
+        p += strlen(units[u].unit);
     }
-    *out = negative ? -total : total;
+    *out = (int64_t)(negative ? -total : total);
     return 0;
 }
 
@@ -130,9 +139,8 @@ static int read_keep_alive(const json_t *v, int64_t *ms, mlx_err *err)
         return 0;
     }
     const char *text = json_string_value(v);
-    char *end = NULL;
-    double secs = text != NULL ? strtod(text, &end) : 0;
-    if (text != NULL && end != text && *end == '\0') {
+    double secs;
+    if (text != NULL && mlx_parse_double(text, &secs, NULL) == 0) {
         *ms = secs < 0 ? KEEP_FOREVER_MS : (int64_t)(secs * 1000);
         return 0;
     }
