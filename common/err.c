@@ -1,5 +1,6 @@
 /* err.c — error codes, names and sentences. */
 #include "common/err.h"
+#include "common/parse.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -17,7 +18,13 @@ int mlx_err_vset(mlx_err *e, int code, const char *fmt, va_list ap)
     if (e == NULL)
         return code;
     e->code = code;
-    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    /* A few bytes past the end show whether the cut, if the sentence is
+     * too long, falls inside a character; it is moved back before it. */
+    char text[sizeof e->msg + 4];
+    vsnprintf(text, sizeof text, fmt, ap);
+    size_t len = mlx_utf8_prefix(text, sizeof e->msg - 1);
+    memcpy(e->msg, text, len);
+    e->msg[len] = '\0';
     return code;
 }
 
@@ -34,25 +41,14 @@ int mlx_err_prefix(mlx_err *e, int code, const char *fmt, ...)
 {
     if (e == NULL)
         return code;
-    char joined[MLX_MAX_ERR_MSG];
+    /* "prefix: old sentence", cut where mlx_err_vset cuts. */
+    char prefix[MLX_MAX_ERR_MSG + 4], old[MLX_MAX_ERR_MSG];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(joined, sizeof joined, fmt, ap);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
-    size_t len = n < 0 ? 0 : (size_t)n < sizeof joined ? (size_t)n : sizeof joined - 1;
-    /* "prefix: old sentence", cut at the buffer's end. */
-    const char *parts[2] = {": ", e->msg};
-    for (int i = 0; i < 2; i++) {
-        size_t add = strlen(parts[i]);
-        if (add > sizeof joined - 1 - len)
-            add = sizeof joined - 1 - len;
-        memcpy(joined + len, parts[i], add);
-        len += add;
-    }
-    joined[len] = '\0';
-    memcpy(e->msg, joined, len + 1);
-    e->code = code;
-    return code;
+    memcpy(old, e->msg, sizeof old);
+    return mlx_err_set(e, code, "%s: %s", prefix, old);
 }
 
 #define MLX_ERR_TEXT_(name, text)                                                        \

@@ -260,3 +260,13 @@ bool mlx_text_is_clean(const char *s, size_t max)
     }
     return true;
 }
+
+size_t mlx_utf8_prefix(const char *s, size_t max)
+{
+    size_t len = strnlen(s, max);
+    /* s[len] is the byte after the cut (the terminator at the latest): a
+     * continuation byte there means the cut falls inside a character. */
+    while (len > 0 && ((unsigned char)s[len] & 0xc0) == 0x80)
+        len--;
+    return len;
+}

@@ -49,4 +49,9 @@ int mlx_parse_nng_url(const char *text, char *host, size_t host_size, int *port,
  * characters: safe to log, to show in a table and to put in JSON. */
 bool mlx_text_is_clean(const char *s, size_t max);
 
+/* The length of the longest prefix of s (a NUL-terminated string) of at
+ * most max bytes that does not end inside a UTF-8 sequence: where to cut
+ * text that is quoted or truncated, so the cut never breaks a character. */
+size_t mlx_utf8_prefix(const char *s, size_t max);
+
 #endif

@@ -32,7 +32,7 @@ objs=""
 for f in agent/engine/kernels.c agent/engine/kernels_scalar.c agent/engine/kernels_neon.c \
     agent/engine/kernels_neon_q.c agent/engine/kernels_neon_qdot.c agent/engine/quant.c \
     agent/engine/quant_k.c agent/engine/gguf_types.c common/log.c common/clock.c \
-    common/err.c tests/unit/test_kernels.c; do
+    common/err.c common/parse.c tests/unit/test_kernels.c; do
     extra=""
     case $f in
     */kernels.c) extra="-DMLX_KERNELS_NEON" ;;

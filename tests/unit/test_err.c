@@ -51,6 +51,27 @@ static void test_err_set_cuts_long_sentence_at_buffer_end(void **state)
     assert_int_equal(strlen(e.msg), MLX_MAX_ERR_MSG - 1);
 }
 
+/* "é" is two bytes: a sentence of them cut at an odd length would end in
+ * half of one. */
+static void test_err_set_never_cuts_a_character_in_half(void **state)
+{
+    (void)state;
+    char big[2 * MLX_MAX_ERR_MSG + 1];
+    for (size_t i = 0; i + 1 < sizeof big; i += 2)
+        memcpy(big + i, "\xc3\xa9", 2);
+    big[sizeof big - 1] = '\0';
+    for (int shift = 0; shift < 2; shift++) {
+        mlx_err e;
+        mlx_err_set(&e, MLX_EINVAL, "%.*s%s", shift, "x", big);
+        size_t len = strlen(e.msg);
+        assert_true(len >= MLX_MAX_ERR_MSG - 2 && len <= MLX_MAX_ERR_MSG - 1);
+        assert_int_equal((len - (size_t)shift) % 2, 0); /* only whole "é"s */
+        mlx_err_prefix(&e, MLX_EINVAL, "%.*s", 1 - shift, "y");
+        len = strlen(e.msg);
+        assert_int_equal((len - 3) % 2, 0); /* "y: " or ": x", then "é"s */
+    }
+}
+
 static void test_err_prefix_puts_context_in_front(void **state)
 {
     (void)state;
@@ -166,6 +187,7 @@ int main(void)
         cmocka_unit_test(test_err_set_with_null_err_returns_code),
         cmocka_unit_test(test_err_clear_resets_code_and_text),
         cmocka_unit_test(test_err_set_cuts_long_sentence_at_buffer_end),
+        cmocka_unit_test(test_err_set_never_cuts_a_character_in_half),
         cmocka_unit_test(test_err_prefix_puts_context_in_front),
         cmocka_unit_test(test_err_prefix_cuts_at_buffer_end),
         cmocka_unit_test(test_err_prefix_with_null_err_still_returns_the_code),

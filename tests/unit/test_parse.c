@@ -266,6 +266,18 @@ static void test_parse_nng_url_refuses_other_forms(void **state)
 
 /* ---- UTF-8 cleanliness ------------------------------------------------- */
 
+static void test_utf8_prefix_never_ends_inside_a_character(void **state)
+{
+    (void)state;
+    const char *emoji = "ab\xf0\x9f\x98\x80z"; /* U+1F600 at bytes 2..5 */
+    size_t want[] = {0, 1, 2, 2, 2, 2, 6, 7, 7};
+    for (size_t max = 0; max < sizeof want / sizeof want[0]; max++)
+        assert_int_equal(mlx_utf8_prefix(emoji, max), want[max]);
+    assert_int_equal(mlx_utf8_prefix("h\xc3\xa9", 2), 1);
+    assert_int_equal(mlx_utf8_prefix("h\xc3\xa9", 3), 3);
+    assert_int_equal(mlx_utf8_prefix("", 5), 0);
+}
+
 static void test_text_is_clean_accepts_ascii_and_multibyte(void **state)
 {
     (void)state;
@@ -445,6 +457,7 @@ int main(void)
         cmocka_unit_test(test_parse_hostport_refuses_host_longer_than_buffer),
         cmocka_unit_test(test_parse_nng_url_accepts_tcp_and_tls),
         cmocka_unit_test(test_parse_nng_url_refuses_other_forms),
+        cmocka_unit_test(test_utf8_prefix_never_ends_inside_a_character),
         cmocka_unit_test(test_text_is_clean_accepts_ascii_and_multibyte),
         cmocka_unit_test(test_text_is_clean_refuses_overlong_forms),
         cmocka_unit_test(test_text_is_clean_refuses_surrogates_and_out_of_range),
