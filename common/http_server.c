@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -94,28 +95,47 @@ static bool is_loopback(struct MHD_Connection *conn)
     return false;
 }
 
-static void route(mlx_http_server *srv, const mlx_http_req *req, mlx_http_resp *resp)
+static const mlx_http_route *find_route(const mlx_http_server *srv, const char *method,
+                                        const char *path, bool *path_known)
 {
-    bool path_known = false;
+    *path_known = false;
     for (const mlx_http_route *r = srv->routes; r->method != NULL; r++) {
         size_t n = strlen(r->path);
         bool match = (n > 0 && r->path[n - 1] == '*')
-                         ? strncmp(req->path, r->path, n - 1) == 0
-                         : strcmp(req->path, r->path) == 0;
+                         ? strncmp(path, r->path, n - 1) == 0
+                         : strcmp(path, r->path) == 0;
         if (!match)
             continue;
-        path_known = true;
-        if (strcmp(r->method, req->method) == 0) {
-            r->handler(srv->ctx, req, resp);
-            return;
-        }
+        *path_known = true;
+        if (strcmp(r->method, method) == 0)
+            return r;
     }
-    if (path_known)
+    return NULL;
+}
+
+static void route(mlx_http_server *srv, const mlx_http_req *req, bool too_big,
+                  mlx_http_resp *resp)
+{
+    bool path_known;
+    const mlx_http_route *r = find_route(srv, req->method, req->path, &path_known);
+    if (r != NULL && too_big && r->plain_errors) {
+        char message[128];
+        snprintf(message, sizeof message,
+                 "the request body is larger than the %zu-byte limit", srv->max_body);
+        mlx_http_resp_json(resp, 413, json_pack("{s:s}", "error", message));
+    } else if (too_big) {
+        mlx_http_resp_error(resp, 413, "invalid_request_error", "body_too_large",
+                            "the request body is larger than the %zu-byte limit",
+                            srv->max_body);
+    } else if (r != NULL) {
+        r->handler(srv->ctx, req, resp);
+    } else if (path_known) {
         mlx_http_resp_error(resp, 405, "invalid_request_error", "method_not_allowed",
                             "%s is not allowed on %s", req->method, req->path);
-    else
+    } else {
         mlx_http_resp_error(resp, 404, "invalid_request_error", "not_found",
                             "no such endpoint: %s %s", req->method, req->path);
+    }
 }
 
 bool mlx_http_client_gone(struct MHD_Connection *conn)
@@ -266,6 +286,33 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, mlx_http_resp *res
     return ok;
 }
 
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    (void)kind;
+    (void)value;
+    size_t *counts = cls;
+    counts[0] += strcasecmp(key, "Content-Length") == 0;
+    counts[1] += strcasecmp(key, "Transfer-Encoding") == 0;
+    return MHD_YES;
+}
+
+/* Why the request's length is ambiguous, or NULL when it is not. Two
+ * Content-Lengths, or one beside Transfer-Encoding, are how requests are
+ * smuggled past a proxy that reads the length differently (RFC 9112 6.3). */
+static const char *ambiguous_framing(struct MHD_Connection *conn)
+{
+    size_t counts[2] = {0, 0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_header, counts);
+    if (counts[0] > 1)
+        return "the request has more than one Content-Length";
+    if (counts[0] > 0 && counts[1] > 0)
+        return "the request has both Content-Length and Transfer-Encoding";
+    if (counts[1] > 1)
+        return "the request has more than one Transfer-Encoding";
+    return NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -290,10 +337,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
 
     mlx_http_resp resp = {.status = 500};
-    if (st->too_big) {
-        mlx_http_resp_error(&resp, 413, "invalid_request_error", "body_too_large",
-                            "the request body is larger than the %zu-byte limit",
-                            srv->max_body);
+    const char *framing = ambiguous_framing(conn);
+    if (framing != NULL) {
+        mlx_http_resp_error(&resp, 400, "invalid_request_error", "bad_framing",
+                            "%s: send one Content-Length or chunked encoding, not both",
+                            framing);
+        /* What follows on this connection cannot be trusted to start a request. */
+        mlx_http_resp_header(&resp, "Connection", "close");
     } else {
         mlx_http_req req = {
             .method = method,
@@ -303,7 +353,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             .loopback = is_loopback(conn),
             .conn = conn,
         };
-        route(srv, &req, &resp);
+        route(srv, &req, st->too_big, &resp);
     }
     enum MHD_Result ok = send_resp(conn, &resp);
     mlx_free(resp.body);
@@ -367,7 +417,10 @@ int mlx_http_server_start(const char *hostport, const mlx_http_route *routes, vo
     srv->daemon = MHD_start_daemon(
         flags, (uint16_t)port, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER,
         on_mhd_log, NULL, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_END);
+        on_completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT, 120u,
+        /* Refuse what RFC 9112 says a server must: HTTP/1.1 without Host,
+         * whitespace before a header's colon, and the like. */
+        MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (srv->daemon == NULL) {
         mlx_free(srv);

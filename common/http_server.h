@@ -82,6 +82,10 @@ typedef struct mlx_http_route {
     const char *method; /* NULL ends a table */
     const char *path;   /* exact, or a prefix when it ends in '*' */
     mlx_http_handler handler;
+    /* The server's own errors for this route (a body over the limit) as
+     * {"error":"message"}, the shape Ollama's clients read, instead of the
+     * fleet's. */
+    bool plain_errors;
 } mlx_http_route;
 
 /* flag names the option the address came from, for error sentences. */

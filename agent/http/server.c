@@ -21,12 +21,12 @@ static const mlx_http_route routes[] = {
     {"GET", "/v1/models", http_openai_models},
     {"POST", "/v1/chat/completions", http_openai_chat},
     {"POST", "/v1/completions", http_openai_completions},
-    {"POST", "/api/generate", http_ollama_generate},
-    {"POST", "/api/chat", http_ollama_chat},
-    {"GET", "/api/tags", http_ollama_tags},
-    {"GET", "/api/ps", http_ollama_ps},
-    {"POST", "/api/show", http_ollama_show},
-    {"GET", "/api/version", http_ollama_version},
+    {"POST", "/api/generate", http_ollama_generate, .plain_errors = true},
+    {"POST", "/api/chat", http_ollama_chat, .plain_errors = true},
+    {"GET", "/api/tags", http_ollama_tags, .plain_errors = true},
+    {"GET", "/api/ps", http_ollama_ps, .plain_errors = true},
+    {"POST", "/api/show", http_ollama_show, .plain_errors = true},
+    {"GET", "/api/version", http_ollama_version, .plain_errors = true},
     {NULL},
 };
 
