@@ -213,8 +213,12 @@ engine_sampling engine_sampling_defaults(void);
 
 typedef struct engine_sampler engine_sampler;
 
-/* MLX_EINVAL with a sentence for a value out of range (negative
- * temperature, top_p outside (0, 1], …). *out: engine_sampler_free. */
+/* MLX_EINVAL with a sentence that names the parameter out of range
+ * (negative temperature, top_p outside [0, 1], …), or 0. */
+int engine_sampling_check(const engine_sampling *p, mlx_err *err);
+
+/* MLX_EINVAL as engine_sampling_check says, or for n_vocab out of range.
+ * *out: engine_sampler_free. */
 int engine_sampler_new(const engine_sampling *p, uint32_t n_vocab, engine_sampler **out,
                        mlx_err *err);
 void engine_sampler_free(engine_sampler *s);

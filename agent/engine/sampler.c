@@ -483,12 +483,8 @@ static float log_softmax_at(const float *logits, uint32_t n, int32_t id)
 
 /* ---- public ------------------------------------------------------------- */
 
-static int check(const engine_sampling *p, uint32_t n_vocab, mlx_err *err)
+int engine_sampling_check(const engine_sampling *p, mlx_err *err)
 {
-    if (n_vocab == 0 || n_vocab > MLX_MAX_SAMPLER_VOCAB)
-        return mlx_err_set(err, MLX_EINVAL,
-                           "a sampler handles vocabularies of 1 to %u tokens, not %u",
-                           MLX_MAX_SAMPLER_VOCAB, n_vocab);
     if (!(p->temperature >= 0 && p->temperature <= FLT_MAX))
         return mlx_err_set(err, MLX_EINVAL,
                            "temperature must be 0 (greedy) or a positive number, not %g",
@@ -497,9 +493,10 @@ static int check(const engine_sampling *p, uint32_t n_vocab, mlx_err *err)
         return mlx_err_set(err, MLX_EINVAL,
                            "top_k must be 0 (off) or a positive count, not %d",
                            (int)p->top_k);
-    if (!(p->top_p > 0 && p->top_p <= 1))
+    if (!(p->top_p >= 0 && p->top_p <= 1))
         return mlx_err_set(err, MLX_EINVAL,
-                           "top_p must be above 0 and at most 1 (1 is off), not %g",
+                           "top_p must be from 0 (only the most likely token) to 1 (off), "
+                           "not %g",
                            (double)p->top_p);
     if (!(p->min_p >= 0 && p->min_p <= 1))
         return mlx_err_set(err, MLX_EINVAL, "min_p must be from 0 (off) to 1, not %g",
@@ -527,7 +524,11 @@ int engine_sampler_new(const engine_sampling *p, uint32_t n_vocab, engine_sample
                        mlx_err *err)
 {
     *out = NULL;
-    int rc = check(p, n_vocab, err);
+    if (n_vocab == 0 || n_vocab > MLX_MAX_SAMPLER_VOCAB)
+        return mlx_err_set(err, MLX_EINVAL,
+                           "a sampler handles vocabularies of 1 to %u tokens, not %u",
+                           MLX_MAX_SAMPLER_VOCAB, n_vocab);
+    int rc = engine_sampling_check(p, err);
     if (rc != 0)
         return rc;
     engine_sampler *s = mlx_calloc(1, sizeof *s);

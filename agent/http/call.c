@@ -117,6 +117,13 @@ int api_call_parse(agent_http *h, const mlx_http_req *req, const api_call_spec *
     int rc = api_parse_object(req, &c->body, err);
     if (rc == 0)
         rc = spec->read(c, err);
+    if (rc == 0 && c->req.model[0] == '\0')
+        rc = mlx_err_set(err, MLX_EINVAL, "'model' is empty; name one of the models that "
+                                          "GET /v1/models or /api/tags lists");
+    /* The sampler's own limits (repeat_penalty above 0, …), refused here
+     * with the request's other mistakes rather than when it is scheduled. */
+    if (rc == 0)
+        rc = engine_sampling_check(&c->req.sampling, err);
     if (rc != 0) {
         api_call_free(c);
         return rc;

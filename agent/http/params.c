@@ -11,6 +11,7 @@
 #include "agent/http/internal.h"
 #include "common/alloc.h"
 #include "common/buf.h"
+#include "common/parse.h"
 
 int api_parse_object(const mlx_http_req *req, json_t **out, mlx_err *err)
 {
@@ -74,8 +75,8 @@ int api_check_fields(const json_t *obj, const char *const *known,
             mlx_buf_init(&names, 1024);
             for (size_t i = 0; known[i] != NULL; i++)
                 mlx_buf_printf(&names, "%s%s", i > 0 ? ", " : "", known[i]);
-            int rc = mlx_err_set(err, MLX_EINVAL, "unknown field '%.64s'; known fields: %s",
-                                 key, mlx_buf_str(&names));
+            int rc = mlx_err_set(err, MLX_EINVAL, "unknown field '%.*s'; known fields: %s",
+                                 (int)mlx_utf8_prefix(key, 64), key, mlx_buf_str(&names));
             mlx_buf_fini(&names);
             return rc;
         }
@@ -119,6 +120,12 @@ int api_read_stops(const json_t *v, const char *name, size_t max, const char ***
             mlx_free(stops);
             return mlx_err_set(err, MLX_EINVAL, "'%s' must hold non-empty strings; item %zu is %s",
                                name, i, json_is_string(s) ? "empty" : mlx_json_type_name(s));
+        }
+        if (json_string_length(s) > MLX_MAX_STOP_LEN) {
+            mlx_free(stops);
+            return mlx_err_set(err, MLX_EINVAL,
+                               "'%s' item %zu is %zu bytes; a stop string may be at most %d",
+                               name, i, json_string_length(s), MLX_MAX_STOP_LEN);
         }
         stops[i] = json_string_value(s);
     }
@@ -213,9 +220,9 @@ int api_read_messages(const json_t *v, api_call *c, mlx_err *err)
             return mlx_err_prefix(err, rc, "'%s'", where);
         if (engine_role(role) == NULL)
             return mlx_err_set(err, MLX_EINVAL,
-                               "'%s' has role '%.32s'; the roles are system, developer, user "
+                               "'%s' has role '%.*s'; the roles are system, developer, user "
                                "and assistant (tool messages are not supported)",
-                               where, role);
+                               where, (int)mlx_utf8_prefix(role, 32), role);
         const json_t *content = json_object_get(m, "content");
         if (content == NULL)
             return mlx_err_set(err, MLX_EINVAL, "'%s' has no 'content'", where);

@@ -619,6 +619,23 @@ static void refused(engine_sampling p, uint32_t n_vocab, const char *word)
         fail_msg("the sentence '%s' does not name '%s'", err.msg, word);
 }
 
+/* top_p 0 is what OpenAI's clients send for "no sampling": the smallest
+ * set reaching probability 0 is the single most likely token. */
+static void test_top_p_zero_keeps_only_the_best(void **state)
+{
+    (void)state;
+    const float logits[] = {1.0f, 2.5f, 2.4f, -1.0f, 0.5f};
+    engine_sampling p = engine_sampling_defaults();
+    p.temperature = 1.0f, p.top_k = 0, p.min_p = 0, p.top_p = 0;
+    for (uint64_t seed = 0; seed < 64; seed++) {
+        p.seed = seed;
+        engine_sampler *s;
+        assert_int_equal(engine_sampler_new(&p, 5, &s, NULL), 0);
+        assert_int_equal(engine_sampler_sample(s, logits, NULL), 1);
+        engine_sampler_free(s);
+    }
+}
+
 static void test_bad_parameters_refused(void **state)
 {
     engine_sampling d = engine_sampling_defaults(), p;
@@ -628,7 +645,7 @@ static void test_bad_parameters_refused(void **state)
     p = d, p.temperature = NAN, refused(p, 10, "temperature");
     p = d, p.temperature = INFINITY, refused(p, 10, "temperature");
     p = d, p.top_k = -1, refused(p, 10, "top_k");
-    p = d, p.top_p = 0, refused(p, 10, "top_p");
+    p = d, p.top_p = -0.1f, refused(p, 10, "top_p");
     p = d, p.top_p = 1.01f, refused(p, 10, "top_p");
     p = d, p.top_p = NAN, refused(p, 10, "top_p");
     p = d, p.min_p = -0.1f, refused(p, 10, "min_p");
@@ -723,6 +740,7 @@ int main(void)
         cmocka_unit_test(test_penalties_against_reference),
         cmocka_unit_test(test_logprob_is_log_softmax_of_raw_logits),
         cmocka_unit_test(test_top_logprobs),
+        cmocka_unit_test(test_top_p_zero_keeps_only_the_best),
         cmocka_unit_test(test_bad_parameters_refused),
         cmocka_unit_test(test_out_of_memory),
         cmocka_unit_test(test_large_vocabulary_draw_allocates_nothing),
