@@ -119,11 +119,9 @@ static int parse_duration(const char *text, int64_t *out)
         if (u == 4)
             return MLX_EINVAL;
         total += n * units[u].ms;
-        if (total > 1e15)
-            return MLX_EINVAL;
         p += strlen(units[u].unit);
     }
-    *out = (int64_t)(negative ? -total : total);
+    *out = negative ? -1 : total >= (double)KEEP_FOREVER_MS ? KEEP_FOREVER_MS : (int64_t)total;
     return 0;
 }
 
@@ -133,15 +131,14 @@ static int read_keep_alive(const json_t *v, int64_t *ms, mlx_err *err)
 {
     if (v == NULL || json_is_null(v))
         return 0;
-    if (json_is_number(v)) {
-        double secs = json_number_value(v);
-        *ms = secs < 0 ? KEEP_FOREVER_MS : (int64_t)(secs * 1000);
-        return 0;
-    }
     const char *text = json_string_value(v);
     double secs;
-    if (text != NULL && mlx_parse_double(text, &secs, NULL) == 0) {
-        *ms = secs < 0 ? KEEP_FOREVER_MS : (int64_t)(secs * 1000);
+    if (json_is_number(v) || (text != NULL && mlx_parse_double(text, &secs, NULL) == 0)) {
+        if (json_is_number(v))
+            secs = json_number_value(v);
+        /* Negative, or longer than anyone will wait: until the agent stops. */
+        *ms = secs < 0 || secs * 1000 >= (double)KEEP_FOREVER_MS ? KEEP_FOREVER_MS
+                                                                 : (int64_t)(secs * 1000);
         return 0;
     }
     if (text == NULL || parse_duration(text, ms) != 0)
