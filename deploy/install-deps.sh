@@ -11,7 +11,7 @@ DEBIAN_PACKAGES="build-essential cmake pkg-config git
   prometheus openssl"
 BREW_PACKAGES="cmake pkg-config nng protobuf-c sqlite curl openssl@3 libmicrohttpd
   jansson inih cmocka
-  prometheus"
+  prometheus node"
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then
@@ -30,6 +30,11 @@ if command -v apt-get >/dev/null 2>&1; then
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
             missing="$missing $p"
     done
+    # Node.js runs the tests that drive the API with the official openai and
+    # ollama clients; any node 18+ will do, so Debian's is installed only
+    # when none is there.
+    command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+    command -v npm >/dev/null 2>&1 || missing="$missing npm"
     if [ -n "$missing" ]; then
         echo "install-deps: installing$missing"
         as_root apt-get update -qq

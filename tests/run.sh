@@ -3,12 +3,15 @@
 #   1. a Release build with -Werror: unit, fuzz-corpus, style and
 #      integration tests (real processes on loopback);
 #   2. an AddressSanitizer + UBSan build: the unit tests and fuzz corpora.
-# Installs missing dependencies first (deploy/install-deps.sh).
+# Installs missing dependencies first (deploy/install-deps.sh, npm ci).
 set -eu
 cd "$(dirname "$0")/.."
 jobs=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 2)
 
 deploy/install-deps.sh
+# The official openai and ollama clients the API tests drive, as pinned in
+# tests/clients/package-lock.json.
+(cd tests/clients && npm ci --prefer-offline --no-audit --no-fund --loglevel=error)
 
 cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Release -DMLX_WERROR=ON
 cmake --build build-test -j "$jobs"

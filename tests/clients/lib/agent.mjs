@@ -1,0 +1,270 @@
+// agent.mjs — a real `mlx-agent serve` for the client tests.
+//
+// Each agent gets its own temporary data directory, models added to its
+// store with `mlx-agent cache add` (stories260K from the shared test data,
+// or a synthetic model written by `mlx-agent model synth`), and free
+// loopback ports for HTTP and the data plane. Its output goes to a log file
+// that is printed when it fails to start or a test fails, and the directory
+// is removed when it stops. Agents still running when the process exits
+// (a failed assertion, a signal) are killed there, so none is left behind.
+//
+// The binaries come from MLX_BIN_DIR and the test models from
+// MLX_TESTDATA, both set by run.mjs (which CTest starts).
+
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const execFileP = promisify(execFile);
+
+export const binDir = process.env.MLX_BIN_DIR ?? '';
+export const testdata = process.env.MLX_TESTDATA ?? '';
+
+// A tiny real model (260K parameters, vocabulary 512, context 2048).
+export const STORIES = 'stories';
+
+// A synthetic model slow enough that a long generation takes seconds
+// (about 3 ms a token on one x86-64 core), for the tests that need one
+// request to hold its slot while others arrive.
+export const SLOW = 'slow';
+export const SLOW_SYNTH = ['--layers', '8', '--dim', '512', '--heads', '8', '--kv-heads', '4',
+  '--ff', '1536', '--type', 'q8_0', '--ctx', '4096'];
+
+const live = new Set();
+
+function killLive() {
+  for (const a of live) {
+    try {
+      a.proc.kill('SIGKILL');
+    } catch {
+      // already gone
+    }
+    rmSync(a.dir, { recursive: true, force: true });
+  }
+  live.clear();
+}
+process.on('exit', killLive);
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, () => {
+    killLive();
+    process.exit(128 + (sig === 'SIGINT' ? 2 : 15));
+  });
+}
+
+export function bin(name) {
+  if (binDir === '')
+    throw new Error('MLX_BIN_DIR is not set; run these tests through ctest or run.mjs');
+  return join(binDir, name);
+}
+
+// The environment without MLX_* settings, so a developer's own agent
+// settings (MLX_PARALLEL, MLX_DATA, …) cannot change what a test starts.
+function cleanEnv() {
+  const env = {};
+  for (const [k, v] of Object.entries(process.env))
+    if (!k.startsWith('MLX_'))
+      env[k] = v;
+  return env;
+}
+
+async function runTool(args) {
+  try {
+    return await execFileP(bin('mlx-agent'), args, { env: cleanEnv(), timeout: 60000 });
+  } catch (e) {
+    throw new Error(`mlx-agent ${args.join(' ')} failed: ${e.message}\n${e.stderr ?? ''}`);
+  }
+}
+
+// Text the CLI generates for prompt (greedy), an answer made without the
+// HTTP server to compare the API's with.
+export async function runCli(data, model, prompt, n) {
+  const { stdout } = await runTool(['run', '--data', data, model, prompt, '-n', String(n),
+    '--temp', '0']);
+  return stdout;
+}
+
+// A TCP port on 127.0.0.1 that was free a moment ago, chosen below the
+// range the kernel hands out for outgoing connections (as the C harness
+// does), so the tests' own many client connections cannot take it.
+async function freePort() {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = 10000 + Math.floor(Math.random() * 22000);
+    const ok = await new Promise((resolve) => {
+      const srv = net.createServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+    });
+    if (ok)
+      return port;
+  }
+  throw new Error('no free port on 127.0.0.1 in 10000-31999');
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Polls cond (sync or async) every stepMs until it returns a truthy value,
+// which is returned; throws what when deadlineMs passes first.
+export async function waitFor(cond, deadlineMs, what, stepMs = 20) {
+  const end = Date.now() + deadlineMs;
+  let last;
+  for (;;) {
+    try {
+      last = await cond();
+      if (last)
+        return last;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > end)
+      throw new Error(`${what} did not happen within ${deadlineMs} ms (last: ${last})`);
+    await sleep(stepMs);
+  }
+}
+
+function exited(proc) {
+  return proc.exitCode !== null || proc.signalCode !== null;
+}
+
+async function healthy(base, proc) {
+  if (exited(proc))
+    return 'exited';
+  try {
+    const r = await fetch(`${base}/healthz`, { signal: AbortSignal.timeout(1000) });
+    await r.arrayBuffer();
+    return r.status === 200 ? 'up' : false;
+  } catch {
+    return false;
+  }
+}
+
+class Agent {
+  constructor(dir, data, proc, base, logPath) {
+    this.dir = dir;
+    this.data = data;
+    this.proc = proc;
+    this.base = base;
+    this.logPath = logPath;
+  }
+
+  log() {
+    return existsSync(this.logPath) ? readFileSync(this.logPath, 'utf8') : '';
+  }
+
+  // The Prometheus text of /metrics.
+  async metrics() {
+    const r = await fetch(`${this.base}/metrics`);
+    if (r.status !== 200)
+      throw new Error(`/metrics answered ${r.status}`);
+    return r.text();
+  }
+
+  // SIGTERM, then SIGKILL if it has not stopped within 10 s; removes the
+  // data directory. Throws when the agent did not exit cleanly, since an
+  // unclean stop after the tests is a failure of its own.
+  async stop() {
+    if (!live.has(this))
+      return;
+    const proc = this.proc;
+    const gone = new Promise((resolve) => {
+      if (exited(proc))
+        resolve();
+      else
+        proc.once('exit', () => resolve());
+    });
+    proc.kill('SIGTERM');
+    const timer = setTimeout(() => proc.kill('SIGKILL'), 10000);
+    await gone;
+    clearTimeout(timer);
+    const log = this.log();
+    live.delete(this);
+    rmSync(this.dir, { recursive: true, force: true });
+    if (proc.exitCode !== 0)
+      throw new Error(`mlx-agent did not stop cleanly (exit ${proc.exitCode}, ` +
+        `signal ${proc.signalCode}); its log:\n${log}`);
+  }
+}
+
+// The value of the first sample of metric whose labels contain every
+// label="value" pair given (NaN when none matches); with sum, the sum of
+// all matching samples (0 when none matches: a counter not yet counted).
+export function metricValue(text, metric, labels = {}, sum = false) {
+  let total = 0;
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#') || !line.startsWith(metric))
+      continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$/.exec(line);
+    if (m === null || m[1] !== metric)
+      continue;
+    const body = m[3] ?? '';
+    if (!Object.entries(labels).every(([k, v]) => body.includes(`${k}="${v}"`)))
+      continue;
+    if (!sum)
+      return Number(m[4]);
+    total += Number(m[4]);
+  }
+  return sum ? total : NaN;
+}
+
+// Starts an agent. opts: parallel, queue, ctx (numbers), models: a list of
+// STORIES and/or SLOW (default [STORIES]), args: more serve flags.
+export async function startAgent(opts = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'mlx-clients-'));
+  const data = join(dir, 'data');
+  try {
+    for (const name of opts.models ?? [STORIES]) {
+      let file;
+      if (name === STORIES) {
+        file = join(testdata, 'stories260K.gguf');
+      } else if (name === SLOW) {
+        file = join(dir, 'slow.gguf');
+        await runTool(['model', 'synth', '--out', file, ...SLOW_SYNTH]);
+      } else {
+        throw new Error(`no recipe for a model named ${name}`);
+      }
+      await runTool(['cache', 'add', file, '--name', name, '--data', data]);
+    }
+  } catch (e) {
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+  const flags = [];
+  for (const [key, flag] of [['parallel', '--parallel'], ['queue', '--queue'], ['ctx', '--ctx']])
+    if (opts[key] !== undefined)
+      flags.push(flag, String(opts[key]));
+  flags.push(...(opts.args ?? []));
+
+  // A port found free can be taken before the agent binds it: try again
+  // with new ports when the agent exits at start.
+  const logPath = join(dir, 'agent.log');
+  for (let attempt = 1; ; attempt++) {
+    const http = await freePort();
+    const listen = await freePort();
+    const fd = openSync(logPath, 'a');
+    const proc = spawn(bin('mlx-agent'), ['serve', '--data', data,
+      '--http', `127.0.0.1:${http}`, '--listen', `tcp://127.0.0.1:${listen}`,
+      '--ollama', '', '--log-level', 'info', ...flags],
+    { env: cleanEnv(), stdio: ['ignore', fd, fd] });
+    closeSync(fd);
+    const agent = new Agent(dir, data, proc, `http://127.0.0.1:${http}`, logPath);
+    live.add(agent);
+    let state;
+    try {
+      state = await waitFor(() => healthy(agent.base, proc), 15000, 'mlx-agent answering /healthz');
+    } catch (e) {
+      const log = agent.log();
+      await agent.stop().catch(() => {});
+      throw new Error(`${e.message}; its log:\n${log}`);
+    }
+    if (state === 'up')
+      return agent;
+    live.delete(agent);
+    if (attempt === 3 || !/in use/.test(agent.log())) {
+      const log = agent.log();
+      rmSync(dir, { recursive: true, force: true });
+      throw new Error(`mlx-agent serve exited at start (exit ${proc.exitCode}); its log:\n${log}`);
+    }
+  }
+}
