@@ -217,7 +217,7 @@ json_t *serving_post_ok(const serving *s, const char *path, const char *json)
 /* The status of "HTTP/1.x NNN …", or 0. */
 static int status_of(const char *head)
 {
-    if (strncmp(head, "HTTP/1.", 7) != 0 || head[8] != ' ')
+    if (strlen(head) < 12 || memcmp(head, "HTTP/1.", 7) != 0 || head[8] != ' ')
         return 0;
     int status = 0;
     for (int i = 9; i < 12; i++) {
