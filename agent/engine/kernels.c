@@ -5,13 +5,17 @@
  * The AVX2 path needs AVX2, FMA and F16C from the CPU and the YMM
  * registers' state saved by the OS (XCR0 bits 1 and 2, read with xgetbv
  * once CPUID says OSXSAVE): a CPU that has AVX but runs under an OS that
- * does not save YMM would fault on the first 256-bit instruction. NEON is
+ * does not save YMM would fault on the first 256-bit instruction. The
+ * AVX-512 path needs all that, AVX-512 F, BW, VL and VNNI (CPUID leaf 7)
+ * and the OS saving the mask and upper ZMM registers too (XCR0 bits 5, 6
+ * and 7): an OS may leave AVX-512 off even where the CPU has it. NEON is
  * part of every arm64 CPU; its dot-product instructions (SDOT, FEAT_DotProd)
  * are asked of the kernel (AT_HWCAP on Linux) or of sysctl on macOS.
  *
  * The path files are compiled for their instruction sets only on the
  * architectures that have them (kernels.cmake, which defines
- * MLX_KERNELS_AVX2 or MLX_KERNELS_NEON for this file when it builds them);
+ * MLX_KERNELS_AVX2, MLX_KERNELS_AVX512 or MLX_KERNELS_NEON for this file
+ * when it builds them);
  * this file is built for the baseline, so nothing runs an instruction the
  * CPU lacks before the check.
  */
@@ -67,25 +71,51 @@ size_t kernels_act_row_bytes(ggml_type t, size_t n)
 }
 
 #if KRN_X86 && defined(MLX_KERNELS_AVX2)
+/* XCR0, the register states the OS saves; 0 when it saves none (no
+ * OSXSAVE, and xgetbv would fault). */
+static unsigned os_saved_state(void)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || (c & 1u << 27) == 0) /* OSXSAVE */
+        return 0;
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    (void)hi;
+    return lo;
+}
+
 static bool cpu_has_avx2(void)
 {
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d))
         return false;
-    const unsigned fma = 1u << 12, osxsave = 1u << 27, avx = 1u << 28, f16c = 1u << 29;
-    if ((c & (fma | osxsave | avx | f16c)) != (fma | osxsave | avx | f16c))
+    const unsigned fma = 1u << 12, avx = 1u << 28, f16c = 1u << 29;
+    if ((c & (fma | avx | f16c)) != (fma | avx | f16c))
         return false;
     /* XCR0: bit 1 SSE state, bit 2 AVX (upper YMM) state. */
-    unsigned lo, hi;
-    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    (void)hi;
-    if ((lo & 6) != 6)
+    if ((os_saved_state() & 6) != 6)
         return false;
     if (__get_cpuid_max(0, NULL) < 7)
         return false;
     __cpuid_count(7, 0, a, b, c, d);
     return (b & (1u << 5)) != 0; /* AVX2 */
 }
+
+#if defined(MLX_KERNELS_AVX512)
+static bool cpu_has_avx512(void)
+{
+    if (!cpu_has_avx2()) /* the path reuses the AVX2 kernels */
+        return false;
+    unsigned a, b, c, d;
+    __cpuid_count(7, 0, a, b, c, d);
+    const unsigned f = 1u << 16, bw = 1u << 30, vl = 1u << 31, vnni = 1u << 11;
+    if ((b & (f | bw | vl)) != (f | bw | vl) || (c & vnni) == 0)
+        return false;
+    /* XCR0: bit 5 the mask registers, bit 6 the upper halves of ZMM0-15,
+     * bit 7 ZMM16-31 (the VL instructions reach YMM16-31 too). */
+    return (os_saved_state() & 0xe6) == 0xe6;
+}
+#endif
 #endif
 
 bool kernels_cpu_has_dotprod(void)
@@ -115,6 +145,12 @@ const kernels *kernels_for(kernel_path p)
 #else
         return NULL;
 #endif
+    case KERNEL_AVX512:
+#if KRN_X86 && defined(MLX_KERNELS_AVX512)
+        return cpu_has_avx512() ? &kernels_avx512 : NULL;
+#else
+        return NULL;
+#endif
     case KERNEL_NEON:
 #if KRN_ARM64 && defined(MLX_KERNELS_NEON)
         return kernels_cpu_has_dotprod() ? &kernels_neon_dot : &kernels_neon;
@@ -127,7 +163,9 @@ const kernels *kernels_for(kernel_path p)
 
 static const kernels *kernels_best(void)
 {
-    const kernels *k = kernels_for(KERNEL_AVX2);
+    const kernels *k = kernels_for(KERNEL_AVX512);
+    if (k == NULL)
+        k = kernels_for(KERNEL_AVX2);
     if (k == NULL)
         k = kernels_for(KERNEL_NEON);
     return k != NULL ? k : &kernels_scalar;
@@ -141,7 +179,10 @@ const kernels *kernels_select(const char *name)
     static const struct {
         const char *name;
         kernel_path path;
-    } names[] = {{"scalar", KERNEL_SCALAR}, {"avx2", KERNEL_AVX2}, {"neon", KERNEL_NEON}};
+    } names[] = {{"scalar", KERNEL_SCALAR},
+                 {"avx2", KERNEL_AVX2},
+                 {"avx512", KERNEL_AVX512},
+                 {"neon", KERNEL_NEON}};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         if (strcmp(name, names[i].name) != 0)
             continue;
@@ -152,7 +193,7 @@ const kernels *kernels_select(const char *name)
                          "asked=%s using=%s", name, best->name);
         return k != NULL ? k : best;
     }
-    mlx_log_warn("kernels", "MLX_KERNELS is not scalar, avx2 or neon",
+    mlx_log_warn("kernels", "MLX_KERNELS is not scalar, avx2, avx512 or neon",
                  "asked=\"%s\" using=%s", name, best->name);
     return best;
 }

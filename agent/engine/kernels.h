@@ -14,11 +14,15 @@
  * ggml's layout: a float scale d, 256 int8 values, and the 16 sums of each
  * 16-value group (int16) that the K-quants' minimums need.
  *
- * Each CPU family has a path: AVX2 + FMA + F16C on x86-64, NEON (with the
- * dot-product extension where present) on arm64, and a plain scalar path
- * that any C compiler builds. kernels_get picks the best path the CPU has,
- * once; MLX_KERNELS=scalar|avx2|neon chooses one for tests and
- * comparisons (a path this CPU cannot run is refused, not emulated).
+ * Each CPU family has a path: on x86-64, AVX2 + FMA + F16C, and AVX-512
+ * (F, BW, VL and VNNI, on top of AVX2's: its VPDPBUSD does in one
+ * instruction the byte products and sums of the quantized types, which
+ * AVX2 needs three for; the OS must save the ZMM and mask registers); NEON
+ * (with the dot-product extension where present) on arm64; and a plain
+ * scalar path that any C compiler builds. kernels_get picks the best path
+ * the CPU has, once (avx512 over avx2); MLX_KERNELS=scalar|avx2|avx512|neon
+ * chooses one for tests and comparisons (a path this CPU cannot run is
+ * refused, not emulated).
  * Every path computes the same quantities: for the quantized types the
  * results are the scalar path's bits exactly (block sums are integers, and
  * the float steps after them are done in one order everywhere); float
@@ -39,6 +43,7 @@ typedef enum kernel_path {
     KERNEL_SCALAR,
     KERNEL_AVX2,
     KERNEL_NEON,
+    KERNEL_AVX512,
 } kernel_path;
 
 /* The activation format weights of type t are multiplied with: F32, Q8_0
@@ -52,7 +57,7 @@ size_t kernels_act_row_bytes(ggml_type t, size_t n);
 
 typedef struct kernels {
     kernel_path path;
-    const char *name; /* "scalar", "avx2", "neon" */
+    const char *name; /* "scalar", "avx2", "avx512", "neon" */
 
     /* x (n floats) into the activation format of weight type t, at out
      * (kernels_act_row_bytes(t, n) bytes). */

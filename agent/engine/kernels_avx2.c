@@ -148,7 +148,7 @@ static void quantize_q8_k(const float *x, uint8_t *out, size_t n)
     }
 }
 
-static void avx2_quantize_act(ggml_type t, const float *x, void *out, size_t n)
+void kernels_avx2_quantize_act(ggml_type t, const float *x, void *out, size_t n)
 {
     switch (kernels_act_type(t)) {
     case GGML_TYPE_F32:
@@ -280,9 +280,9 @@ float_matmul(ggml_type t, const uint8_t *rows, size_t row_bytes, size_t n, size_
     }
 }
 
-static void matmul_float(ggml_type t, const uint8_t *rows, size_t row_bytes, size_t n,
-                         size_t r0, size_t r1, const uint8_t *acts, size_t act_bytes,
-                         size_t n_acts, float *y, size_t ldy)
+void kernels_avx2_matmul_float(ggml_type t, const uint8_t *rows, size_t row_bytes,
+                               size_t n, size_t r0, size_t r1, const uint8_t *acts,
+                               size_t act_bytes, size_t n_acts, float *y, size_t ldy)
 {
     switch (t) { /* one copy of the loops per type, the load inlined */
     case GGML_TYPE_F16:
@@ -308,7 +308,8 @@ static void avx2_matmul(ggml_type t, const void *rows, size_t row_bytes, size_t 
     case GGML_TYPE_F32:
     case GGML_TYPE_F16:
     case GGML_TYPE_BF16:
-        matmul_float(t, rows, row_bytes, n, r0, r1, acts, act_bytes, n_acts, y, ldy);
+        kernels_avx2_matmul_float(t, rows, row_bytes, n, r0, r1, acts, act_bytes, n_acts,
+                                  y, ldy);
         break;
     case GGML_TYPE_Q8_0:
     case GGML_TYPE_Q4_0:
@@ -325,7 +326,7 @@ static void avx2_matmul(ggml_type t, const void *rows, size_t row_bytes, size_t 
     }
 }
 
-static void avx2_f32_to_f16(const float *x, uint16_t *y, size_t n)
+void kernels_avx2_f32_to_f16(const float *x, uint16_t *y, size_t n)
 {
     size_t i = 0;
     for (; i + 8 <= n; i += 8)
@@ -336,7 +337,7 @@ static void avx2_f32_to_f16(const float *x, uint16_t *y, size_t n)
         y[i] = quant_f32_to_f16(x[i]);
 }
 
-static float avx2_dot_f16(const float *q, const uint16_t *k, size_t n)
+float kernels_avx2_dot_f16(const float *q, const uint16_t *k, size_t n)
 {
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
     size_t i = 0;
@@ -357,7 +358,7 @@ static float avx2_dot_f16(const float *q, const uint16_t *k, size_t n)
     return s;
 }
 
-static void avx2_axpy_f16(float a, const uint16_t *v, float *y, size_t n)
+void kernels_avx2_axpy_f16(float a, const uint16_t *v, float *y, size_t n)
 {
     __m256 va = _mm256_set1_ps(a);
     size_t i = 0;
@@ -373,9 +374,9 @@ static void avx2_axpy_f16(float a, const uint16_t *v, float *y, size_t n)
 const kernels kernels_avx2 = {
     .path = KERNEL_AVX2,
     .name = "avx2",
-    .quantize_act = avx2_quantize_act,
+    .quantize_act = kernels_avx2_quantize_act,
     .matmul = avx2_matmul,
-    .f32_to_f16 = avx2_f32_to_f16,
-    .dot_f16 = avx2_dot_f16,
-    .axpy_f16 = avx2_axpy_f16,
+    .f32_to_f16 = kernels_avx2_f32_to_f16,
+    .dot_f16 = kernels_avx2_dot_f16,
+    .axpy_f16 = kernels_avx2_axpy_f16,
 };

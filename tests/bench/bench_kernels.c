@@ -177,9 +177,10 @@ int main(int argc, char **argv)
     static const ggml_type types[] = {GGML_TYPE_Q4_0, GGML_TYPE_Q8_0, GGML_TYPE_Q4_K,
                                       GGML_TYPE_Q6_K, GGML_TYPE_F16,  GGML_TYPE_BF16,
                                       GGML_TYPE_F32};
-    static const kernel_path paths[] = {KERNEL_SCALAR, KERNEL_AVX2, KERNEL_NEON};
+    static const kernel_path paths[] = {KERNEL_SCALAR, KERNEL_AVX2, KERNEL_AVX512,
+                                        KERNEL_NEON};
     printf("in cache (about 0.5 MB of weights):\n");
-    for (size_t p = 0; p < 3; p++) {
+    for (size_t p = 0; p < sizeof paths / sizeof paths[0]; p++) {
         const kernels *k = kernels_for(paths[p]);
         if (k == NULL)
             continue;

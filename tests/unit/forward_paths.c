@@ -135,7 +135,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: forward_paths TESTDATA_DIR\n");
         return 2;
     }
-    static const kernel_path paths[] = {KERNEL_AVX2, KERNEL_NEON};
+    static const kernel_path paths[] = {KERNEL_AVX2, KERNEL_AVX512, KERNEL_NEON};
     int failures = 0, checked = 0;
     for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
         char path[4096];

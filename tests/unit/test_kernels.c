@@ -28,10 +28,10 @@
  * and runs under qemu (tests/unit/cross_neon.sh). Closes with the count of
  * passed and failed tests; exits 1 when one failed.
  *
- *   test_kernels [--expect-dotprod=yes|no] [--expect-best=scalar|avx2|neon]
+ *   test_kernels [--expect-dotprod=yes|no] [--expect-best=scalar|avx2|avx512|neon]
  *
  * (the options say what an emulated CPU must get: tests/unit/cross_neon.sh
- * and the Nehalem run in engine_kernels.cmake)
+ * and the Nehalem and Haswell runs in engine_kernels.cmake)
  */
 #include <math.h>
 #include <stdarg.h>
@@ -111,7 +111,7 @@ static const char *type_name(ggml_type t)
 }
 
 /* The paths to check: every one this build and CPU run but scalar. */
-static const kernels *paths[3];
+static const kernels *paths[4];
 static size_t n_paths;
 
 /* Activation formats and the quantizers ---------------------------------- */
@@ -582,7 +582,7 @@ static void test_f32_to_f16(void)
 
 static void test_dot_and_axpy_f16(void)
 {
-    const kernels *all[4] = {&kernels_scalar};
+    const kernels *all[5] = {&kernels_scalar};
     memcpy(all + 1, paths, n_paths * sizeof paths[0]);
     for (int round = 0; round < 300; round++) {
         size_t n = 1 + next_u32() % 300;
@@ -661,7 +661,9 @@ static int child_choice(const char *name)
 
 static void test_mlx_kernels_forcing(void)
 {
-    const kernels *best = kernels_for(KERNEL_AVX2);
+    const kernels *best = kernels_for(KERNEL_AVX512);
+    if (best == NULL)
+        best = kernels_for(KERNEL_AVX2);
     if (best == NULL)
         best = kernels_for(KERNEL_NEON);
     if (best == NULL)
@@ -672,8 +674,11 @@ static void test_mlx_kernels_forcing(void)
     static const struct {
         const char *name;
         kernel_path path;
-    } names[] = {{"scalar", KERNEL_SCALAR}, {"avx2", KERNEL_AVX2}, {"neon", KERNEL_NEON}};
-    for (size_t i = 0; i < 3; i++) {
+    } names[] = {{"scalar", KERNEL_SCALAR},
+                 {"avx2", KERNEL_AVX2},
+                 {"avx512", KERNEL_AVX512},
+                 {"neon", KERNEL_NEON}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         const kernels *k = kernels_for(names[i].path);
         int want = k != NULL ? (int)names[i].path : (int)best->path + 8;
         int got = child_choice(names[i].name);
@@ -717,13 +722,13 @@ int main(int argc, char **argv)
             expect_best = argv[i] + 14;
         else {
             fprintf(stderr, "usage: test_kernels [--expect-dotprod=yes|no] "
-                            "[--expect-best=scalar|avx2|neon]\n");
+                            "[--expect-best=scalar|avx2|avx512|neon]\n");
             return 2;
         }
     }
     /* The forcing test forks before anything here calls kernels_get. */
-    static const kernel_path others[] = {KERNEL_AVX2, KERNEL_NEON};
-    for (size_t i = 0; i < 2; i++)
+    static const kernel_path others[] = {KERNEL_AVX2, KERNEL_AVX512, KERNEL_NEON};
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++)
         if (kernels_for(others[i]) != NULL)
             paths[n_paths++] = kernels_for(others[i]);
     printf("paths: scalar");
