@@ -5,6 +5,7 @@
  * llama.cpp's greedy run of the same model (reference.json), not from us.
  */
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -16,59 +17,12 @@
 #include <jansson.h>
 
 #include "tests/integration/harness.h"
+#include "tests/integration/serving.h"
 #include "tests/support/testutil.h"
 
 #define TIMEOUT_MS 120000
 
 static char *stories, *dir, *data;
-static json_t *reference;
-
-/* reference.json keeps each greedy text as a quoted literal with C escapes
- * ("…\n\"Loo", \xHH for raw bytes); this is the text it stands for. */
-static const char *unquote(const char *lit)
-{
-    static char out[4096];
-    size_t n = strlen(lit), k = 0;
-    assert_true(n >= 2 && lit[0] == '"' && lit[n - 1] == '"');
-    for (size_t i = 1; i + 1 < n && k + 1 < sizeof out; i++) {
-        if (lit[i] != '\\') {
-            out[k++] = lit[i];
-            continue;
-        }
-        char c = lit[++i];
-        if (c == 'x') {
-            unsigned v = 0;
-            for (int d = 0; d < 2; d++) {
-                char h = lit[++i];
-                v = v * 16 + (unsigned)(h <= '9' ? h - '0' : (h | 0x20) - 'a' + 10);
-            }
-            out[k++] = (char)v;
-        } else {
-            out[k++] = c == 'n' ? '\n' : c == 't' ? '\t' : c == 'r' ? '\r' : c;
-        }
-    }
-    out[k] = '\0';
-    return out;
-}
-
-/* llama.cpp's greedy continuation of prompt for stories260K.gguf. */
-static const char *greedy_text(const char *prompt)
-{
-    size_t i, r;
-    json_t *model, *run;
-    json_array_foreach(json_object_get(reference, "models"), i, model)
-    {
-        if (strcmp(json_string_value(json_object_get(model, "file")), "stories260K.gguf"))
-            continue;
-        json_array_foreach(json_object_get(model, "runs"), r, run)
-        {
-            if (strcmp(json_string_value(json_object_get(run, "prompt")), prompt) == 0)
-                return unquote(json_string_value(json_object_get(run, "greedy_text")));
-        }
-    }
-    fail_msg("no reference run for \"%s\"", prompt);
-    return NULL;
-}
 
 static int run(const char *const *args, char **out, char **err)
 {
@@ -91,7 +45,7 @@ static void test_greedy_run_prints_the_reference_continuation(void **state)
          * the first piece's leading space; after a prompt that space is
          * real ("The little dog" + " was"), so we keep it. */
         char want[4096];
-        snprintf(want, sizeof want, "%s", greedy_text(prompts[i]));
+        snprintf(want, sizeof want, "%s", serving_greedy_text(prompts[i]));
         const char *got = out[0] == ' ' && want[0] != ' ' ? out + 1 : out;
         if (strcmp(got, want) != 0)
             fail_msg("\"%s\" gave\n[%s]\nllama.cpp gives\n[%s]", prompts[i], out, want);
@@ -111,7 +65,7 @@ static void test_a_model_of_the_store_runs_by_name(void **state)
     char *out = NULL;
     assert_int_equal(run(args, &out, NULL), 0);
     char want[4096];
-    snprintf(want, sizeof want, "%s", greedy_text("Once upon a time"));
+    snprintf(want, sizeof want, "%s", serving_greedy_text("Once upon a time"));
     assert_string_equal(out, want);
     free(out);
     const char *missing[] = {"run", "nope:latest", "hi", "--data", data, NULL};
@@ -193,21 +147,20 @@ static int group_setup(void **state)
 {
     stories = test_testdata("stories260K.gguf");
     char *ref = test_testdata("reference.json");
-    if (stories == NULL || ref == NULL) {
+    bool absent = stories == NULL || ref == NULL;
+    free(ref);
+    if (absent) {
         fprintf(stderr,
                 "skipped: the shared test models (../shared/testdata) are absent\n");
         exit(TEST_SKIP);
     }
-    reference = json_load_file(ref, 0, NULL);
-    free(ref);
     dir = test_tmpdir("it-run");
     data = test_join(dir, "data");
-    return reference != NULL ? 0 : -1;
+    return 0;
 }
 
 static int group_teardown(void **state)
 {
-    json_decref(reference);
     test_tmpdir_remove(dir);
     free(data);
     free(stories);
