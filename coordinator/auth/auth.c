@@ -86,10 +86,16 @@ void auth_close(auth *a)
 
 int auth_db_run(auth *a, sqlite3_stmt *st, int *changes, mlx_err *err, const char *what)
 {
+    /* The connection is shared by every thread: sqlite3_changes and the
+     * error message describe the connection's latest statement, so they are
+     * read under its mutex, before another thread's statement can run. */
+    sqlite3_mutex *mu = sqlite3_db_mutex(a->db);
+    sqlite3_mutex_enter(mu);
     int step = sqlite3_step(st);
     int rc = step == SQLITE_DONE ? 0 : mlx_db_fail(a->db, step, err, what);
     if (changes != NULL)
         *changes = sqlite3_changes(a->db);
+    sqlite3_mutex_leave(mu);
     sqlite3_finalize(st);
     return rc;
 }

@@ -124,7 +124,7 @@ int auth_key_revoke(auth *a, const char *name, int64_t now_unix_ms, mlx_err *err
 typedef struct auth_result {
     int status;      /* HTTP status: 200 admitted, 401 or 403 refused */
     bool bootstrap;  /* admitted without a key: no key is active, loopback */
-    char key_name[AUTH_MAX_KEY_NAME + 1]; /* the key admitted; "" if none */
+    char key_name[AUTH_MAX_KEY_NAME + 1]; /* the key, on 200 and 403; else "" */
     auth_scope scope;
     char models_pattern[AUTH_MAX_MODELS_PATTERN + 1]; /* to filter model lists */
     char message[MLX_MAX_ERR_MSG]; /* why it was refused, one sentence */

@@ -23,6 +23,7 @@
 #include <strings.h>
 
 #include "common/db.h"
+#include "common/log.h"
 #include "common/rand.h"
 #include "coordinator/auth/internal.h"
 
@@ -162,8 +163,13 @@ int auth_key_create(auth *a, const auth_key_spec *spec, int64_t now_unix_ms,
         sqlite3_bind_int64(st, 7, spec->rpm);
         sqlite3_bind_int64(st, 8, spec->tpm);
         sqlite3_bind_int64(st, 9, now_unix_ms);
+        /* The error message is the connection's: read it before another
+         * thread's statement replaces it (see auth_db_run). */
+        sqlite3_mutex *mu = sqlite3_db_mutex(a->db);
+        sqlite3_mutex_enter(mu);
         int step = sqlite3_step(st);
         const char *msg = sqlite3_errmsg(a->db);
+        /* SQLite names the index's column: "UNIQUE constraint failed: keys.name". */
         bool name_taken = step == SQLITE_CONSTRAINT && strstr(msg, "keys.name") != NULL;
         bool prefix_taken = step == SQLITE_CONSTRAINT && strstr(msg, "keys.prefix") != NULL;
         if (step == SQLITE_DONE)
@@ -175,6 +181,7 @@ int auth_key_create(auth *a, const auth_key_spec *spec, int64_t now_unix_ms,
                              spec->name);
         else
             rc = mlx_db_fail(a->db, step, err, "storing a new API key");
+        sqlite3_mutex_leave(mu);
         sqlite3_finalize(st);
         if (!prefix_taken)
             break;
@@ -182,6 +189,9 @@ int auth_key_create(auth *a, const auth_key_spec *spec, int64_t now_unix_ms,
     if (rc == 0) {
         memcpy(key_out, key, AUTH_KEY_SIZE);
         rc = auth_limits_set(a, spec->name, spec->rpm, spec->tpm, err);
+        mlx_log_info("auth", "API key created", "name=%s prefix=%.*s scope=%s models=%s"
+                     " rpm=%u tpm=%u", spec->name, AUTH_KEY_PREFIX_LEN, key,
+                     auth_scope_name(spec->scope), pattern, spec->rpm, spec->tpm);
     }
     OPENSSL_cleanse(key, sizeof key);
     return rc;
@@ -241,8 +251,10 @@ int auth_key_revoke(auth *a, const char *name, int64_t now_unix_ms, mlx_err *err
     if (rc == 0 && changes == 0)
         return mlx_err_set(err, MLX_ENOENT,
                            "no active key is named %s; see mlxctl keys list", name);
-    if (rc == 0)
+    if (rc == 0) {
         auth_limits_drop(a, name);
+        mlx_log_info("auth", "API key revoked", "name=%s", name);
+    }
     return rc;
 }
 
