@@ -557,22 +557,27 @@ static void unlimited_unknown_and_bootstrap(void **state)
 }
 
 #define THREADS 8
-#define TAKES_PER_THREAD 400
+#define TAKES_PER_THREAD 40000
+#define RACE_RPM 100000
 
-struct racer {
+struct race {
     auth *a;
     int64_t now;
+    pthread_barrier_t start; /* all threads take at once */
+};
+
+struct racer {
+    struct race *race;
     int admitted;
-    int tokens_admitted;
 };
 
 static void *race(void *arg)
 {
     struct racer *r = arg;
+    pthread_barrier_wait(&r->race->start);
     for (int i = 0; i < TAKES_PER_THREAD; i++) {
         uint32_t retry;
-        mlx_err err;
-        int rc = auth_take(r->a, "busy", r->now + i % 3, 7, &retry, &err);
+        int rc = auth_take(r->race->a, "busy", r->race->now + i % 3, 7, &retry, NULL);
         if (rc == 0)
             r->admitted++;
         else if (rc != MLX_EBUSY)
@@ -583,10 +588,12 @@ static void *race(void *arg)
 
 static int run_race(auth *a, int64_t now)
 {
+    struct race race_ = {.a = a, .now = now};
+    assert_int_equal(pthread_barrier_init(&race_.start, NULL, THREADS), 0);
     pthread_t th[THREADS];
     struct racer rs[THREADS];
     for (int i = 0; i < THREADS; i++) {
-        rs[i] = (struct racer){.a = a, .now = now};
+        rs[i] = (struct racer){.race = &race_};
         assert_int_equal(pthread_create(&th[i], NULL, race, &rs[i]), 0);
     }
     int total = 0;
@@ -596,6 +603,7 @@ static int run_race(auth *a, int64_t now)
         assert_null(res);
         total += rs[i].admitted;
     }
+    pthread_barrier_destroy(&race_.start);
     return total;
 }
 
@@ -603,14 +611,17 @@ static void concurrent_takes_never_exceed_the_budget(void **state)
 {
     struct fixture *f = *state;
     char key[AUTH_KEY_SIZE];
-    /* 500 requests, or 7000/7 = 1000 requests' tokens: requests bind. */
-    create(f->a, "busy", AUTH_SCOPE_INFER, NULL, 500, 7000, key);
-    /* Within 2 ms of refill at 500/min no whole request is earned:
-     * 2 × 500 = 1000 of the 60,000 one request costs. */
-    assert_int_equal(run_race(f->a, 1000), 500);
-    /* A minute later, exactly one more minute's worth: the bucket caps
-     * at a minute however the threads interleave. */
-    assert_int_equal(run_race(f->a, 61000), 500);
+    /* 100,000 requests, or 1,400,000/7 = 200,000 requests' tokens: the
+     * request limit binds; 320,000 attempts from 8 threads at once. */
+    create(f->a, "busy", AUTH_SCOPE_INFER, NULL, RACE_RPM, 2 * 7 * RACE_RPM, key);
+    /* The threads' clocks span 2 ms, which at 100,000/min earns 3 more
+     * requests (2 × 100,000 / 60,000, rounded down). */
+    int first = run_race(f->a, 1000);
+    assert_in_range(first, RACE_RPM, RACE_RPM + 3);
+    /* A minute later, exactly one more minute's worth at most: the bucket
+     * caps at a minute however the threads interleave. */
+    int second = run_race(f->a, 61000);
+    assert_in_range(second, RACE_RPM, RACE_RPM + 3);
 }
 
 /* ---- request log ------------------------------------------------------------ */
