@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "common/err.h"
+#include "common/log.h"
 #include "coordinator/auth/auth.h"
 #include "tests/support/testutil.h"
 
@@ -707,6 +708,8 @@ static void request_log_and_retention(void **state)
 
 int main(void)
 {
+    /* Key creation and revocation log at info; keep the test output short. */
+    mlx_log_set_level(MLX_LOG_WARN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(key_is_shown_once_and_never_stored, setup,
                                         teardown),
