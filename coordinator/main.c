@@ -4,9 +4,11 @@
 #include <unistd.h>
 
 #include "common/alloc.h"
+#include "common/clock.h"
 #include "common/cli.h"
 #include "common/log.h"
 #include "common/path.h"
+#include "coordinator/auth/auth.h"
 #include "coordinator/control/control.h"
 #include "coordinator/http/admin.h"
 #include "coordinator/registry/registry.h"
@@ -25,7 +27,7 @@ struct serve_opts {
 
 static const mlx_opt serve_opts[] = {
     {"data", 0, MLX_OPT_PATH, offsetof(struct serve_opts, data),
-     "~/.mlxfleet-coordinator", "DIR", "data directory (registry database)"},
+     "~/.mlxfleet-coordinator", "DIR", "data directory (registry and key databases)"},
     {"control", 0, MLX_OPT_STR, offsetof(struct serve_opts, control),
      "tcp://0.0.0.0:7400", "URL", "control-plane address agents dial",
      .check = mlx_check_nng_url},
@@ -43,6 +45,33 @@ static const mlx_opt serve_opts[] = {
     {NULL},
 };
 
+static int count_active(void *arg, const auth_key_info *key)
+{
+    if (key->revoked_unix_ms == 0)
+        ++*(int *)arg;
+    return 0;
+}
+
+/* Opens <data>/auth.db (its own file: auth.h says why) and says so when the
+ * coordinator is in bootstrap mode, which an operator must not miss. */
+static int open_auth(const char *data, auth **out, mlx_err *err)
+{
+    char *path = mlx_path_join(data, "auth.db");
+    if (path == NULL)
+        return mlx_err_set(err, MLX_ENOMEM, "out of memory");
+    int active = 0;
+    int rc = auth_open(path, out, err);
+    mlx_free(path);
+    if (rc == 0)
+        rc = auth_key_list(*out, count_active, &active, err);
+    if (rc == 0 && active == 0)
+        mlx_log_warn(MOD,
+                     "no API key exists, so only loopback clients are accepted until one "
+                     "is created with 'mlxctl keys create --name NAME --scope admin'",
+                     NULL);
+    return rc;
+}
+
 static int serve(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **argv)
 {
     struct serve_opts o = {0};
@@ -52,6 +81,8 @@ static int serve(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **a
     int lock_fd = -1;
     char *db_path = NULL;
     registry *reg = NULL;
+    auth *keys = NULL;
+    admin_ctx actx = {0}; /* borrowed by the HTTP server until admin_stop */
     control *ctl = NULL;
     mlx_http_server *http = NULL;
 
@@ -79,8 +110,12 @@ static int serve(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **a
         goto fail;
     }
     if ((rc = registry_open(db_path, &reg, &err)) != 0 ||
-        (rc = control_start(&cc, reg, &ctl, &err)) != 0 ||
-        (rc = admin_start(o.http, reg, &http, &err)) != 0)
+        (rc = open_auth(o.data, &keys, &err)) != 0)
+        goto fail;
+    actx.reg = reg;
+    actx.auth = keys;
+    if ((rc = control_start(&cc, reg, &ctl, &err)) != 0 ||
+        (rc = admin_start(o.http, &actx, &http, &err)) != 0)
         goto fail;
     mlx_log_info(MOD, "coordinator started",
                  "data=%s control=%s http=%s suspect_after=%lld down_after=%lld", o.data,
@@ -94,6 +129,7 @@ fail:
 out:
     admin_stop(http);
     control_stop(ctl);
+    auth_close(keys);
     registry_close(reg);
     mlx_free(db_path);
     if (lock_fd >= 0)

@@ -1,4 +1,5 @@
-/* api.c — mlxctl's calls to the coordinator's HTTP API. */
+/* api.c — mlxctl's calls to the coordinator's HTTP API, and the sentences
+ * its refusals become. */
 #include <stdio.h>
 #include <string.h>
 
@@ -10,7 +11,43 @@
 
 #define CTL_TIMEOUT_MS 10000
 
-int ctl_get(const ctl_opts *o, const char *path, json_t **out, char **raw)
+/* One sentence for a refusal, with what to do about it. 400 is the user's
+ * input, so it exits 2 like any bad usage. */
+static int report_refusal(const ctl_opts *o, long status, const json_t *body)
+{
+    const char *message =
+        json_string_value(json_object_get(json_object_get(body, "error"), "message"));
+    if (message == NULL)
+        message = "no reason given";
+    switch (status) {
+    case 401:
+        fprintf(stderr,
+                "mlxctl: the coordinator refused the API key: %s (give one with "
+                "--api-key or MLX_API_KEY)\n",
+                message);
+        return MLX_EPERM;
+    case 403:
+        fprintf(stderr,
+                "mlxctl: the coordinator refused: %s (this needs a key with the admin "
+                "scope)\n",
+                message);
+        return MLX_EPERM;
+    case 429:
+        fprintf(stderr, "mlxctl: the coordinator is rate-limiting this key: %s\n",
+                message);
+        return MLX_EBUSY;
+    case 400:
+        fprintf(stderr, "mlxctl: %s\n", message);
+        return MLX_EUSAGE;
+    default:
+        fprintf(stderr, "mlxctl: the coordinator at %s refused: %s (HTTP %ld)\n",
+                o->coordinator, message, status);
+        return MLX_EHTTP;
+    }
+}
+
+int ctl_request(const ctl_opts *o, const char *method, const char *path,
+                const char *body_text, json_t **out, char **raw)
 {
     mlx_buf url;
     mlx_buf_init(&url, 4096);
@@ -26,8 +63,8 @@ int ctl_get(const ctl_opts *o, const char *path, json_t **out, char **raw)
     mlx_http_result res = {0};
     int rc = mlx_http_client_init(&err);
     if (rc == 0)
-        rc = mlx_http_request("GET", mlx_buf_str(&url), o->api_key, NULL, CTL_TIMEOUT_MS,
-                              &res, &err);
+        rc = mlx_http_request(method, mlx_buf_str(&url), o->api_key, body_text,
+                              CTL_TIMEOUT_MS, &res, &err);
     if (rc == MLX_EUNREACH || rc == MLX_ETIMEDOUT) {
         fprintf(stderr,
                 "mlxctl: %s; is mlx-coordinator running there? Point mlxctl at it with "
@@ -49,12 +86,8 @@ int ctl_get(const ctl_opts *o, const char *path, json_t **out, char **raw)
         goto out;
     }
     if (res.status < 200 || res.status > 299) {
-        const char *message =
-            json_string_value(json_object_get(json_object_get(body, "error"), "message"));
-        fprintf(stderr, "mlxctl: the coordinator refused: %s (HTTP %ld)\n",
-                message != NULL ? message : "no reason given", res.status);
+        rc = report_refusal(o, res.status, body);
         json_decref(body);
-        rc = MLX_EHTTP;
         goto out;
     }
     *out = body;
@@ -67,4 +100,9 @@ out:
     mlx_buf_fini(&url);
     mlx_http_client_fini();
     return rc;
+}
+
+int ctl_get(const ctl_opts *o, const char *path, json_t **out, char **raw)
+{
+    return ctl_request(o, "GET", path, NULL, out, raw);
 }

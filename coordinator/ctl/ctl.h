@@ -38,17 +38,27 @@ typedef struct ctl_opts {
          offsetof(type, common.api_key),                                                 \
          "",                                                                             \
          "KEY",                                                                          \
-         "API key sent as a bearer token"},                                              \
+         "API key sent as a bearer token (none: loopback bootstrap)"},                   \
     {                                                                                    \
         "json", 0, MLX_OPT_BOOL, offsetof(type, common.json), "false", NULL,             \
             "print the API's JSON instead of a table"                                    \
     }
 
 extern const mlx_cmd ctl_cmd_nodes;
+extern const mlx_cmd ctl_cmd_keys_create;
+extern const mlx_cmd ctl_cmd_keys_list;
+extern const mlx_cmd ctl_cmd_keys_revoke;
 
-/* GETs path from the coordinator and parses the JSON answer (*out: caller
- * decrefs). On failure prints one sentence and returns the code. When raw
- * is not NULL it also receives the body text (caller frees with mlx_free). */
+/* Sends method to path with body_text (JSON, may be NULL) and the API key as
+ * a bearer token, and parses the JSON answer (*out: caller decrefs). On
+ * failure prints one sentence and returns the code: a refused key or scope
+ * is MLX_EPERM, a rate limit MLX_EBUSY, a 400 (bad input) MLX_EUSAGE. When
+ * raw is not NULL it also receives the body text (caller frees with
+ * mlx_free). */
+int ctl_request(const ctl_opts *o, const char *method, const char *path,
+                const char *body_text, json_t **out, char **raw);
+
+/* ctl_request with GET. */
 int ctl_get(const ctl_opts *o, const char *path, json_t **out, char **raw);
 
 /* ---- tables ---- */

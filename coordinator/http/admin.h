@@ -1,20 +1,42 @@
 /*
  * admin.h — the coordinator's HTTP front (admin part).
  *
- *   GET /healthz         {"status":"ok"} while the coordinator runs
- *   GET /api/v1/nodes    every node the registry knows (registry_nodes_json)
+ *   GET    /healthz            {"status":"ok"} while the coordinator runs; open
+ *   GET    /api/v1/nodes       every node the registry knows (registry_nodes_json)
+ *   GET    /api/v1/keys        every API key, revoked ones too; never a secret
+ *   POST   /api/v1/keys        {name, scope, models, rpm, tpm} → 201 with the
+ *                              key, the only time it is shown; 400 for bad
+ *                              input, 409 when an active key has the name
+ *   DELETE /api/v1/keys/NAME   revokes the key: 200, or 404 when none is active
+ *
+ * Access control (coordinator/auth): every endpoint but /healthz is
+ * admitted by auth_check from the Authorization header and whether the
+ * client is on loopback; the /api/v1/ endpoints need the admin scope. While
+ * no key exists only loopback clients are admitted (bootstrap). Refusals are
+ * the fleet's JSON errors: 401 (authentication_error, with
+ * WWW-Authenticate: Bearer), 403 (permission_error), and 429
+ * (rate_limit_error, with Retry-After) when the key's requests-per-minute
+ * bucket is empty. Each admitted or refused request goes to the request log.
  *
  * Lifecycle: admin_start serves at once; admin_stop waits for requests in
- * progress. The registry is borrowed and must outlive the server.
+ * progress. ctx and what it points to are borrowed and must outlive the
+ * server.
  */
 #ifndef MLX_COORDINATOR_HTTP_ADMIN_H
 #define MLX_COORDINATOR_HTTP_ADMIN_H
 
 #include "common/err.h"
 #include "common/http_server.h"
+#include "coordinator/auth/auth.h"
 #include "coordinator/registry/registry.h"
 
-int admin_start(const char *hostport, registry *reg, mlx_http_server **out, mlx_err *err);
+typedef struct admin_ctx {
+    registry *reg;
+    auth *auth;
+} admin_ctx;
+
+int admin_start(const char *hostport, const admin_ctx *ctx, mlx_http_server **out,
+                mlx_err *err);
 void admin_stop(mlx_http_server *srv);
 
 #endif
