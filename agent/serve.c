@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "agent/agent.h"
+#include "agent/dataplane/dataplane.h"
 #include "agent/http/http.h"
 #include "agent/metrics/metrics.h"
 #include "agent/runtime/runtime.h"
@@ -176,6 +177,7 @@ static int serve(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **a
     int lock_fd = -1;
     agent_http *http = NULL;
     uplink *link = NULL;
+    dataplane *dp = NULL;
     runtime *rt = NULL;
     metrics_inference *inference = NULL;
     metrics_sampler *sampler = NULL;
@@ -230,6 +232,10 @@ static int serve(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **a
     };
     if ((rc = agent_http_start(&hc, &http, &err)) != 0)
         goto fail;
+    /* Listening before registering: the coordinator may dial at once. */
+    dataplane_config dc = {.listen = o.listen, .rt = rt, .node_id = node_id};
+    if ((rc = dataplane_start(&dc, &dp, &err)) != 0)
+        goto fail;
     if (o.coordinator[0] != '\0') {
         uplink_config uc = {
             .coordinator = o.coordinator,
@@ -245,8 +251,9 @@ static int serve(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **a
         if ((rc = uplink_start(&uc, &link, &err)) != 0)
             goto fail;
     }
-    mlx_log_info(MOD, "agent started", "node=%s name=%s data=%s http=%s coordinator=%s",
-                 node_id, hostname, o.data, o.http,
+    mlx_log_info(MOD, "agent started",
+                 "node=%s name=%s data=%s http=%s listen=%s coordinator=%s", node_id,
+                 hostname, o.data, o.http, o.listen,
                  o.coordinator[0] ? o.coordinator : "none (standalone)");
 
     int sig = mlx_cli_wait_signal();
@@ -257,6 +264,7 @@ fail:
     mlx_cli_fail(prog, rc, &err);
 out:
     uplink_stop(link, "agent stopping");
+    dataplane_stop(dp); /* before the runtime its generations run on */
     agent_http_stop(http);
     metrics_sampler_stop(sampler);
     runtime_stop(rt);

@@ -64,6 +64,28 @@
  * served at once while one of them is slow. */
 #define MLX_CONTROL_CONTEXTS 16
 
+/* Data-plane messages (agent/dataplane): an Infer carries a prompt or a
+ * chat, which the model's context bounds long before this; a TokenChunk
+ * carries at most MLX_MAX_DATA_CHUNK bytes of text. Frames up to twice this
+ * are read, so that a larger message is answered with TOO_BIG. */
+#define MLX_MAX_DATA_MSG (4u << 20)
+
+/* Text in one TokenChunk; what a slow poller has not taken waits for the
+ * next Next. Half the message, leaving room for the envelope. */
+#define MLX_MAX_DATA_CHUNK (MLX_MAX_DATA_MSG / 2)
+
+/* Contexts (and threads) on an agent's data-plane socket: requests answered
+ * at once, each Next holding one for up to its long poll. */
+#define MLX_DATA_CONTEXTS 16
+
+/* Generations one agent tracks for its coordinator at once (running,
+ * queued, or finished and not yet fetched); past it Infer is refused. */
+#define MLX_MAX_DATA_REQUESTS 1024
+
+/* Messages of one chat and stop strings of one Infer, as the HTTP API. */
+#define MLX_MAX_INFER_MESSAGES 4096
+#define MLX_MAX_INFER_STOPS    16
+
 /* GGUF model files (agent/engine/gguf.c). Every count and length below is
  * also checked against the bytes left in the file, so these ceilings are not
  * what keeps a read in bounds; they keep a hostile header from making the

@@ -115,6 +115,16 @@ const char *wire_body_name(const wire_envelope *env)
         return "ack";
     case FLEET__ENVELOPE__BODY_ERROR:
         return "error";
+    case FLEET__ENVELOPE__BODY_INFER:
+        return "infer";
+    case FLEET__ENVELOPE__BODY_INFER_ACCEPTED:
+        return "infer_accepted";
+    case FLEET__ENVELOPE__BODY_NEXT:
+        return "next";
+    case FLEET__ENVELOPE__BODY_TOKEN_CHUNK:
+        return "token_chunk";
+    case FLEET__ENVELOPE__BODY_CANCEL:
+        return "cancel";
     default:
         return "none";
     }

@@ -27,7 +27,8 @@
 #include "proto/fleet.pb-c.h"
 
 #define WIRE_MAJOR   1
-#define WIRE_MINOR   0
+/* 1.1: the data plane (Infer, Next, TokenChunk, Cancel; Error's status). */
+#define WIRE_MINOR   1
 #define WIRE_VERSION ((uint32_t)(WIRE_MAJOR << 16 | WIRE_MINOR))
 
 typedef Fleet__Envelope wire_envelope;

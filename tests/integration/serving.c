@@ -60,13 +60,13 @@ int serving_start(serving *s, const char *tag, const char *const *extra)
     free(err);
 
     s->http_port = h_free_port();
-    char http[32], listen[48], health[96];
+    char http[32], health[96];
     snprintf(http, sizeof http, "127.0.0.1:%d", s->http_port);
-    snprintf(listen, sizeof listen, "tcp://127.0.0.1:%d", h_free_port());
+    snprintf(s->listen, sizeof s->listen, "tcp://127.0.0.1:%d", h_free_port());
     snprintf(s->base, sizeof s->base, "http://127.0.0.1:%d", s->http_port);
     snprintf(health, sizeof health, "%s/healthz", s->base);
     const char *args[48] = {"serve",    "--data", s->data, "--http", http,
-                            "--listen", listen,   "--ollama", "",     NULL};
+                            "--listen", s->listen, "--ollama", "",     NULL};
     size_t n = 9;
     for (size_t i = 0; extra != NULL && extra[i] != NULL && n + 1 < 48; i++)
         args[n++] = extra[i];

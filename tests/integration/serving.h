@@ -29,6 +29,7 @@ typedef struct serving {
     char *data; /* owned: dir/data */
     int http_port;
     char base[64]; /* "http://127.0.0.1:PORT" */
+    char listen[48]; /* the data plane's "tcp://127.0.0.1:PORT" */
     h_proc *agent;
 } serving;
 
