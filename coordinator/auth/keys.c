@@ -443,7 +443,7 @@ int auth_check(auth *a, const char *authorization, bool loopback, bool admin_end
     if (token == NULL)
         return refuse(out, 401,
                       "this coordinator requires an API key: send the header "
-                      "Authorization: Bearer <key> (mlxctl takes --api-key)");
+                      "Authorization: Bearer <key>");
     rc = verify_key(a, token, len, now_unix_ms, out, err);
     if (rc != 0) {
         out->status = 500;
