@@ -1,0 +1,2 @@
+# Unit tests of the coordinator's node choice, circuit breaker and retry rule.
+mlx_unit_test(test_router mlxcoordinator)
