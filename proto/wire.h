@@ -27,8 +27,9 @@
 #include "proto/fleet.pb-c.h"
 
 #define WIRE_MAJOR   1
-/* 1.1: the data plane (Infer, Next, TokenChunk, Cancel; Error's status). */
-#define WIRE_MINOR   1
+/* 1.1: the data plane (Infer, Next, TokenChunk, Cancel; Error's status).
+ * 1.2: the model inventory (StoredModel in Register and Heartbeat). */
+#define WIRE_MINOR   2
 #define WIRE_VERSION ((uint32_t)(WIRE_MAJOR << 16 | WIRE_MINOR))
 
 typedef Fleet__Envelope wire_envelope;

@@ -34,6 +34,7 @@ typedef struct cache_listing {
     char name[MLX_MAX_MODEL_NAME + 1];
     char path[1024];              /* its GGUF file */
     char digest[MLX_SHA256_HEX]; /* that file's sha256; "" while not known */
+    char format[16];              /* the store's record: "gguf" */
     uint64_t size;                /* of all its files */
     int64_t modified_unix_ms;     /* when it was added or last pulled */
 } cache_listing;

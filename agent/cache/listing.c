@@ -48,6 +48,7 @@ int cache_list_runnable(const char *data_dir, cache_listing **out, size_t *n, ml
         snprintf(l->name, sizeof l->name, "%s", m->name);
         snprintf(l->path, sizeof l->path, "%s", f->location);
         snprintf(l->digest, sizeof l->digest, "%s", f->sha256);
+        snprintf(l->format, sizeof l->format, "%s", m->format);
         l->size = m->size;
         l->modified_unix_ms = m->added_unix_ms;
     }

@@ -1,4 +1,11 @@
-/* uplink.c — register, heartbeat, re-register, deregister. */
+/* uplink.c — register, heartbeat, re-register, deregister, and the store
+ * list that rides on them.
+ *
+ * The store list is read from the store's database (cache_list_runnable:
+ * no file is opened or hashed) before each exchange and reduced to a 64-bit
+ * FNV-1a hash of its fields. It is sent whole at Register, and in a heartbeat
+ * only while its hash differs from the one the coordinator last acknowledged,
+ * so a steady fleet's heartbeats carry no store at all. */
 #include "agent/uplink/uplink.h"
 
 #include <nng/nng.h>
@@ -6,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "agent/cache/cache.h"
 #include "agent/metrics/metrics.h"
 #include "common/alloc.h"
 #include "common/log.h"
@@ -32,6 +40,11 @@ struct uplink {
 
     nng_socket sock;
     nng_thread *thread;
+
+    /* Only the link's thread touches these. */
+    bool store_acked;     /* the coordinator holds the list whose hash follows */
+    uint64_t store_hash;  /* of the list it last acknowledged */
+    int store_failure;    /* code of the store-listing failure last logged */
 
     nng_mtx *mtx; /* guards everything below */
     nng_cv *cv;   /* signalled by uplink_stop */
@@ -83,6 +96,85 @@ static int exchange(uplink *u, wire_envelope *env, wire_envelope **reply, mlx_er
     return 0;
 }
 
+/* The store as it goes on the wire. Strings are borrowed from list. */
+struct store_msg {
+    cache_listing *list;
+    size_t n;
+    Fleet__StoredModel *items;
+    Fleet__StoredModel **ptrs;
+    uint64_t hash;
+    bool ok; /* false: the store could not be read; nothing to send */
+};
+
+static uint64_t fnv1a(uint64_t h, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 1099511628211u;
+    }
+    return h;
+}
+
+static void store_msg_free(struct store_msg *m)
+{
+    mlx_free(m->list);
+    mlx_free(m->items);
+    mlx_free(m->ptrs);
+    memset(m, 0, sizeof *m);
+}
+
+/* Reads the store's list. A failure is logged once per kind (the agent goes
+ * on heartbeating without a store rather than not at all) and leaves
+ * m->ok false. */
+static void store_msg_build(uplink *u, struct store_msg *m)
+{
+    memset(m, 0, sizeof *m);
+    mlx_err err;
+    mlx_err_clear(&err);
+    int rc = cache_list_runnable(u->data_dir, &m->list, &m->n, &err);
+    if (rc == 0 && m->n > MLX_MAX_NODE_MODELS) {
+        /* The coordinator refuses longer lists; the names come sorted, so the
+         * same ones are always sent. */
+        mlx_log_warn(MOD, "the store holds more models than a heartbeat carries",
+                     "models=%zu sent=%d", m->n, MLX_MAX_NODE_MODELS);
+        m->n = MLX_MAX_NODE_MODELS;
+    }
+    if (rc == 0) {
+        m->items = mlx_calloc(m->n + 1, sizeof *m->items);
+        m->ptrs = mlx_calloc(m->n + 1, sizeof *m->ptrs);
+        if (m->items == NULL || m->ptrs == NULL)
+            rc = mlx_err_set(&err, MLX_ENOMEM, "out of memory listing the store");
+    }
+    if (rc != 0) {
+        if (rc != u->store_failure)
+            mlx_log_warn(MOD, "cannot list the store; the coordinator keeps its last list",
+                         "data=%s err=\"%s\"", u->data_dir, err.msg);
+        u->store_failure = rc;
+        store_msg_free(m);
+        return;
+    }
+    u->store_failure = 0;
+    uint64_t h = 14695981039346656037u;
+    for (size_t i = 0; i < m->n; i++) {
+        const cache_listing *l = &m->list[i];
+        Fleet__StoredModel *s = &m->items[i];
+        fleet__stored_model__init(s);
+        s->name = (char *)l->name;
+        s->format = (char *)l->format;
+        s->size_bytes = l->size;
+        s->digest = (char *)l->digest;
+        m->ptrs[i] = s;
+        /* The NULs keep "ab"+"c" apart from "a"+"bc". */
+        h = fnv1a(h, l->name, strlen(l->name) + 1);
+        h = fnv1a(h, l->format, strlen(l->format) + 1);
+        h = fnv1a(h, l->digest, strlen(l->digest) + 1);
+        h = fnv1a(h, &l->size, sizeof l->size);
+    }
+    m->hash = fnv1a(h, &m->n, sizeof m->n);
+    m->ok = true;
+}
+
 static int do_register(uplink *u, char *epoch, mlx_err *err)
 {
     metrics_hardware hw;
@@ -110,13 +202,25 @@ static int do_register(uplink *u, char *epoch, mlx_err *err)
     reg.agent_version = MLX_VERSION;
     reg.heartbeat_ms = (uint32_t)u->heartbeat_ms;
     reg.hardware = &h;
+    struct store_msg store;
+    store_msg_build(u, &store);
+    reg.n_store = store.n;
+    reg.store = store.ptrs;
 
     wire_envelope env = FLEET__ENVELOPE__INIT;
     env.body_case = FLEET__ENVELOPE__BODY_REGISTER;
     env.register_ = &reg;
     wire_envelope *reply = NULL;
-    if ((rc = exchange(u, &env, &reply, err)) != 0)
+    /* A registration replaces the coordinator's list, even with nothing when
+     * the store could not be read; heartbeats send it once it can. */
+    u->store_acked = false;
+    if ((rc = exchange(u, &env, &reply, err)) != 0) {
+        store_msg_free(&store);
         return rc;
+    }
+    u->store_acked = store.ok;
+    u->store_hash = store.hash;
+    store_msg_free(&store);
     if (reply->body_case != FLEET__ENVELOPE__BODY_REGISTER_REPLY) {
         rc = mlx_err_set(err, MLX_EPROTO, "coordinator answered register with %s",
                          wire_body_name(reply));
@@ -171,11 +275,26 @@ static int do_heartbeat(uplink *u, uint64_t seq, const char *epoch, mlx_err *err
     hb.load = &load;
     hb.n_models = snap.n_models;
     hb.models = models;
+    struct store_msg store;
+    store_msg_build(u, &store);
+    if (store.ok && (!u->store_acked || store.hash != u->store_hash)) {
+        hb.store_changed = true;
+        hb.n_store = store.n;
+        hb.store = store.ptrs;
+    }
     wire_envelope env = FLEET__ENVELOPE__INIT;
     env.body_case = FLEET__ENVELOPE__BODY_HEARTBEAT;
     env.heartbeat = &hb;
     wire_envelope *reply = NULL;
     int rc = exchange(u, &env, &reply, err);
+    if (rc == 0 && hb.store_changed &&
+        reply->body_case == FLEET__ENVELOPE__BODY_HEARTBEAT_REPLY) {
+        /* Acknowledged: a lost reply leaves store_acked as it was, so the
+         * next heartbeat sends the list again. */
+        u->store_acked = true;
+        u->store_hash = store.hash;
+    }
+    store_msg_free(&store);
     if (rc != 0)
         return rc;
     if (reply->body_case != FLEET__ENVELOPE__BODY_HEARTBEAT_REPLY) {

@@ -84,7 +84,10 @@ static void on_register(struct exchange *x)
         return;
     }
     char *hardware = facts_hardware_json(reg->hardware);
-    if (hardware == NULL) {
+    registry_stored *store = facts_store(reg->store, reg->n_store);
+    if (hardware == NULL || store == NULL) {
+        mlx_free(hardware);
+        mlx_free(store);
         refuse(x, FLEET__ERROR__CODE__INTERNAL, "out of memory");
         return;
     }
@@ -103,8 +106,15 @@ static void on_register(struct exchange *x)
                                  &previous, &err);
     if (rc == 0)
         rc = registry_register(c->reg, &node, mlx_time_wall_ms(), &err);
+    /* A new registration starts from what it says: its store, and nothing
+     * loaded until its first heartbeat tells. */
+    if (rc == 0)
+        rc = registry_set_store(c->reg, id, store, reg->n_store, &err);
+    if (rc == 0)
+        rc = registry_set_loaded(c->reg, id, NULL, 0, 0, 0, &err);
     nng_mtx_unlock(c->mtx);
     mlx_free(hardware);
+    mlx_free(store);
     if (rc != 0) {
         mlx_log_error(MOD, "cannot record registration", "node=%s err=\"%s\"", id,
                       err.msg);
@@ -137,18 +147,35 @@ static void on_heartbeat(struct exchange *x)
         refuse(x, FLEET__ERROR__CODE__BAD_MESSAGE, err.msg);
         return;
     }
-    char *metrics = facts_metrics_json(x->req->heartbeat);
-    if (metrics == NULL) {
+    const Fleet__Heartbeat *hb = x->req->heartbeat;
+    char *metrics = facts_metrics_json(hb);
+    registry_loaded *loaded = facts_loaded(hb);
+    registry_stored *store = hb->store_changed ? facts_store(hb->store, hb->n_store) : NULL;
+    if (metrics == NULL || loaded == NULL || (hb->store_changed && store == NULL)) {
+        mlx_free(metrics);
+        mlx_free(loaded);
+        mlx_free(store);
         refuse(x, FLEET__ERROR__CODE__INTERNAL, "out of memory");
         return;
     }
+    uint32_t running = hb->load != NULL ? hb->load->requests_running : 0;
+    uint32_t queued = hb->load != NULL ? hb->load->requests_queued : 0;
     node_state previous = NODE_UP;
     nng_mtx_lock(c->mtx);
     int rc = membership_heartbeat(c->members, id, mlx_time_mono_ms(), &previous);
     if (rc == 0)
         rc = registry_heartbeat(c->reg, id, metrics, mlx_time_wall_ms(), &err);
+    if (rc == 0)
+        rc = registry_set_loaded(c->reg, id, loaded, hb->n_models, running, queued, &err);
+    if (rc == 0 && hb->store_changed)
+        rc = registry_set_store(c->reg, id, store, hb->n_store, &err);
     nng_mtx_unlock(c->mtx);
     mlx_free(metrics);
+    mlx_free(loaded);
+    mlx_free(store);
+    if (rc == 0 && hb->store_changed)
+        mlx_log_info(MOD, "node store changed", "node=%s models=%zu request=%s", id,
+                     hb->n_store, x->req->request_id);
 
     if (rc == MLX_EUNKNOWNNODE) {
         mlx_log_warn(MOD, "heartbeat from unknown node; asked it to register",

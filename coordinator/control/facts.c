@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/json.h"
 #include "common/limits.h"
 #include "common/parse.h"
@@ -20,6 +21,43 @@ static int check_text(const char *field, const char *value, size_t max, bool req
             err, MLX_EPROTO,
             "%s is longer than %zu bytes, not UTF-8 or holds control characters", field,
             max);
+    return 0;
+}
+
+static bool is_hex_digest(const char *s)
+{
+    size_t n = 0;
+    for (; s[n] != '\0'; n++) {
+        if (!((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f')))
+            return false;
+    }
+    return n == 64;
+}
+
+/* A store list: its length, each name, and the short fields. */
+static int check_store(Fleet__StoredModel *const *store, size_t n, mlx_err *err)
+{
+    if (n > MLX_MAX_NODE_MODELS)
+        return mlx_err_set(err, MLX_EPROTO,
+                           "the store list holds %zu models, over the %d limit", n,
+                           MLX_MAX_NODE_MODELS);
+    for (size_t i = 0; i < n; i++) {
+        const Fleet__StoredModel *m = store[i];
+        int rc;
+        if ((rc = check_text("store[].name", m->name, MLX_MAX_MODEL_NAME, true, err)) !=
+                0 ||
+            (rc = check_text("store[].format", m->format, 15, false, err)) != 0 ||
+            (rc = check_text("store[].architecture", m->architecture, 63, false, err)) !=
+                0 ||
+            (rc = check_text("store[].parameters", m->parameters, 31, false, err)) != 0 ||
+            (rc = check_text("store[].quantization", m->quantization, 31, false, err)) !=
+                0)
+            return rc;
+        if (m->digest[0] != '\0' && !is_hex_digest(m->digest))
+            return mlx_err_set(err, MLX_EPROTO,
+                               "store[].digest of '%s' is not 64 lower-case hex digits",
+                               m->name);
+    }
     return 0;
 }
 
@@ -65,7 +103,7 @@ int facts_check_register(const Fleet__Register *reg, mlx_err *err)
         if ((rc = check_text(fields[i][0], fields[i][1], MLX_MAX_FACT, false, err)) != 0)
             return rc;
     }
-    return 0;
+    return check_store(reg->store, reg->n_store, err);
 }
 
 int facts_resolve_address(const Fleet__Register *reg, const char *peer_ip, char *out,
@@ -151,7 +189,43 @@ int facts_check_heartbeat(const Fleet__Heartbeat *hb, mlx_err *err)
                 0)
             return rc;
     }
-    return 0;
+    if (!hb->store_changed && hb->n_store != 0)
+        return mlx_err_set(err, MLX_EPROTO,
+                           "heartbeat carries a store list without store_changed");
+    return check_store(hb->store, hb->n_store, err);
+}
+
+registry_stored *facts_store(Fleet__StoredModel *const *store, size_t n)
+{
+    registry_stored *out = mlx_calloc(n + 1, sizeof *out);
+    for (size_t i = 0; out != NULL && i < n; i++) {
+        const Fleet__StoredModel *m = store[i];
+        out[i] = (registry_stored){
+            .name = m->name,
+            .format = m->format,
+            .size_bytes = m->size_bytes,
+            .digest = m->digest,
+            .architecture = m->architecture,
+            .parameters = m->parameters,
+            .quantization = m->quantization,
+        };
+    }
+    return out;
+}
+
+registry_loaded *facts_loaded(const Fleet__Heartbeat *hb)
+{
+    registry_loaded *out = mlx_calloc(hb->n_models + 1, sizeof *out);
+    for (size_t i = 0; out != NULL && i < hb->n_models; i++) {
+        const Fleet__ModelActivity *a = hb->models[i];
+        out[i] = (registry_loaded){
+            .name = a->model,
+            .engine = a->engine,
+            .memory_bytes = a->memory_bytes,
+            .tokens_per_s = finite_or_zero(a->tokens_per_s),
+        };
+    }
+    return out;
 }
 
 char *facts_metrics_json(const Fleet__Heartbeat *hb)

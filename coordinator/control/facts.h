@@ -8,13 +8,15 @@
 #include <nng/nng.h>
 
 #include "common/err.h"
+#include "coordinator/registry/registry.h"
 #include "proto/wire.h"
 
-/* Checks every field of a Register (names, addresses, hardware strings);
- * the sentence names the first bad field. */
+/* Checks every field of a Register (names, addresses, hardware strings,
+ * the store list); the sentence names the first bad field. */
 int facts_check_register(const Fleet__Register *reg, mlx_err *err);
 
-/* Checks the model activity a Heartbeat reports (count, names). */
+/* Checks the model activity and the store list a Heartbeat reports
+ * (counts, names, digests). */
 int facts_check_heartbeat(const Fleet__Heartbeat *hb, mlx_err *err);
 
 /* The data-plane address to dial: advertise if given, else listen with a
@@ -29,5 +31,11 @@ void facts_peer_ip(nng_msg *msg, char *out, size_t size);
 /* JSON text (caller frees with mlx_free), or NULL when out of memory. */
 char *facts_hardware_json(const Fleet__Hardware *hw);
 char *facts_metrics_json(const Fleet__Heartbeat *hb);
+
+/* A checked store list or a checked heartbeat's loaded models as the
+ * registry takes them; strings borrowed from the message. NULL when out of
+ * memory; caller frees with mlx_free. */
+registry_stored *facts_store(Fleet__StoredModel *const *store, size_t n);
+registry_loaded *facts_loaded(const Fleet__Heartbeat *hb);
 
 #endif

@@ -45,6 +45,8 @@ typedef struct ctl_opts {
     }
 
 extern const mlx_cmd ctl_cmd_nodes;
+extern const mlx_cmd ctl_cmd_models;
+extern const mlx_cmd ctl_cmd_ps;
 extern const mlx_cmd ctl_cmd_keys_create;
 extern const mlx_cmd ctl_cmd_keys_list;
 extern const mlx_cmd ctl_cmd_keys_revoke;

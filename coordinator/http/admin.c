@@ -1,5 +1,5 @@
 /* admin.c — the coordinator's admin HTTP front: routes, the admission gate,
- * health and node listing. The key endpoints are in keys.c. */
+ * health, and the node and model views. The key endpoints are in keys.c. */
 #include "coordinator/http/admin.h"
 
 #include "common/clock.h"
@@ -103,6 +103,45 @@ static void get_nodes(void *ctx, const mlx_http_req *req, mlx_http_resp *resp)
     admin_gated(ctx, req, resp, true, nodes_list);
 }
 
+/* A registry view as the answer, or a 500 with its sentence. */
+static void answer_view(mlx_http_resp *resp, int (*view)(registry *, json_t **, mlx_err *),
+                        registry *reg, const char *what)
+{
+    json_t *body = NULL;
+    mlx_err err;
+    mlx_err_clear(&err);
+    if (view(reg, &body, &err) != 0) {
+        mlx_log_error(MOD, "cannot list the model inventory", "view=%s err=\"%s\"", what,
+                      err.msg);
+        mlx_http_resp_error(resp, 500, "server_error", "internal", "cannot list %s: %s",
+                            what, err.msg);
+        return;
+    }
+    mlx_http_resp_json(resp, 200, body);
+}
+
+static void models_list(const admin_ctx *c, const mlx_http_req *req,
+                        const auth_result *ar, mlx_http_resp *resp)
+{
+    answer_view(resp, registry_models_json, c->reg, "models");
+}
+
+static void ps_list(const admin_ctx *c, const mlx_http_req *req, const auth_result *ar,
+                    mlx_http_resp *resp)
+{
+    answer_view(resp, registry_ps_json, c->reg, "loaded models");
+}
+
+static void get_models(void *ctx, const mlx_http_req *req, mlx_http_resp *resp)
+{
+    admin_gated(ctx, req, resp, true, models_list);
+}
+
+static void get_ps(void *ctx, const mlx_http_req *req, mlx_http_resp *resp)
+{
+    admin_gated(ctx, req, resp, true, ps_list);
+}
+
 static void get_keys(void *ctx, const mlx_http_req *req, mlx_http_resp *resp)
 {
     admin_gated(ctx, req, resp, true, keys_list);
@@ -121,6 +160,8 @@ static void delete_key(void *ctx, const mlx_http_req *req, mlx_http_resp *resp)
 static const mlx_http_route routes[] = {
     {"GET", "/healthz", get_healthz},
     {"GET", "/api/v1/nodes", get_nodes},
+    {"GET", "/api/v1/models", get_models},
+    {"GET", "/api/v1/ps", get_ps},
     {"GET", ADMIN_KEYS_PATH, get_keys},
     {"POST", ADMIN_KEYS_PATH, post_keys},
     {"DELETE", ADMIN_KEYS_PATH "/*", delete_key},

@@ -3,6 +3,11 @@
  *
  *   GET    /healthz            {"status":"ok"} while the coordinator runs; open
  *   GET    /api/v1/nodes       every node the registry knows (registry_nodes_json)
+ *   GET    /api/v1/models      every model some node stores or has loaded, with
+ *                              its nodes: state, stored, loaded, tokens/s
+ *                              (registry_models_json)
+ *   GET    /api/v1/ps          the loaded models of each live node: engine,
+ *                              memory, tokens/s (registry_ps_json)
  *   GET    /api/v1/keys        every API key, revoked ones too; never a secret
  *   POST   /api/v1/keys        {name, scope, models, rpm, tpm} → 201 with the
  *                              key, the only time it is shown; 400 for bad

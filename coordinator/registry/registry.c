@@ -1,4 +1,5 @@
-/* registry.c — the nodes table. */
+/* registry.c — the database, its migrations and the nodes table. The
+ * model inventory is in models.c. */
 #include "coordinator/registry/registry.h"
 
 #include <sqlite3.h>
@@ -8,10 +9,7 @@
 #include "common/clock.h"
 #include "common/db.h"
 #include "common/json.h"
-
-struct registry {
-    sqlite3 *db;
-};
+#include "coordinator/registry/internal.h"
 
 static const char *const migrations[] = {
     /* 1: nodes */
@@ -28,6 +26,30 @@ static const char *const migrations[] = {
     "  hardware      TEXT NOT NULL,"
     "  metrics       TEXT"
     ");",
+    /* 2: the model inventory (models.c) and each node's request load */
+    "CREATE TABLE node_models ("
+    "  node_id       TEXT NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,"
+    "  name          TEXT NOT NULL,"
+    "  format        TEXT NOT NULL,"
+    "  size_bytes    INTEGER NOT NULL,"
+    "  digest        TEXT NOT NULL,"
+    "  architecture  TEXT NOT NULL,"
+    "  parameters    TEXT NOT NULL,"
+    "  quantization  TEXT NOT NULL,"
+    "  PRIMARY KEY (node_id, name)"
+    ");"
+    "CREATE INDEX node_models_name ON node_models(name);"
+    "CREATE TABLE node_loaded ("
+    "  node_id       TEXT NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,"
+    "  name          TEXT NOT NULL,"
+    "  engine        TEXT NOT NULL,"
+    "  memory_bytes  INTEGER NOT NULL,"
+    "  tokens_per_s  REAL NOT NULL,"
+    "  PRIMARY KEY (node_id, name, engine)"
+    ");"
+    "CREATE INDEX node_loaded_name ON node_loaded(name);"
+    "ALTER TABLE nodes ADD COLUMN requests_running INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE nodes ADD COLUMN requests_queued INTEGER NOT NULL DEFAULT 0;",
 };
 
 int registry_open(const char *path, registry **out, mlx_err *err)
@@ -35,9 +57,14 @@ int registry_open(const char *path, registry **out, mlx_err *err)
     registry *r = mlx_calloc(1, sizeof *r);
     if (r == NULL)
         return mlx_err_set(err, MLX_ENOMEM, "out of memory");
+    if (pthread_mutex_init(&r->write_mtx, NULL) != 0) {
+        mlx_free(r);
+        return mlx_err_set(err, MLX_ENOMEM, "cannot create the registry's lock");
+    }
     int rc = mlx_db_open(path, migrations, sizeof migrations / sizeof migrations[0],
                          &r->db, err);
     if (rc != 0) {
+        pthread_mutex_destroy(&r->write_mtx);
         mlx_free(r);
         return rc;
     }
@@ -50,11 +77,11 @@ void registry_close(registry *r)
     if (r == NULL)
         return;
     mlx_db_close(r->db);
+    pthread_mutex_destroy(&r->write_mtx);
     mlx_free(r);
 }
 
-/* Runs a prepared statement that returns no rows; *changes gets the rows hit. */
-static int run(registry *r, sqlite3_stmt *st, int *changes, mlx_err *err,
+int registry_run(registry *r, sqlite3_stmt *st, int *changes, mlx_err *err,
                const char *what)
 {
     int step = sqlite3_step(st);
@@ -88,7 +115,7 @@ int registry_register(registry *r, const registry_node *n, int64_t now_unix_ms,
     sqlite3_bind_int64(st, 6, n->heartbeat_ms);
     sqlite3_bind_int64(st, 7, now_unix_ms);
     sqlite3_bind_text(st, 8, n->hardware_json, -1, SQLITE_STATIC);
-    return run(r, st, NULL, err, "recording a registration");
+    return registry_run(r, st, NULL, err, "recording a registration");
 }
 
 int registry_heartbeat(registry *r, const char *id, const char *metrics_json,
@@ -105,7 +132,7 @@ int registry_heartbeat(registry *r, const char *id, const char *metrics_json,
     sqlite3_bind_int64(st, 2, now_unix_ms);
     sqlite3_bind_text(st, 3, metrics_json, -1, SQLITE_STATIC);
     int changes = 0;
-    rc = run(r, st, &changes, err, "recording a heartbeat");
+    rc = registry_run(r, st, &changes, err, "recording a heartbeat");
     if (rc == 0 && changes == 0)
         rc = mlx_err_set(err, MLX_ENOENT, "node %s is not in the registry", id);
     return rc;
@@ -120,7 +147,7 @@ int registry_set_state(registry *r, const char *id, const char *state, mlx_err *
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, state, -1, SQLITE_STATIC);
     int changes = 0;
-    rc = run(r, st, &changes, err, "recording a node state");
+    rc = registry_run(r, st, &changes, err, "recording a node state");
     if (rc == 0 && changes == 0)
         rc = mlx_err_set(err, MLX_ENOENT, "node %s is not in the registry", id);
     return rc;

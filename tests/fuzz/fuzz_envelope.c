@@ -21,9 +21,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             char address[MLX_MAX_ADDRESS + 1];
             facts_resolve_address(env->register_, "10.0.0.1", address, NULL);
             mlx_free(facts_hardware_json(env->register_->hardware));
+            mlx_free(facts_store(env->register_->store, env->register_->n_store));
         }
-        if (env->body_case == FLEET__ENVELOPE__BODY_HEARTBEAT)
+        if (env->body_case == FLEET__ENVELOPE__BODY_HEARTBEAT) {
             mlx_free(facts_metrics_json(env->heartbeat));
+            if (facts_check_heartbeat(env->heartbeat, NULL) == 0) {
+                mlx_free(facts_loaded(env->heartbeat));
+                mlx_free(facts_store(env->heartbeat->store, env->heartbeat->n_store));
+            }
+        }
     }
     wire_free(env);
     return 0;

@@ -3,6 +3,7 @@
 mlx_unit_test(test_wire mlxproto)
 mlx_unit_test(test_membership mlxcoordinator)
 mlx_unit_test(test_registry mlxcoordinator)
+mlx_unit_test(test_registry_models mlxcoordinator)
 mlx_unit_test(test_facts mlxcoordinator)
 mlx_unit_test(test_metrics mlxagent)
 mlx_unit_test(test_identity mlxagent)
