@@ -128,6 +128,8 @@ static size_t runtime_activity(void *arg, metrics_model_activity *out, size_t ma
         snprintf(out[i].engine, sizeof out[i].engine, "mlx");
         out[i].tokens_per_s = st.models[i].tokens_per_s;
         out[i].memory_bytes = st.models[i].memory_bytes;
+        out[i].running = st.models[i].running;
+        out[i].queued = st.models[i].queued;
     }
     runtime_status_free(&st);
     return n;

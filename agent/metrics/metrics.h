@@ -95,6 +95,7 @@ typedef struct metrics_model_activity {
     char engine[16];     /* "mlx", "ollama" */
     double tokens_per_s; /* generated tokens/s over the last sample interval */
     uint64_t memory_bytes;
+    uint32_t running, queued; /* requests; 0 for another engine's models */
 } metrics_model_activity;
 
 /* Fills at most max entries, returns how many. Called from the sampler's

@@ -259,7 +259,10 @@ static int do_heartbeat(uplink *u, uint64_t seq, const char *epoch, mlx_err *err
     m.gpu_percent = s->gpu_percent;
     Fleet__ModelActivity activity[METRICS_MAX_MODELS];
     Fleet__ModelActivity *models[METRICS_MAX_MODELS];
+    Fleet__Load load = FLEET__LOAD__INIT;
     for (size_t i = 0; i < snap.n_models; i++) {
+        load.requests_running += snap.models[i].running;
+        load.requests_queued += snap.models[i].queued;
         fleet__model_activity__init(&activity[i]);
         activity[i].model = snap.models[i].model;
         activity[i].engine = snap.models[i].engine;
@@ -267,7 +270,6 @@ static int do_heartbeat(uplink *u, uint64_t seq, const char *epoch, mlx_err *err
         activity[i].memory_bytes = snap.models[i].memory_bytes;
         models[i] = &activity[i];
     }
-    Fleet__Load load = FLEET__LOAD__INIT; /* no inference yet: nothing running */
 
     Fleet__Heartbeat hb = FLEET__HEARTBEAT__INIT;
     hb.seq = seq;

@@ -5,11 +5,15 @@
  * name the right nodes; a model added to a running agent's store shows up
  * within a few heartbeats and is gone again after `mlx-agent cache rm`; one
  * completion on an agent loads its model, which /api/v1/ps and `mlxctl ps`
- * then show and /api/v1/models marks loaded. Every step waits for its
- * condition; none sleeps a fixed time.
+ * then show and /api/v1/models marks loaded; a long generation shows in
+ * the node's load (requests_running) and leaves it when the client goes.
+ * Every step waits for its condition; none sleeps a fixed time.
  */
 #include <setjmp.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -29,7 +33,7 @@
 #define WAIT_MS 15000
 
 static cluster *c;
-static char *model_file;
+static char *model_file, *slow_file;
 
 /* `mlx-agent cache VERB …` on agent i's store; 0 on success. */
 static int cache_cmd(int i, const char *verb, const char *arg, const char *name)
@@ -152,7 +156,18 @@ static int group_setup(void **state)
         cluster_agent *a = &c->agents[i];
         snprintf(a->data, sizeof a->data, "%s/agent%d", c->dir, i);
     }
-    if (cache_cmd(0, "add", model_file, "shared") != 0 ||
+    /* Slow enough (a few ms a token) that a long generation spans several
+     * of the agents' one-second samples. */
+    slow_file = test_join(c->dir, "slow.gguf");
+    const char *slow_args[] = {"model", "synth", "--out", slow_file, "--layers", "8",
+                               "--dim", "512", "--heads", "8", "--kv-heads", "4",
+                               "--ff", "1536", "--type", "q8_0", "--ctx", "4096", NULL};
+    if (h_run("mlx-agent", slow_args, 60000, NULL, NULL) != 0) {
+        fprintf(stderr, "mlx-agent model synth (slow) failed\n");
+        return -1;
+    }
+    if (cache_cmd(0, "add", slow_file, "slow") != 0 ||
+        cache_cmd(0, "add", model_file, "shared") != 0 ||
         cache_cmd(0, "add", model_file, "solo") != 0 ||
         cache_cmd(1, "add", model_file, "shared") != 0)
         return -1;
@@ -172,6 +187,7 @@ static int group_teardown(void **state)
 {
     cluster_destroy(c);
     free(model_file);
+    free(slow_file);
     return 0;
 }
 
@@ -299,12 +315,76 @@ static void test_a_loaded_model_shows_in_ps_and_models(void **state)
     free(out);
 }
 
+/* A streamed generation of "slow" on agent0 that runs until told to go. */
+static atomic_bool leave;
+
+static int until_told(void *arg, curl_off_t a, curl_off_t b, curl_off_t c_, curl_off_t d)
+{
+    return atomic_load(&leave) ? 1 : 0; /* non-zero aborts: the client goes away */
+}
+
+static void *long_generation(void *arg)
+{
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/completions", c->agents[0].http_port);
+    const char *body = "{\"model\":\"slow\",\"prompt\":\"hello\",\"max_tokens\":3000,"
+                       "\"temperature\":0,\"stream\":true}";
+    CURL *curl = curl_easy_init();
+    struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, until_told);
+    curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 120000L);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_perform(curl);
+    curl_slist_free_all(headers);
+    curl_easy_cleanup(curl);
+    return NULL;
+}
+
+/* agent0's requests_running in /api/v1/nodes is *(int *)arg. */
+static bool agent0_running(void *arg)
+{
+    json_t *doc = get("/api/v1/nodes");
+    size_t i;
+    json_t *n;
+    bool match = false;
+    json_array_foreach(json_object_get(doc, "nodes"), i, n)
+    {
+        const char *id = json_string_value(json_object_get(n, "id"));
+        json_t *running = json_object_get(json_object_get(n, "metrics"), "requests_running");
+        if (id != NULL && strcmp(id, c->agents[0].node_id) == 0 && json_is_integer(running))
+            match = json_integer_value(running) == *(int *)arg;
+    }
+    json_decref(doc);
+    return match;
+}
+
+static void test_a_running_request_shows_in_the_node_load(void **state)
+{
+    atomic_store(&leave, false);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, long_generation, NULL), 0);
+    int one = 1, none = 0;
+    bool seen = h_wait_for(agent0_running, &one, WAIT_MS);
+    atomic_store(&leave, true);
+    pthread_join(t, NULL);
+    if (!seen)
+        fail_msg("agent0's heartbeats never showed the running request");
+    if (!h_wait_for(agent0_running, &none, WAIT_MS))
+        fail_msg("agent0's load still shows a request after its client went away");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_models_name_the_nodes_that_store_them),
         cmocka_unit_test(test_store_changes_reach_the_coordinator),
         cmocka_unit_test(test_a_loaded_model_shows_in_ps_and_models),
+        cmocka_unit_test(test_a_running_request_shows_in_the_node_load),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
