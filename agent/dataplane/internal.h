@@ -1,0 +1,110 @@
+/*
+ * internal.h — shared by the files of agent/dataplane; not included
+ * elsewhere.
+ *
+ *   dataplane.c  the socket, its workers, dispatch, start and stop
+ *   table.c      the table of generations: add, find, forget, reap
+ *   exchange.c   the answers to Infer, Next and Cancel
+ */
+#ifndef MLX_AGENT_DATAPLANE_INTERNAL_H
+#define MLX_AGENT_DATAPLANE_INTERNAL_H
+
+#include <nng/nng.h>
+#include <nng/supplemental/util/platform.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "agent/dataplane/dataplane.h"
+#include "common/buf.h"
+#include "common/limits.h"
+#include "proto/wire.h"
+
+#define MOD "dataplane"
+/* How often an idle worker wakes to look at stopping and idle generations;
+ * also the slice a long poll waits in. */
+#define WAKE_MS 100
+/* How long stopping waits for NNG to close the socket (see mlx_nng_close). */
+#define CLOSE_TIMEOUT_MS 2000
+#define DEFAULT_IDLE_MS  30000
+#define DEFAULT_POLL_MS  1000
+/* Text a generation may hold that its coordinator has not fetched; the job
+ * itself cancels a reader that falls further behind. */
+#define PENDING_MAX (64u << 20)
+
+/* One generation the coordinator asked for. It is referenced by the table
+ * and by each handler using it; the last reference frees it. Text taken
+ * from the runtime job waits in pending until a Next sends it, at most
+ * MLX_MAX_DATA_CHUNK bytes a chunk, cut between UTF-8 characters. */
+struct gen {
+    char id[MLX_MAX_REQUEST_ID + 1];
+    char model[MLX_MAX_MODEL_NAME + 1];
+    runtime_job *job;
+    int refs;        /* guarded by dataplane.mtx */
+    int64_t last_ms; /* when it was last asked about; dataplane.mtx */
+    int64_t start_ns;
+    _Atomic bool cancelled; /* the coordinator sent Cancel */
+    pthread_mutex_t use;    /* one Next at a time; guards what follows */
+    uint32_t prompt_tokens;
+    mlx_buf pending; /* text taken from the job, not yet sent */
+};
+
+struct worker {
+    dataplane *dp;
+    nng_ctx ctx;
+    nng_aio *aio;
+    nng_thread *thread;
+};
+
+struct dataplane {
+    /* Set at start; read-only afterwards. */
+    runtime *rt;
+    char *node_id;
+    char *url;
+    size_t max_msg;
+    int idle_ms, poll_ms;
+    nng_socket sock;
+    struct worker workers[MLX_DATA_CONTEXTS];
+    _Atomic bool stopping;
+
+    pthread_mutex_t mtx; /* guards the table, refs, last_ms, last_reap_ms */
+    struct gen *table[MLX_MAX_DATA_REQUESTS];
+    size_t n_gens;
+    int64_t last_reap_ms;
+};
+
+/* Everything a handler needs to build its reply. */
+struct exchange {
+    dataplane *dp;
+    const wire_envelope *req;
+    wire_envelope reply;
+    Fleet__Error error;
+    Fleet__Ack ack;
+    Fleet__InferAccepted accepted;
+    Fleet__TokenChunk chunk;
+    char message[MLX_MAX_ERR_MSG];
+};
+
+/* ---- the table (table.c) ------------------------------------------------- */
+
+/* Puts g in the table with its reference; MLX_EEXIST or MLX_EBUSY. */
+int dp_gen_add(dataplane *dp, struct gen *g);
+/* The generation named id, referenced (dp_gen_release), or NULL. */
+struct gen *dp_gen_find(dataplane *dp, const char *id);
+/* Drops a reference; the last one frees g (cancelling its job). */
+void dp_gen_release(dataplane *dp, struct gen *g);
+/* Drops g from the table (once; later calls do nothing). */
+void dp_gen_forget(dataplane *dp, struct gen *g);
+/* Cancels and forgets generations nobody has asked about for idle_ms. */
+void dp_reap_idle(dataplane *dp);
+
+/* ---- the answers (exchange.c) -------------------------------------------- */
+
+void dp_refuse(struct exchange *x, Fleet__Error__Code code, uint32_t status,
+               const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void dp_on_infer(struct exchange *x);
+void dp_on_next(struct exchange *x);
+void dp_on_cancel(struct exchange *x);
+
+#endif
