@@ -151,7 +151,7 @@ void http_ollama_show(void *ctx, const mlx_http_req *req, mlx_http_resp *resp)
     bool verbose = false; /* accepted; every answer is the full one */
     mlx_err err;
     mlx_err_clear(&err);
-    int rc = api_parse_object(req, &body, &err);
+    int rc = api_parse_object(req->body, req->body_len, &body, &err);
     if (rc == 0 && (rc = api_check_fields(body, fields, NULL, &err)) == 0 &&
         (rc = mlx_json_get_string(body, "name", MLX_JSON_OPTIONAL, &name, &err)) == 0 &&
         (rc = mlx_json_get_string(body, "model", MLX_JSON_OPTIONAL, &name, &err)) == 0 &&

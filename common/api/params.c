@@ -8,19 +8,20 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "agent/http/internal.h"
 #include "common/alloc.h"
+#include "common/api/internal.h"
 #include "common/buf.h"
+#include "common/json.h"
 #include "common/parse.h"
 
-int api_parse_object(const mlx_http_req *req, json_t **out, mlx_err *err)
+int api_parse_object(const char *body, size_t len, json_t **out, mlx_err *err)
 {
     *out = NULL;
-    if (req->body_len == 0)
+    if (len == 0)
         return mlx_err_set(err, MLX_EINVAL,
                            "the request has no body; send a JSON object");
     json_t *v;
-    int rc = mlx_json_parse(req->body, req->body_len, &v, err);
+    int rc = mlx_json_parse(body, len, &v, err);
     if (rc != 0)
         return rc;
     if (!json_is_object(v)) {
@@ -87,8 +88,8 @@ int api_check_fields(const json_t *obj, const char *const *known,
     return 0;
 }
 
-int api_read_float(const json_t *obj, const char *key, double min, double max, float *out,
-                   mlx_err *err)
+int api__read_float(const json_t *obj, const char *key, double min, double max, float *out,
+                    mlx_err *err)
 {
     double v = *out;
     int rc = mlx_json_get_number(obj, key, MLX_JSON_OPTIONAL, min, max, &v, err);
@@ -96,8 +97,8 @@ int api_read_float(const json_t *obj, const char *key, double min, double max, f
     return rc;
 }
 
-int api_read_stops(const json_t *v, const char *name, size_t max, const char ***out,
-                   size_t *n, mlx_err *err)
+int api__read_stops(const json_t *v, const char *name, size_t max, const char ***out,
+                    size_t *n, mlx_err *err)
 {
     *out = NULL;
     *n = 0;
@@ -134,7 +135,7 @@ int api_read_stops(const json_t *v, const char *name, size_t max, const char ***
     return 0;
 }
 
-int api_read_content(const json_t *v, const char *name, char **out, mlx_err *err)
+static int read_content(const json_t *v, const char *name, char **out, mlx_err *err)
 {
     *out = NULL;
     if (json_is_string(v)) {
@@ -186,7 +187,7 @@ static const char *const message_unsupported[] = {
     NULL};
 
 /* OpenAI's "developer" is the system's voice in newer models' terms. */
-static const char *engine_role(const char *role)
+static const char *message_role(const char *role)
 {
     if (strcmp(role, "developer") == 0)
         return "system";
@@ -196,15 +197,14 @@ static const char *engine_role(const char *role)
     return NULL;
 }
 
-int api_read_messages(const json_t *v, api_call *c, mlx_err *err)
+int api__read_messages(const json_t *v, api_request *r, mlx_err *err)
 {
     if (!json_is_array(v))
         return mlx_err_set(err, MLX_EINVAL, "'messages' must be an array, got %s",
                            mlx_json_type_name(v));
     size_t n = json_array_size(v);
-    c->msgs = mlx_calloc(n + 1, sizeof *c->msgs);
-    c->contents = mlx_calloc(n + 1, sizeof *c->contents);
-    if (c->msgs == NULL || c->contents == NULL)
+    r->messages = mlx_calloc(n + 1, sizeof *r->messages);
+    if (r->messages == NULL)
         return mlx_err_set(err, MLX_ENOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) {
         const json_t *m = json_array_get(v, i);
@@ -218,7 +218,7 @@ int api_read_messages(const json_t *v, api_call *c, mlx_err *err)
         if ((rc = api_check_fields(m, message_fields, message_unsupported, err)) != 0 ||
             (rc = mlx_json_get_string(m, "role", MLX_JSON_REQUIRED, &role, err)) != 0)
             return mlx_err_prefix(err, rc, "'%s'", where);
-        if (engine_role(role) == NULL)
+        if (message_role(role) == NULL)
             return mlx_err_set(err, MLX_EINVAL,
                                "'%s' has role '%.*s'; the roles are system, developer, user "
                                "and assistant (tool messages are not supported)",
@@ -228,12 +228,12 @@ int api_read_messages(const json_t *v, api_call *c, mlx_err *err)
             return mlx_err_set(err, MLX_EINVAL, "'%s' has no 'content'", where);
         char name[48];
         snprintf(name, sizeof name, "%s.content", where);
-        if ((rc = api_read_content(content, name, &c->contents[i], err)) != 0)
+        char *text;
+        if ((rc = read_content(content, name, &text, err)) != 0)
             return rc;
-        c->msgs[i] = (engine_msg){engine_role(role), c->contents[i]};
-        c->req.n_messages = i + 1;
+        r->messages[i] = (api_message){message_role(role), text};
+        r->n_messages = i + 1;
     }
-    c->req.messages = c->msgs;
     return 0;
 }
 
@@ -255,9 +255,9 @@ static size_t utf8_char(const unsigned char *p, size_t n)
     return len;
 }
 
-json_t *api_lossy_string(const char *p, size_t n)
+json_t *api__lossy_string(const char *p, size_t n)
 {
-    char out[4 * ENGINE_MAX_PIECE];
+    char out[4 * API_MAX_PIECE];
     size_t o = 0;
     const unsigned char *u = (const unsigned char *)p;
     for (size_t i = 0; i < n && o + 4 <= sizeof out;) {
