@@ -128,12 +128,19 @@ void api_request_fini(api_request *r);
  * breaks, by line and column) otherwise. *out: json_decref. */
 int api_parse_object(const char *body, size_t len, json_t **out, mlx_err *err);
 
-/* MLX_EINVAL naming the first member of obj that is neither in known nor
- * in unsupported (both NULL-terminated), or that is in unsupported with a
- * value other than its neutral one (null, false, "", 1, an empty array or
- * object): such a field is understood, but this server cannot do it. */
+/* A field this server understands but cannot serve. It is accepted only
+ * with the value that asks for nothing: null, false, "", [] or {}, or, for
+ * a number, off (n and best_of 1, mirostat 0, typical_p 1). */
+typedef struct api_unsupported {
+    const char *name; /* NULL ends a table */
+    double off;
+} api_unsupported;
+
+/* MLX_EINVAL naming the first member of obj that is neither in known
+ * (NULL-terminated) nor in unsupported (may be NULL), or that is in
+ * unsupported with a value other than the one that asks for nothing. */
 int api_check_fields(const json_t *obj, const char *const *known,
-                     const char *const *unsupported, mlx_err *err);
+                     const api_unsupported *unsupported, mlx_err *err);
 
 /* ---- answers ----------------------------------------------------------------- */
 

@@ -25,18 +25,22 @@ static const char *const generate_fields[] = {
     "model", "prompt", "system", "stream", "raw", "options", "keep_alive", NULL};
 static const char *const chat_fields[] = {"model", "messages", "stream", "options",
                                           "keep_alive", NULL};
-static const char *const unsupported[] = {"suffix", "template", "context", "format", "images",
-                                          "tools", "think", NULL};
+static const api_unsupported unsupported[] = {
+    {"suffix"}, {"template"}, {"context"}, {"format"}, {"images"}, {"tools"}, {"think"},
+    {NULL}};
 
 static const char *const option_fields[] = {
     "num_predict", "temperature", "top_k", "top_p", "min_p", "seed", "stop",
     "repeat_penalty", "repeat_last_n", "presence_penalty", "frequency_penalty",
     /* the server's settings, not a request's: read and left alone */
     "num_ctx", "num_thread", "num_gpu", "main_gpu", "num_batch", "num_keep", "use_mmap",
-    "use_mlock", "numa", "low_vram", "vocab_only", NULL};
-static const char *const option_unsupported[] = {
-    "typical_p", "mirostat", "mirostat_tau", "mirostat_eta", "tfs_z", "penalize_newline",
-    NULL};
+    "use_mlock", "numa", "low_vram", "vocab_only",
+    /* mirostat's rates matter only with mirostat on, which is refused;
+     * Ollama itself no longer reads penalize_newline */
+    "mirostat_tau", "mirostat_eta", "penalize_newline", NULL};
+/* Off: Ollama's own values that turn each off. */
+static const api_unsupported option_unsupported[] = {
+    {"typical_p", 1}, {"mirostat", 0}, {"tfs_z", 1}, {NULL}};
 
 /* ---- reading a request ---------------------------------------------------- */
 

@@ -29,10 +29,11 @@ static const char *const completion_fields[] = {
     "stream_options", "logprobs", "presence_penalty", "frequency_penalty", "user", "top_k",
     "min_p", "repeat_penalty", NULL};
 /* Understood, but only their neutral value can be served. */
-static const char *const unsupported[] = {
-    "n", "best_of", "echo", "suffix", "logit_bias", "tools", "tool_choice", "functions",
-    "function_call", "parallel_tool_calls", "audio", "modalities", "prediction", "store",
-    "metadata", "service_tier", "reasoning_effort", "web_search_options", NULL};
+static const api_unsupported unsupported[] = {
+    {"n", 1}, {"best_of", 1}, {"echo"}, {"suffix"}, {"logit_bias"}, {"tools"},
+    {"tool_choice"}, {"functions"}, {"function_call"}, {"parallel_tool_calls"}, {"audio"},
+    {"modalities"}, {"prediction"}, {"store"}, {"metadata"}, {"service_tier"},
+    {"reasoning_effort"}, {"web_search_options"}, {NULL}};
 
 /* ---- reading a request ---------------------------------------------------- */
 

@@ -42,8 +42,18 @@ static bool listed(const char *key, const char *const *names)
     return false;
 }
 
-/* null, false, "", 0 or 1 (n, best_of), [] or {}: asks for nothing. */
-static bool neutral(const json_t *v)
+/* The entry of name in an unsupported table, or NULL. */
+static const api_unsupported *unsupported_entry(const char *name,
+                                                const api_unsupported *table)
+{
+    for (size_t i = 0; table != NULL && table[i].name != NULL; i++)
+        if (strcmp(table[i].name, name) == 0)
+            return &table[i];
+    return NULL;
+}
+
+/* null, false, "", [] or {}, or the number off: asks for nothing. */
+static bool neutral(const json_t *v, double off)
 {
     switch (json_typeof(v)) {
     case JSON_NULL:
@@ -52,7 +62,8 @@ static bool neutral(const json_t *v)
     case JSON_STRING:
         return json_string_length(v) == 0;
     case JSON_INTEGER:
-        return json_integer_value(v) == 1;
+    case JSON_REAL:
+        return json_number_value(v) == off;
     case JSON_ARRAY:
         return json_array_size(v) == 0;
     case JSON_OBJECT:
@@ -63,7 +74,7 @@ static bool neutral(const json_t *v)
 }
 
 int api_check_fields(const json_t *obj, const char *const *known,
-                     const char *const *unsupported, mlx_err *err)
+                     const api_unsupported *unsupported, mlx_err *err)
 {
     const char *key;
     json_t *value;
@@ -71,7 +82,8 @@ int api_check_fields(const json_t *obj, const char *const *known,
     {
         if (listed(key, known))
             continue;
-        if (!listed(key, unsupported)) {
+        const api_unsupported *u = unsupported_entry(key, unsupported);
+        if (u == NULL) {
             mlx_buf names;
             mlx_buf_init(&names, 1024);
             for (size_t i = 0; known[i] != NULL; i++)
@@ -81,7 +93,7 @@ int api_check_fields(const json_t *obj, const char *const *known,
             mlx_buf_fini(&names);
             return rc;
         }
-        if (!neutral(value))
+        if (!neutral(value, u->off))
             return mlx_err_set(err, MLX_EINVAL,
                                "'%s' is not supported by this server; leave it out", key);
     }
@@ -182,9 +194,9 @@ static int read_content(const json_t *v, const char *name, char **out, mlx_err *
 
 /* Known and unsupported members of a message, both APIs. */
 static const char *const message_fields[] = {"role", "content", "name", NULL};
-static const char *const message_unsupported[] = {
-    "tool_calls", "tool_call_id", "function_call", "images", "thinking", "refusal", "audio",
-    NULL};
+static const api_unsupported message_unsupported[] = {
+    {"tool_calls"}, {"tool_call_id"}, {"function_call"}, {"images"}, {"thinking"},
+    {"refusal"}, {"audio"}, {NULL}};
 
 /* OpenAI's "developer" is the system's voice in newer models' terms. */
 static const char *message_role(const char *role)

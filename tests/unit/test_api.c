@@ -180,6 +180,20 @@ static void test_refusals(void **state)
                      MLX_EINVAL);
     assert_string_equal(err.msg, "'options': 'mirostat' is not supported by this server; "
                                  "leave it out");
+    /* Each unsupported field's own "off" passes (Ollama's mirostat 0,
+     * typical_p 1); its other values do not. */
+    assert_int_equal(parse(&api_ollama_generate,
+                           "{\"model\":\"m\",\"options\":{\"mirostat\":0,\"typical_p\":1.0,"
+                           "\"mirostat_tau\":5.0}}",
+                           &r, &err),
+                     0);
+    api_request_fini(&r);
+    assert_int_equal(parse(&api_ollama_generate,
+                           "{\"model\":\"m\",\"options\":{\"mirostat\":1}}", &r, &err),
+                     MLX_EINVAL);
+    assert_int_equal(parse(&api_ollama_generate,
+                           "{\"model\":\"m\",\"options\":{\"typical_p\":0.5}}", &r, &err),
+                     MLX_EINVAL);
 }
 
 /* A chat request, streamed, and its answer. */
