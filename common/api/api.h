@@ -100,8 +100,9 @@ typedef struct api_request {
     bool logprobs;          /* OpenAI: log probabilities in the answer */
     int32_t top_logprobs;   /* 0: none; k > 0: k alternatives per token; -1:
                                each token's own alone */
-    const char *affinity;   /* OpenAI's "user": requests that share it may share
-                               a node (and its prompt cache); NULL when absent */
+    const char *affinity;   /* OpenAI's prompt_cache_key, else its user:
+                               requests that share it may share a node (and
+                               its prompt cache); NULL when absent */
 } api_request;
 
 /* An endpoint's way of reading its requests. */

@@ -22,11 +22,13 @@
 static const char *const chat_fields[] = {
     "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p",
     "seed", "stop", "stream", "stream_options", "logprobs", "top_logprobs",
-    "presence_penalty", "frequency_penalty", "user", "response_format", "top_k", "min_p",
+    "presence_penalty", "frequency_penalty", "user", "prompt_cache_key", "response_format",
+    "top_k", "min_p",
     "repeat_penalty", NULL};
 static const char *const completion_fields[] = {
     "model", "prompt", "max_tokens", "temperature", "top_p", "seed", "stop", "stream",
-    "stream_options", "logprobs", "presence_penalty", "frequency_penalty", "user", "top_k",
+    "stream_options", "logprobs", "presence_penalty", "frequency_penalty", "user",
+    "prompt_cache_key", "top_k",
     "min_p", "repeat_penalty", NULL};
 /* Understood, but only their neutral value can be served. */
 static const api_unsupported unsupported[] = {
@@ -105,11 +107,17 @@ static int read_common(api_request *r, const char *const *known, mlx_err *err)
                                     &r->include_usage, err)) != 0)
             return mlx_err_prefix(err, rc, "'stream_options'");
     }
-    const json_t *user = json_object_get(o, "user");
-    if (user != NULL && !json_is_string(user) && !json_is_null(user))
-        return mlx_err_set(err, MLX_EINVAL, "'user' must be a string, got %s",
-                           mlx_json_type_name(user));
-    r->affinity = json_string_value(user); /* NULL for null or absent */
+    /* OpenAI's prompt_cache_key names a shared prompt prefix; user names
+     * who asks. Either keeps related requests on one node (its KV cache). */
+    static const char *const keys[] = {"prompt_cache_key", "user"};
+    for (size_t i = 0; i < 2; i++) {
+        const json_t *v = json_object_get(o, keys[i]);
+        if (v != NULL && !json_is_string(v) && !json_is_null(v))
+            return mlx_err_set(err, MLX_EINVAL, "'%s' must be a string, got %s", keys[i],
+                               mlx_json_type_name(v));
+        if (r->affinity == NULL)
+            r->affinity = json_string_value(v); /* NULL for null or absent */
+    }
     return 0;
 }
 

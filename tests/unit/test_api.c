@@ -462,9 +462,36 @@ static void test_error_shapes(void **state)
     mlx_free(resp.body);
 }
 
+/* prompt_cache_key, where given, is the affinity key; else the user. */
+static void test_affinity_prefers_prompt_cache_key(void **state)
+{
+    api_request r;
+    mlx_err err;
+    mlx_err_clear(&err);
+    assert_int_equal(parse(&api_openai_completions,
+                           "{\"model\":\"m\",\"prompt\":\"p\",\"user\":\"alice\","
+                           "\"prompt_cache_key\":\"doc-7\"}",
+                           &r, &err),
+                     0);
+    assert_string_equal(r.affinity, "doc-7");
+    api_request_fini(&r);
+    assert_int_equal(parse(&api_openai_completions,
+                           "{\"model\":\"m\",\"prompt\":\"p\",\"user\":\"alice\"}", &r,
+                           &err),
+                     0);
+    assert_string_equal(r.affinity, "alice");
+    api_request_fini(&r);
+    assert_int_equal(parse(&api_openai_completions,
+                           "{\"model\":\"m\",\"prompt\":\"p\",\"prompt_cache_key\":7}", &r,
+                           &err),
+                     MLX_EINVAL);
+    assert_string_equal(err.msg, "'prompt_cache_key' must be a string, got an integer");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_affinity_prefers_prompt_cache_key),
         cmocka_unit_test(test_openai_chat_defaults),
         cmocka_unit_test(test_openai_settings),
         cmocka_unit_test(test_ollama_defaults_and_options),
