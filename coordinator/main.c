@@ -10,8 +10,11 @@
 #include "common/path.h"
 #include "coordinator/auth/auth.h"
 #include "coordinator/control/control.h"
+#include "coordinator/dataplane/dataplane_client.h"
 #include "coordinator/http/admin.h"
 #include "coordinator/registry/registry.h"
+#include "coordinator/relay/relay.h"
+#include "coordinator/router/router.h"
 
 #define MOD "coordinator"
 
@@ -22,6 +25,7 @@ struct serve_opts {
     int64_t heartbeat_ms;
     int64_t suspect_after;
     int64_t down_after;
+    int64_t max_requests;
     char *log_level;
 };
 
@@ -40,6 +44,9 @@ static const mlx_opt serve_opts[] = {
      "N", "missed heartbeats before a node is suspect", 1, 1000},
     {"down-after", 0, MLX_OPT_INT, offsetof(struct serve_opts, down_after), "10", "N",
      "missed heartbeats before a node is down", 2, 100000},
+    {"max-requests", 0, MLX_OPT_INT, offsetof(struct serve_opts, max_requests), "256",
+     "N", "generations relayed at once; more are answered 503 with Retry-After", 1,
+     100000},
     {"log-level", 0, MLX_OPT_STR, offsetof(struct serve_opts, log_level), "info", "LEVEL",
      "debug, info, warn or error", .check = mlx_check_log_level},
     {NULL},
@@ -72,6 +79,27 @@ static int open_auth(const char *data, auth **out, mlx_err *err)
     return rc;
 }
 
+/* What the relay's helpers learn from the control plane (control_hooks). */
+struct fleet_links {
+    dpc_pool *pool;
+    router_health *health;
+};
+
+static void heard_from(void *arg, const char *node_id)
+{
+    struct fleet_links *l = arg;
+    router_note_heartbeat(l->health, node_id, true);
+}
+
+/* A node that is down or left: its connection is closed and its breaker
+ * history dropped, so it starts afresh when it comes back. */
+static void node_gone(void *arg, const char *node_id, node_state state)
+{
+    struct fleet_links *l = arg;
+    dpc_forget(l->pool, node_id);
+    router_health_forget(l->health, node_id);
+}
+
 static int serve(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **argv)
 {
     struct serve_opts o = {0};
@@ -85,6 +113,8 @@ static int serve(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **a
     admin_ctx actx = {0}; /* borrowed by the HTTP server until admin_stop */
     control *ctl = NULL;
     mlx_http_server *http = NULL;
+    struct fleet_links links = {0};
+    relay *rl = NULL;
 
     int rc = mlx_cli_load(prog, cmd, argc, argv, &o, &args);
     if (rc != 0 || args.help)
@@ -112,14 +142,26 @@ static int serve(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **a
     if ((rc = registry_open(db_path, &reg, &err)) != 0 ||
         (rc = open_auth(o.data, &keys, &err)) != 0)
         goto fail;
+    if ((rc = dpc_open(NULL, &links.pool, &err)) != 0 ||
+        (rc = router_health_create(&links.health, &err)) != 0)
+        goto fail;
+    relay_config rc_cfg = {.reg = reg, .pool = links.pool, .health = links.health};
+    if ((rc = relay_create(&rc_cfg, &rl, &err)) != 0)
+        goto fail;
+    cc.hooks = (control_hooks){
+        .on_heartbeat = heard_from, .on_node_gone = node_gone, .arg = &links};
     actx.reg = reg;
     actx.auth = keys;
+    actx.relay = rl;
+    actx.max_requests = (uint32_t)o.max_requests;
     if ((rc = control_start(&cc, reg, &ctl, &err)) != 0 ||
         (rc = admin_start(o.http, &actx, &http, &err)) != 0)
         goto fail;
     mlx_log_info(MOD, "coordinator started",
-                 "data=%s control=%s http=%s suspect_after=%lld down_after=%lld", o.data,
-                 o.control, o.http, (long long)o.suspect_after, (long long)o.down_after);
+                 "data=%s control=%s http=%s suspect_after=%lld down_after=%lld "
+                 "max_requests=%lld",
+                 o.data, o.control, o.http, (long long)o.suspect_after,
+                 (long long)o.down_after, (long long)o.max_requests);
 
     int sig = mlx_cli_wait_signal();
     mlx_log_info(MOD, "stopping", "signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
@@ -127,8 +169,13 @@ static int serve(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **a
 fail:
     mlx_cli_fail(prog, rc, &err);
 out:
+    /* The HTTP front first (its requests use the relay), then the control
+     * plane (its hooks use the pool and the breaker). */
     admin_stop(http);
     control_stop(ctl);
+    relay_destroy(rl);
+    router_health_destroy(links.health);
+    dpc_close(links.pool);
     auth_close(keys);
     registry_close(reg);
     mlx_free(db_path);
@@ -141,11 +188,13 @@ out:
 
 static const mlx_cmd serve_cmd = {
     .name = "serve",
-    .summary = "run the coordinator: registry, membership, admin API",
+    .summary = "run the coordinator: registry, membership, inference and admin API",
     .about =
         "Agents dial --control to register and heartbeat. A node silent for more than\n"
         "--suspect-after of its heartbeat intervals is suspect, after --down-after it\n"
-        "is down. The registry lives in the data directory and survives restarts.",
+        "is down. The registry lives in the data directory and survives restarts.\n"
+        "--http serves the OpenAI and Ollama APIs, each generation relayed to a node\n"
+        "that holds its model, and the admin API.",
     .opts = serve_opts,
     .run = serve,
     .daemon = true,

@@ -36,6 +36,7 @@ struct control {
     struct worker workers[MLX_CONTROL_CONTEXTS];
     char epoch[17]; /* random per start; agents re-register when it changes */
     registry *reg;  /* borrowed */
+    control_hooks hooks;
     _Atomic bool stopping;
 
     nng_mtx *mtx; /* guards members, ticker_stop and registry writes that
@@ -192,6 +193,8 @@ static void on_heartbeat(struct exchange *x)
     if (previous != NODE_UP)
         mlx_log_info(MOD, "node state changed", "node=%s from=%s to=up why=heartbeat", id,
                      membership_state_name(previous));
+    if (c->hooks.on_heartbeat != NULL)
+        c->hooks.on_heartbeat(c->hooks.arg, id);
     fleet__heartbeat_reply__init(&x->heartbeat_reply);
     x->heartbeat_reply.coordinator_epoch = c->epoch;
     x->reply.body_case = FLEET__ENVELOPE__BODY_HEARTBEAT_REPLY;
@@ -208,6 +211,8 @@ static void on_deregister(struct exchange *x)
     int rc = membership_leave(c->members, id);
     if (rc == 0)
         rc = registry_set_state(c->reg, id, "left", &err);
+    if (rc == 0 && c->hooks.on_node_gone != NULL)
+        c->hooks.on_node_gone(c->hooks.arg, id, NODE_LEFT);
     nng_mtx_unlock(c->mtx);
     if (rc == MLX_EUNKNOWNNODE) {
         refuse(x, FLEET__ERROR__CODE__UNKNOWN_NODE,
@@ -332,6 +337,8 @@ static void apply_silence(control *c)
                     "node state changed", "node=%s from=%s to=%s silent_ms=%lld",
                     ch->node_id, membership_state_name(ch->from),
                     membership_state_name(ch->to), (long long)ch->silent_ms);
+            if (ch->to == NODE_DOWN && c->hooks.on_node_gone != NULL)
+                c->hooks.on_node_gone(c->hooks.arg, ch->node_id, NODE_DOWN);
         }
     } while (n == 64);
 }
@@ -363,6 +370,7 @@ int control_start(const control_config *cfg, registry *reg, control **out, mlx_e
     if (c == NULL)
         return mlx_err_set(err, MLX_ENOMEM, "out of memory");
     c->reg = reg;
+    c->hooks = cfg->hooks;
     int rc = mlx_rand_hex(c->epoch, 16, err);
     if (rc == 0)
         rc = membership_create(&cfg->policy, MLX_MAX_NODES, &c->members, err);

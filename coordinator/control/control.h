@@ -35,9 +35,22 @@
 
 typedef struct control control;
 
+/* What the rest of the coordinator learns from the control plane, for the
+ * router's circuit breaker and the data-plane pool. Each may be NULL; they
+ * are called on the server's threads, on_node_gone with its lock held, so
+ * they must be quick and must not call back into the control server. */
+typedef struct control_hooks {
+    /* A heartbeat from node_id was received and recorded. */
+    void (*on_heartbeat)(void *arg, const char *node_id);
+    /* node_id became DOWN by silence, or LEFT by saying goodbye. */
+    void (*on_node_gone)(void *arg, const char *node_id, node_state state);
+    void *arg;
+} control_hooks;
+
 typedef struct control_config {
     const char *url; /* tcp://HOST:PORT to listen on */
     membership_policy policy;
+    control_hooks hooks;
 } control_config;
 
 int control_start(const control_config *cfg, registry *reg, control **out, mlx_err *err);

@@ -14,6 +14,20 @@
  *                              input, 409 when an active key has the name
  *   DELETE /api/v1/keys/NAME   revokes the key: 200, or 404 when none is active
  *
+ * Inference (infer.c, infer_stream.c), the agent's API served for the fleet:
+ *
+ *   POST   /v1/chat/completions, /v1/completions   OpenAI's, JSON or SSE
+ *   POST   /api/generate, /api/chat                Ollama's, JSON or NDJSON
+ *   GET    /v1/models, /api/tags                   every model of the fleet,
+ *                                                  with the nodes that hold it
+ *
+ * Bodies are read and answers written by common/api, as the agent does, so
+ * both refuse the same bodies with the same sentences; each generation is
+ * run on a node by the relay (coordinator/relay). At most max_requests run
+ * at once; more are answered 503 with Retry-After. The key's model pattern
+ * applies to the model a request names, and its tokens are charged when
+ * the generation ends.
+ *
  * Access control (coordinator/auth): every endpoint but /healthz is
  * admitted by auth_check from the Authorization header and whether the
  * client is on loopback; the /api/v1/ endpoints need the admin scope. While
@@ -34,10 +48,14 @@
 #include "common/http_server.h"
 #include "coordinator/auth/auth.h"
 #include "coordinator/registry/registry.h"
+#include "coordinator/relay/relay.h"
 
 typedef struct admin_ctx {
     registry *reg;
     auth *auth;
+    relay *relay;            /* NULL: the generation endpoints answer 503 */
+    uint32_t max_requests;   /* generations at once; 0: no limit */
+    _Atomic uint32_t active; /* generations running now (infer.c) */
 } admin_ctx;
 
 int admin_start(const char *hostport, const admin_ctx *ctx, mlx_http_server **out,

@@ -1,11 +1,13 @@
 /*
  * internal.h — shared by the files of coordinator/http, not part of its
  * interface: the admission gate every handler but /healthz goes through,
- * and the key endpoints (keys.c) that admin.c routes to.
+ * the key endpoints (keys.c) and the inference endpoints (infer.c) that
+ * admin.c routes to, and one generation in flight (infer.c, infer_stream.c).
  */
 #ifndef MLX_COORDINATOR_HTTP_INTERNAL_H
 #define MLX_COORDINATOR_HTTP_INTERNAL_H
 
+#include "common/api/api.h"
 #include "coordinator/http/admin.h"
 
 /* The part of a handler that runs once the request is admitted; ar is the
@@ -17,6 +19,68 @@ typedef void (*admin_inner)(const admin_ctx *c, const mlx_http_req *req,
  * room; otherwise answers 401, 403, 429 or 500. Logs the request either way. */
 void admin_gated(void *ctx, const mlx_http_req *req, mlx_http_resp *resp,
                  bool admin_endpoint, admin_inner fn);
+
+/* The gate with what an inference endpoint adds: the model the request
+ * names (the key's pattern must admit it), refusals in the endpoint's
+ * API's error shape, and an argument for fn. */
+typedef struct admin_gate {
+    bool admin_endpoint;
+    const char *model; /* NULL: the request names none */
+    api_kind errors;   /* API_OPENAI: the fleet's shape, which is OpenAI's */
+    void (*fn)(const admin_ctx *c, const mlx_http_req *req, const auth_result *ar,
+               mlx_http_resp *resp, void *arg);
+    void *arg;
+} admin_gate;
+
+void admin_gate_run(void *ctx, const mlx_http_req *req, mlx_http_resp *resp,
+                    const admin_gate *g);
+
+/* ---- inference (infer.c) ------------------------------------------------- */
+
+void infer_openai_chat(void *ctx, const mlx_http_req *req, mlx_http_resp *resp);
+void infer_openai_completions(void *ctx, const mlx_http_req *req, mlx_http_resp *resp);
+void infer_ollama_generate(void *ctx, const mlx_http_req *req, mlx_http_resp *resp);
+void infer_ollama_chat(void *ctx, const mlx_http_req *req, mlx_http_resp *resp);
+void infer_openai_models(void *ctx, const mlx_http_req *req, mlx_http_resp *resp);
+void infer_ollama_tags(void *ctx, const mlx_http_req *req, mlx_http_resp *resp);
+
+/* One generation on its way through the front: the request as read, as
+ * the data plane carries it, and the answer being written. */
+typedef struct infer_call {
+    admin_ctx *ctx; /* borrowed; active counts this call until infer_call_end */
+    const api_spec *spec;
+    struct MHD_Connection *conn; /* valid until the response is over */
+    api_request api;
+    api_answer answer;
+    dpc_request dreq;  /* borrows from api, msgs and sampling */
+    dpc_message *msgs; /* owned */
+    dpc_sampling sampling;
+    char id[MLX_MAX_REQUEST_ID + 1];
+    char affinity[MLX_MAX_REQUEST_ID * 2 + 1]; /* "" for none */
+    char key_name[AUTH_MAX_KEY_NAME + 1];      /* "" for a bootstrap request */
+    int64_t arrived_ms;                        /* monotonic */
+    relay_result res;                          /* once relay_run returned */
+    bool ended; /* infer_call_end ran, or no slot was taken */
+} infer_call;
+
+/* The relay's end as an api_event (DONE with usage and timings). */
+void infer_done_event(const infer_call *c, api_event *out);
+
+/* The relay's failure (c->res) as its HTTP status, error code word and
+ * sentence. */
+int infer_failure(const infer_call *c, const char **code, const char **message);
+
+/* The generation is over: tokens charged to the key, the slot given back,
+ * the request logged. Once per call; the response is not touched. */
+void infer_call_end(infer_call *c);
+void infer_call_free(infer_call *c);
+
+/* ---- streams (infer_stream.c) ------------------------------------------- */
+
+/* Runs c's generation on a thread of its own and answers: a plain error
+ * when it fails before any text, else a stream of the API's chunks. Takes
+ * c in every case. */
+void infer_stream_run(infer_call *c, mlx_http_resp *resp);
 
 void keys_list(const admin_ctx *c, const mlx_http_req *req, const auth_result *ar,
                mlx_http_resp *resp);

@@ -1,0 +1,490 @@
+/*
+ * infer.c — the coordinator's OpenAI and Ollama endpoints: each generation
+ * read as the agent reads it, admitted by the key gate, and run on a node
+ * by the relay; the model lists of the whole fleet.
+ *
+ * The body is read, and the answer written, by common/api, which the agent
+ * shares: a client sees the same refusals, sentences and bytes whichever
+ * of the two it talks to. A call converts the api_request into the data
+ * plane's request (sampling always sent, with the API's defaults that the
+ * reader applied, so an agent never substitutes its own) and the relay's
+ * result into api_events.
+ *
+ * Order of checks: the body first (so the gate knows the model to hold
+ * against the key's pattern), but a body that cannot be read is refused
+ * only after the gate admitted the client, so a stranger learns nothing
+ * but 401. Then the coordinator's own queue: at most max_requests
+ * generations at once, beyond that 503 with Retry-After, before any node
+ * is asked.
+ *
+ * Affinity: the request's own key (OpenAI's prompt_cache_key or user), else
+ * the X-Session-Id header, keeps requests that share it on one node while
+ * that node is eligible (router.h).
+ *
+ * A whole answer is gathered here, on the connection's thread; a streamed
+ * one runs on a thread of its own (infer_stream.c).
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/alloc.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/parse.h"
+#include "common/rand.h"
+#include "coordinator/http/internal.h"
+
+#define MOD            "http"
+#define WHOLE_TEXT_MAX (64u << 20)
+
+/* The client's X-Request-Id when it is fit for the data plane, else a new
+ * id: the agents log it, so one request is followed across the fleet. */
+static void request_id(const mlx_http_req *req, char *out, size_t size)
+{
+    const char *given = req->conn != NULL ? mlx_http_header(req, "X-Request-Id") : NULL;
+    if (given != NULL && given[0] != '\0' && strlen(given) < size &&
+        mlx_text_is_clean(given, size - 1) && strpbrk(given, " \"\\") == NULL) {
+        snprintf(out, size, "%s", given);
+        return;
+    }
+    if (mlx_rand_hex(out, 24, NULL) != 0)
+        snprintf(out, size, "%llx", (unsigned long long)mlx_time_mono_ns());
+}
+
+/* ---- one call -------------------------------------------------------------- */
+
+static infer_call *call_new(admin_ctx *ctx, const api_spec *spec, const mlx_http_req *req)
+{
+    infer_call *c = mlx_calloc(1, sizeof *c);
+    if (c == NULL)
+        return NULL;
+    c->ctx = ctx;
+    c->spec = spec;
+    c->conn = req->conn;
+    c->arrived_ms = mlx_time_mono_ms();
+    c->ended = true; /* nothing to end until a slot is taken */
+    request_id(req, c->id, sizeof c->id);
+    return c;
+}
+
+void infer_call_free(infer_call *c)
+{
+    if (c == NULL)
+        return;
+    if (!c->ended)
+        infer_call_end(c);
+    mlx_free(c->msgs);
+    api_request_fini(&c->api);
+    mlx_free(c);
+}
+
+/* Ollama's keep_alive as the data plane says it: the API's -1 (the
+ * server's) is the wire's 0, and the API's 0 (unload when done) its -1. */
+static int64_t wire_keep_alive(int64_t api_ms)
+{
+    if (api_ms < 0)
+        return 0;
+    return api_ms == 0 ? -1 : api_ms;
+}
+
+/* c->dreq from c->api; the strings stay c->api's. */
+static int to_wire(infer_call *c, mlx_err *err)
+{
+    const api_request *a = &c->api;
+    if (a->logprobs || a->top_logprobs != 0)
+        return mlx_err_set(err, MLX_EINVAL,
+                           "log probabilities are not relayed by the coordinator; leave "
+                           "out 'logprobs' and 'top_logprobs', or ask an agent directly");
+    if (a->n_messages > 0) {
+        c->msgs = mlx_calloc(a->n_messages, sizeof *c->msgs);
+        if (c->msgs == NULL)
+            return mlx_err_set(err, MLX_ENOMEM, "out of memory");
+        for (size_t i = 0; i < a->n_messages; i++)
+            c->msgs[i] = (dpc_message){a->messages[i].role, a->messages[i].content};
+    }
+    const api_sampling *s = &a->sampling;
+    c->sampling = (dpc_sampling){
+        .temperature = s->temperature,
+        .top_k = s->top_k,
+        .top_p = s->top_p,
+        .min_p = s->min_p,
+        .repeat_penalty = s->repeat_penalty,
+        .repeat_last_n = s->repeat_last_n,
+        .presence_penalty = s->presence_penalty,
+        .frequency_penalty = s->frequency_penalty,
+        .seed = s->seed,
+    };
+    c->dreq = (dpc_request){
+        .request_id = c->id,
+        .model = a->model,
+        .prompt = a->chat ? NULL : a->prompt,
+        .messages = c->msgs,
+        .n_messages = a->n_messages,
+        .as_user = a->as_user,
+        .system = a->system,
+        /* The API's -1 (and Ollama's -2, fill the context) is the wire's
+         * 0: until the model stops or the context ends. */
+        .max_tokens = a->max_tokens < 0 ? 0 : a->max_tokens,
+        .sampling = &c->sampling,
+        .stops = (const char *const *)a->stops,
+        .n_stops = a->n_stops,
+        .keep_alive_ms = wire_keep_alive(a->keep_alive_ms),
+    };
+    return 0;
+}
+
+void infer_done_event(const infer_call *c, api_event *out)
+{
+    const dpc_chunk *e = &c->res.end;
+    *out = (api_event){
+        .kind = API_EVENT_DONE,
+        .finish_reason = e->finish_reason[0] != '\0' ? e->finish_reason : "stop",
+        .prompt_tokens = e->prompt_tokens,
+        .completion_tokens = e->completion_tokens,
+        .load_ns = e->load_ns,
+        .prompt_eval_ns = e->prompt_eval_ns,
+        .eval_ns = e->eval_ns,
+        .total_ns = e->total_ns,
+    };
+}
+
+int infer_failure(const infer_call *c, const char **code, const char **message)
+{
+    int status = c->res.status;
+    *message = c->res.err.msg[0] != '\0' ? c->res.err.msg : "the generation failed";
+    switch (status) {
+    case 404:
+        *code = "model_not_found";
+        break;
+    case 502:
+        *code = "node_failed";
+        break;
+    case 503:
+        *code = "unavailable";
+        break;
+    case 504:
+        *code = "timeout";
+        break;
+    default:
+        /* The node's own refusal: its code says which. */
+        api_status_of(c->res.err.code, code);
+        break;
+    }
+    return status;
+}
+
+void infer_call_end(infer_call *c)
+{
+    if (c->ended)
+        return;
+    c->ended = true;
+    atomic_fetch_sub(&c->ctx->active, 1);
+    uint32_t used = c->res.end.prompt_tokens + c->res.end.completion_tokens;
+    if (c->key_name[0] != '\0' && used > 0)
+        auth_charge_tokens(c->ctx->auth, c->key_name, 0, used, mlx_time_mono_ms());
+    mlx_log_info(MOD, "generation",
+                 "id=%s endpoint=%s model=\"%s\" node=%s attempts=%d status=%d "
+                 "prompt_tokens=%u completion_tokens=%u ms=%lld",
+                 c->id, c->spec->endpoint, c->api.model,
+                 c->res.node_id[0] ? c->res.node_id : "-", c->res.attempts, c->res.status,
+                 c->res.end.prompt_tokens, c->res.end.completion_tokens,
+                 (long long)(mlx_time_mono_ms() - c->arrived_ms));
+}
+
+/* Takes one of the coordinator's generation slots: false when all are
+ * taken. */
+static bool take_slot(infer_call *c)
+{
+    admin_ctx *ctx = c->ctx;
+    uint32_t before = atomic_fetch_add(&ctx->active, 1);
+    if (ctx->max_requests > 0 && before >= ctx->max_requests) {
+        atomic_fetch_sub(&ctx->active, 1);
+        return false;
+    }
+    c->ended = false;
+    return true;
+}
+
+/* ---- whole answers --------------------------------------------------------- */
+
+struct whole {
+    infer_call *c;
+    mlx_buf text;
+    bool too_big; /* the text passed WHOLE_TEXT_MAX: the relay cancelled */
+};
+
+static int whole_text(void *arg, const char *p, size_t n)
+{
+    struct whole *w = arg;
+    if (mlx_buf_append(&w->text, p, n) != 0)
+        w->too_big = true;
+    return w->too_big;
+}
+
+static bool whole_gone(void *arg)
+{
+    const struct whole *w = arg;
+    return w->c->conn != NULL && mlx_http_client_gone(w->c->conn);
+}
+
+/* The relay's failure as the answer, in the API's shape. */
+static void answer_failure(infer_call *c, mlx_http_resp *resp)
+{
+    const char *code, *message;
+    int status = infer_failure(c, &code, &message);
+    if (status == 503)
+        mlx_http_resp_header(resp, "Retry-After", "1");
+    api_error(resp, c->spec->kind, status, code, "%s", message);
+}
+
+static void answer_whole(infer_call *c, mlx_http_resp *resp)
+{
+    struct whole w = {.c = c};
+    mlx_buf_init(&w.text, WHOLE_TEXT_MAX);
+    relay_sink sink = {.text = whole_text, .gone = whole_gone, .arg = &w};
+    relay_run(c->ctx->relay, &c->dreq, c->affinity, &sink, &c->res);
+    if (w.too_big) {
+        c->res.status = 500;
+        mlx_err_set(&c->res.err, MLX_ENOMEM,
+                    "the answer is larger than %u bytes; ask "
+                    "for fewer tokens with max_tokens",
+                    WHOLE_TEXT_MAX);
+    }
+    if (c->res.status == 200) {
+        api_event done;
+        infer_done_event(c, &done);
+        mlx_http_resp_json(resp, 200,
+                           api_answer_whole(&c->answer, mlx_buf_str(&w.text), w.text.len,
+                                            NULL, 0, &done));
+    } else if (c->res.status != 499) {
+        answer_failure(c, resp);
+    } else {
+        resp->status = 499; /* nobody is there to read it */
+    }
+    mlx_buf_fini(&w.text);
+    infer_call_end(c);
+}
+
+/* ---- the endpoints --------------------------------------------------------- */
+
+/* Ollama's request that only loads (or unloads) its model: the fleet loads
+ * a model where a request sends it, so there is nothing to do but say
+ * whether some node holds it. */
+static int count_holder(void *arg, const registry_candidate *cand)
+{
+    ++*(size_t *)arg;
+    return 0;
+}
+
+static void load_only(infer_call *c, mlx_http_resp *resp)
+{
+    size_t holders = 0;
+    mlx_err err;
+    mlx_err_clear(&err);
+    int rc = registry_candidates(c->ctx->reg, c->api.model, count_holder, &holders, &err);
+    if (rc != 0) {
+        api_error(resp, API_OLLAMA, 500, "internal_error", "%s", mlx_err_text(&err, rc));
+        return;
+    }
+    if (holders == 0) {
+        api_error(resp, API_OLLAMA, 404, "model_not_found",
+                  "no node of the fleet has model '%s'; pull it onto a node first",
+                  c->api.model);
+        return;
+    }
+    mlx_http_resp_json(
+        resp, 200,
+        api_answer_load(&c->answer, c->api.keep_alive_ms == 0 ? "unload" : "load", 0));
+}
+
+/* After the gate admitted the client: the body's verdict, the queue, then
+ * the generation. */
+struct admission {
+    infer_call *c;
+    bool taken; /* a stream took c: it may be freed already */
+};
+
+static void admitted(const admin_ctx *ctx, const mlx_http_req *req, const auth_result *ar,
+                     mlx_http_resp *resp, void *arg)
+{
+    struct admission *adm = arg;
+    infer_call *c = adm->c;
+    snprintf(c->key_name, sizeof c->key_name, "%s", ar->key_name);
+    mlx_http_resp_header(resp, "X-Request-Id", "%s", c->id);
+    if (c->ctx->relay == NULL) {
+        api_error(
+            resp, c->spec->kind, 503, "unavailable",
+            "this coordinator relays no generations; try again once it has started");
+        return;
+    }
+    bool nothing = c->api.chat ? c->api.n_messages == 0
+                               : c->api.prompt == NULL || c->api.prompt[0] == '\0';
+    if (c->spec->kind == API_OLLAMA && nothing) {
+        load_only(c, resp);
+        return;
+    }
+    if (!take_slot(c)) {
+        mlx_http_resp_header(resp, "Retry-After", "1");
+        api_error(resp, c->spec->kind, 503, "overloaded",
+                  "the coordinator is running %u generations, its limit "
+                  "(--max-requests); try again shortly",
+                  (unsigned)c->ctx->max_requests);
+        return;
+    }
+    if (c->api.stream) {
+        adm->taken = true; /* the stream outlives this handler */
+        infer_stream_run(c, resp);
+        return;
+    }
+    answer_whole(c, resp);
+}
+
+/* The gate admitted the client, but the body cannot be read. */
+static void refuse_body(const admin_ctx *ctx, const mlx_http_req *req,
+                        const auth_result *ar, mlx_http_resp *resp, void *arg)
+{
+    const infer_call *c = ((const struct admission *)arg)->c;
+    const mlx_err *err = &c->res.err;
+    const char *code;
+    int status = api_status_of(err->code, &code);
+    api_error(resp, c->spec->kind, status, code, "%s", err->msg);
+}
+
+static void serve(void *vctx, const mlx_http_req *req, mlx_http_resp *resp,
+                  const api_spec *spec)
+{
+    admin_ctx *ctx = vctx;
+    infer_call *c = call_new(ctx, spec, req);
+    if (c == NULL) {
+        api_error(resp, spec->kind, 507, "insufficient_memory", "out of memory");
+        return;
+    }
+    mlx_err err;
+    mlx_err_clear(&err);
+    int rc = api_request_parse(spec, req->body, req->body_len, &c->api, &err);
+    if (rc == 0)
+        rc = to_wire(c, &err);
+    struct admission adm = {c, false};
+    admin_gate g = {
+        .admin_endpoint = false, .errors = spec->kind, .fn = admitted, .arg = &adm};
+    /* The gate logs the model after fn, when a stream may have freed c. */
+    char model[MLX_MAX_MODEL_NAME + 1];
+    if (rc != 0) {
+        c->res.err = err;
+        c->res.err.code = rc;
+        g.fn = refuse_body;
+    } else {
+        snprintf(model, sizeof model, "%s", c->api.model);
+        g.model = model;
+        api_answer_init(&c->answer, &c->api, c->id, mlx_time_wall_ms() / 1000);
+        const char *session =
+            req->conn != NULL ? mlx_http_header(req, "X-Session-Id") : NULL;
+        const char *key = c->api.affinity != NULL ? c->api.affinity : session;
+        if (key != NULL)
+            snprintf(c->affinity, sizeof c->affinity, "%s", key);
+    }
+    admin_gate_run(ctx, req, resp, &g);
+    if (!adm.taken)
+        infer_call_free(c);
+}
+
+void infer_openai_chat(void *ctx, const mlx_http_req *req, mlx_http_resp *resp)
+{
+    serve(ctx, req, resp, &api_openai_chat);
+}
+
+void infer_openai_completions(void *ctx, const mlx_http_req *req, mlx_http_resp *resp)
+{
+    serve(ctx, req, resp, &api_openai_completions);
+}
+
+void infer_ollama_generate(void *ctx, const mlx_http_req *req, mlx_http_resp *resp)
+{
+    serve(ctx, req, resp, &api_ollama_generate);
+}
+
+void infer_ollama_chat(void *ctx, const mlx_http_req *req, mlx_http_resp *resp)
+{
+    serve(ctx, req, resp, &api_ollama_chat);
+}
+
+/* ---- model lists ----------------------------------------------------------- */
+
+/* The fleet's models (registry_models_json) in kind's list shape, the ones
+ * the key may use, each with "nodes": the registry's view of the nodes
+ * that hold it (id, name, state, stored, loaded). */
+static json_t *model_list(const admin_ctx *c, const auth_result *ar, api_kind kind,
+                          mlx_err *err)
+{
+    json_t *doc = NULL;
+    if (registry_models_json(c->reg, &doc, err) != 0)
+        return NULL;
+    json_t *list = json_array();
+    size_t i;
+    json_t *m;
+    json_array_foreach(json_object_get(doc, "models"), i, m)
+    {
+        const char *name = json_string_value(json_object_get(m, "name"));
+        if (name == NULL || list == NULL || !auth_model_allowed(ar, name))
+            continue;
+        json_t *nodes = json_object_get(m, "nodes");
+        json_t *v;
+        if (kind == API_OPENAI) {
+            v = json_pack("{s:s, s:s, s:i, s:s, s:O}", "id", name, "object", "model",
+                          "created", 0, "owned_by", "mlx-fleet", "nodes", nodes);
+        } else {
+            const char *digest = json_string_value(json_object_get(m, "digest"));
+            json_t *size = json_object_get(m, "size_bytes");
+            v = json_pack("{s:s, s:s, s:s, s:I, s:s, s:O}", "name", name, "model", name,
+                          "modified_at", "1970-01-01T00:00:00Z", "size",
+                          (json_int_t)json_integer_value(size), "digest",
+                          digest != NULL ? digest : "", "nodes", nodes);
+        }
+        if (v == NULL || json_array_append_new(list, v) != 0) {
+            json_decref(list);
+            list = NULL;
+        }
+    }
+    json_decref(doc);
+    if (list == NULL) {
+        mlx_err_set(err, MLX_ENOMEM, "out of memory");
+        return NULL;
+    }
+    if (kind == API_OPENAI)
+        return json_pack("{s:s, s:o}", "object", "list", "data", list);
+    return json_pack("{s:o}", "models", list);
+}
+
+static void list_models(const admin_ctx *c, const mlx_http_req *req,
+                        const auth_result *ar, mlx_http_resp *resp, void *arg)
+{
+    const api_kind *kind = arg;
+    mlx_err err;
+    mlx_err_clear(&err);
+    json_t *body = model_list(c, ar, *kind, &err);
+    if (body == NULL) {
+        mlx_log_error(MOD, "cannot list the fleet's models", "err=\"%s\"", err.msg);
+        api_error(resp, *kind, 500, "internal_error", "cannot list the models: %s",
+                  err.msg[0] ? err.msg : "out of memory");
+        return;
+    }
+    mlx_http_resp_json(resp, 200, body);
+}
+
+static void serve_list(void *ctx, const mlx_http_req *req, mlx_http_resp *resp,
+                       api_kind kind)
+{
+    admin_gate g = {.errors = kind, .fn = list_models, .arg = &kind};
+    admin_gate_run(ctx, req, resp, &g);
+}
+
+void infer_openai_models(void *ctx, const mlx_http_req *req, mlx_http_resp *resp)
+{
+    serve_list(ctx, req, resp, API_OPENAI);
+}
+
+void infer_ollama_tags(void *ctx, const mlx_http_req *req, mlx_http_resp *resp)
+{
+    serve_list(ctx, req, resp, API_OLLAMA);
+}

@@ -1,0 +1,6 @@
+# The coordinator's OpenAI and Ollama front (coordinator/http/infer.c): a
+# coordinator and two agents serving stories260K, answers compared with an
+# agent's own, errors in each API's shape, session affinity and failover.
+mlx_integration_test(it_front mlxserving mlxtestutil)
+# Sanitized builds generate far slower.
+set_tests_properties(integration.it_front PROPERTIES TIMEOUT 300)

@@ -1,0 +1,433 @@
+/*
+ * it_front.c — the coordinator's OpenAI and Ollama front end to end: a
+ * coordinator and two agents on loopback, stories260K in both stores.
+ * Through the coordinator, greedy chat and completions (whole and SSE) and
+ * Ollama's NDJSON generate give what the same request gives at an agent
+ * directly; /v1/models and /api/tags list the model with its nodes; an
+ * unknown model is 404 naming it and a malformed body 400, each in its
+ * API's error shape; X-Session-Id keeps requests on one node (seen in the
+ * agents' logs by request id); and when that node is killed with SIGKILL,
+ * the next requests with the key are served by the other.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "tests/integration/cluster.h"
+#include "tests/integration/serving.h"
+#include "tests/support/testutil.h"
+
+#define HB      100
+#define SUSPECT 10
+#define DOWN    50
+#define WAIT_MS 15000
+
+static cluster *c;
+static char *model_file;  /* ../shared/testdata/stories260K.gguf */
+static serving front;     /* the coordinator's HTTP, for serving_call */
+static serving direct[2]; /* the agents' HTTP */
+
+/* ---- setup ------------------------------------------------------------------ */
+
+static bool model_on_both(void *arg)
+{
+    char url[128];
+    snprintf(url, sizeof url, "%s/api/v1/models", c->http_url);
+    json_t *doc = h_get_json(url, NULL);
+    size_t i, k;
+    json_t *m, *n;
+    int stored = 0;
+    json_array_foreach(json_object_get(doc, "models"), i, m)
+    {
+        const char *name = json_string_value(json_object_get(m, "name"));
+        if (name == NULL || strcmp(name, SERVING_MODEL) != 0)
+            continue;
+        json_array_foreach(json_object_get(m, "nodes"), k, n)
+        {
+            const char *st = json_string_value(json_object_get(n, "state"));
+            stored += json_is_true(json_object_get(n, "stored")) && st != NULL &&
+                      strcmp(st, "up") == 0;
+        }
+    }
+    json_decref(doc);
+    return stored == 2;
+}
+
+static int group_setup(void **state)
+{
+    c = cluster_create("front", HB, SUSPECT, DOWN);
+    cluster_start_coordinator(c);
+    for (int i = 0; i < 2; i++) {
+        /* The store is filled before the agent starts, at the data
+         * directory cluster_add_agent gives it. */
+        char name[16], data[600];
+        snprintf(name, sizeof name, "agent%d", i);
+        snprintf(data, sizeof data, "%s/%s", c->dir, name);
+        const char *args[] = {"cache",       "add",    model_file, "--name",
+                              SERVING_MODEL, "--data", data,       NULL};
+        char *err = NULL;
+        if (h_run("mlx-agent", args, 60000, NULL, &err) != 0) {
+            fprintf(stderr, "mlx-agent cache add failed: %s\n", err ? err : "");
+            free(err);
+            return -1;
+        }
+        free(err);
+        cluster_add_agent(c, name);
+        snprintf(direct[i].base, sizeof direct[i].base, "http://127.0.0.1:%d",
+                 c->agents[i].http_port);
+    }
+    snprintf(front.base, sizeof front.base, "%s", c->http_url);
+    for (int i = 0; i < 2; i++) {
+        if (!cluster_wait_node_id(c, i, WAIT_MS) ||
+            !cluster_wait_agent_state(c, i, "up", WAIT_MS)) {
+            fprintf(stderr, "agent%d never came up\n", i);
+            return -1;
+        }
+    }
+    if (!h_wait_for(model_on_both, NULL, WAIT_MS)) {
+        fprintf(stderr, "the coordinator never listed %s on both agents\n",
+                SERVING_MODEL);
+        return -1;
+    }
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    cluster_destroy(c);
+    free(model_file);
+    return 0;
+}
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+static serving_reply post(const serving *s, const char *path, const char *const *headers,
+                          const char *body)
+{
+    serving_reply r;
+    serving_call(s, "POST", path, headers, body, strlen(body), &r);
+    return r;
+}
+
+static json_t *post_json(const serving *s, const char *path, const char *body)
+{
+    serving_reply r = post(s, path, NULL, body);
+    if (r.status != 200)
+        fail_msg("POST %s%s answered %ld: %s", s->base, path, r.status,
+                 r.body ? r.body : "");
+    json_t *v = json_loads(r.body, 0, NULL);
+    serving_reply_free(&r);
+    assert_non_null(v);
+    return v;
+}
+
+static const char *str_at(json_t *v, const char *a, int index, const char *b,
+                          const char *leaf)
+{
+    json_t *x = json_object_get(v, a);
+    if (index >= 0)
+        x = json_array_get(x, (size_t)index);
+    if (b != NULL)
+        x = json_object_get(x, b);
+    return json_string_value(json_object_get(x, leaf));
+}
+
+#define CHAT                                                                             \
+    "{\"model\":\"stories\",\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a "   \
+    "story about a cat.\"}],\"max_tokens\":40,\"temperature\":0"
+#define COMPLETION                                                                       \
+    "{\"model\":\"stories\",\"prompt\":\"Once upon a time\",\"max_tokens\":40,"          \
+    "\"temperature\":0"
+
+/* The text of an SSE chat or completion stream; fails unless it ends with
+ * data: [DONE]. */
+static char *sse_text(const char *body, bool chat)
+{
+    char *text = calloc(1, strlen(body) + 1);
+    assert_non_null(text);
+    const char *p = body;
+    const char *last = NULL;
+    while ((p = strstr(p, "data: ")) != NULL) {
+        p += 6;
+        const char *end = strstr(p, "\n\n");
+        assert_non_null(end);
+        last = p;
+        if (strncmp(p, "[DONE]", 6) != 0) {
+            json_t *v = json_loadb(p, (size_t)(end - p), 0, NULL);
+            assert_non_null(v);
+            json_t *choice = json_array_get(json_object_get(v, "choices"), 0);
+            const char *piece = chat ? json_string_value(json_object_get(
+                                           json_object_get(choice, "delta"), "content"))
+                                     : json_string_value(json_object_get(choice, "text"));
+            if (piece != NULL)
+                memcpy(text + strlen(text), piece, strlen(piece) + 1);
+            json_decref(v);
+        }
+        p = end;
+    }
+    assert_non_null(last);
+    assert_int_equal(strncmp(last, "[DONE]", 6), 0);
+    return text;
+}
+
+/* ---- tests ------------------------------------------------------------------ */
+
+static void test_whole_answers_equal_an_agent_s(void **state)
+{
+    json_t *via = post_json(&front, "/v1/chat/completions", CHAT "}");
+    json_t *at = post_json(&direct[0], "/v1/chat/completions", CHAT "}");
+    const char *text = str_at(via, "choices", 0, "message", "content");
+    assert_non_null(text);
+    assert_true(strlen(text) > 0);
+    assert_string_equal(text, str_at(at, "choices", 0, "message", "content"));
+    assert_string_equal(str_at(via, "choices", 0, NULL, "finish_reason"),
+                        str_at(at, "choices", 0, NULL, "finish_reason"));
+    assert_string_equal(json_string_value(json_object_get(via, "object")),
+                        "chat.completion");
+    assert_true(json_equal(json_object_get(via, "usage"), json_object_get(at, "usage")));
+    json_decref(via);
+    json_decref(at);
+
+    via = post_json(&front, "/v1/completions", COMPLETION "}");
+    at = post_json(&direct[1], "/v1/completions", COMPLETION "}");
+    assert_string_equal(str_at(via, "choices", 0, NULL, "text"),
+                        str_at(at, "choices", 0, NULL, "text"));
+    assert_true(json_equal(json_object_get(via, "usage"), json_object_get(at, "usage")));
+    json_decref(via);
+    json_decref(at);
+}
+
+static void test_sse_streams_equal_an_agent_s(void **state)
+{
+    json_t *at = post_json(&direct[0], "/v1/chat/completions", CHAT "}");
+    serving_reply r =
+        post(&front, "/v1/chat/completions", NULL, CHAT ",\"stream\":true}");
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.content_type, "text/event-stream"));
+    char *text = sse_text(r.body, true);
+    assert_string_equal(text, str_at(at, "choices", 0, "message", "content"));
+    free(text);
+    serving_reply_free(&r);
+    json_decref(at);
+
+    at = post_json(&direct[1], "/v1/completions", COMPLETION "}");
+    r = post(&front, "/v1/completions", NULL, COMPLETION ",\"stream\":true}");
+    assert_int_equal(r.status, 200);
+    text = sse_text(r.body, false);
+    assert_string_equal(text, str_at(at, "choices", 0, NULL, "text"));
+    free(text);
+    serving_reply_free(&r);
+    json_decref(at);
+}
+
+static void test_ollama_ndjson_equals_an_agent_s(void **state)
+{
+    const char *body = "{\"model\":\"stories\",\"prompt\":\"Once upon a time\","
+                       "\"options\":{\"temperature\":0,\"num_predict\":32}";
+    char whole[256];
+    snprintf(whole, sizeof whole, "%s,\"stream\":false}", body);
+    json_t *at = post_json(&direct[0], "/api/generate", whole);
+    char streamed[256];
+    snprintf(streamed, sizeof streamed, "%s}", body);
+    serving_reply r = post(&front, "/api/generate", NULL, streamed);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.content_type, "application/x-ndjson"));
+    char *text = calloc(1, r.len + 1);
+    assert_non_null(text);
+    bool done = false;
+    for (char *line = r.body; line != NULL && *line != '\0';) {
+        char *nl = strchr(line, '\n');
+        assert_non_null(nl);
+        json_t *v = json_loadb(line, (size_t)(nl - line), 0, NULL);
+        assert_non_null(v);
+        assert_false(done); /* nothing after the last line */
+        const char *piece = json_string_value(json_object_get(v, "response"));
+        if (piece != NULL)
+            memcpy(text + strlen(text), piece, strlen(piece) + 1);
+        if (json_is_true(json_object_get(v, "done"))) {
+            done = true;
+            assert_int_equal(json_integer_value(json_object_get(v, "eval_count")),
+                             json_integer_value(json_object_get(at, "eval_count")));
+        }
+        json_decref(v);
+        line = nl + 1;
+    }
+    assert_true(done);
+    assert_string_equal(text, json_string_value(json_object_get(at, "response")));
+    free(text);
+    serving_reply_free(&r);
+    json_decref(at);
+}
+
+static void test_model_lists_name_the_model_and_its_nodes(void **state)
+{
+    char url[128];
+    snprintf(url, sizeof url, "%s/v1/models", c->http_url);
+    long status = 0;
+    json_t *v = h_get_json(url, &status);
+    assert_int_equal(status, 200);
+    assert_string_equal(json_string_value(json_object_get(v, "object")), "list");
+    json_t *m = json_array_get(json_object_get(v, "data"), 0);
+    assert_string_equal(json_string_value(json_object_get(m, "id")), SERVING_MODEL);
+    assert_string_equal(json_string_value(json_object_get(m, "object")), "model");
+    assert_int_equal(json_array_size(json_object_get(m, "nodes")), 2);
+    json_decref(v);
+
+    snprintf(url, sizeof url, "%s/api/tags", c->http_url);
+    v = h_get_json(url, &status);
+    assert_int_equal(status, 200);
+    m = json_array_get(json_object_get(v, "models"), 0);
+    assert_string_equal(json_string_value(json_object_get(m, "name")), SERVING_MODEL);
+    assert_int_equal(json_array_size(json_object_get(m, "nodes")), 2);
+    json_decref(v);
+}
+
+static void test_errors_come_in_each_api_s_shape(void **state)
+{
+    /* An unknown model: 404 naming it. */
+    serving_reply r =
+        post(&front, "/v1/chat/completions", NULL,
+             "{\"model\":\"no-such-model\",\"messages\":[{\"role\":\"user\","
+             "\"content\":\"hi\"}]}");
+    assert_int_equal(r.status, 404);
+    json_t *v = json_loads(r.body, 0, NULL);
+    const char *msg = str_at(v, "error", -1, NULL, "message");
+    assert_non_null(msg);
+    assert_non_null(strstr(msg, "no-such-model"));
+    assert_string_equal(str_at(v, "error", -1, NULL, "code"), "model_not_found");
+    json_decref(v);
+    serving_reply_free(&r);
+
+    r = post(&front, "/api/generate", NULL,
+             "{\"model\":\"no-such-model\",\"prompt\":\"hi\"}");
+    assert_int_equal(r.status, 404);
+    v = json_loads(r.body, 0, NULL);
+    assert_true(json_is_string(json_object_get(v, "error")));
+    assert_non_null(
+        strstr(json_string_value(json_object_get(v, "error")), "no-such-model"));
+    json_decref(v);
+    serving_reply_free(&r);
+
+    /* A malformed body: 400, the same sentence the agent gives. */
+    const char *paths[] = {"/v1/completions", "/api/chat"};
+    for (int i = 0; i < 2; i++) {
+        serving_reply via = post(&front, paths[i], NULL, "{\"model\":");
+        serving_reply at = post(&direct[0], paths[i], NULL, "{\"model\":");
+        assert_int_equal(via.status, 400);
+        assert_int_equal(at.status, 400);
+        assert_string_equal(via.body, at.body);
+        v = json_loads(via.body, 0, NULL);
+        if (i == 0)
+            assert_true(json_is_object(json_object_get(v, "error")));
+        else
+            assert_true(json_is_string(json_object_get(v, "error")));
+        json_decref(v);
+        serving_reply_free(&via);
+        serving_reply_free(&at);
+    }
+    /* An unknown field, refused by the same reader as the agent's. */
+    serving_reply via =
+        post(&front, "/v1/completions", NULL, COMPLETION ",\"tempreature\":1}");
+    serving_reply at =
+        post(&direct[1], "/v1/completions", NULL, COMPLETION ",\"tempreature\":1}");
+    assert_int_equal(via.status, 400);
+    assert_string_equal(via.body, at.body);
+    serving_reply_free(&via);
+    serving_reply_free(&at);
+}
+
+/* Which agent's log names request id id as a generation: 0, 1, or -1. */
+static int served_by(const char *id)
+{
+    char needle[96];
+    snprintf(needle, sizeof needle, "msg=\"generation\" id=%s ", id);
+    for (int i = 0; i < 2; i++) {
+        char path[700];
+        snprintf(path, sizeof path, "%s/agent%d.log", c->dir, i);
+        if (h_count_lines(path, needle) > 0)
+            return i;
+    }
+    return -1;
+}
+
+struct served {
+    const char *id;
+    int node;
+};
+
+static bool logged(void *arg)
+{
+    struct served *s = arg;
+    s->node = served_by(s->id);
+    return s->node >= 0;
+}
+
+/* A completion with X-Session-Id session and X-Request-Id id through the
+ * coordinator; the agent that served it. */
+static int session_request(const char *session, const char *id)
+{
+    char h1[96], h2[96];
+    snprintf(h1, sizeof h1, "X-Session-Id: %s", session);
+    snprintf(h2, sizeof h2, "X-Request-Id: %s", id);
+    const char *headers[] = {h1, h2, NULL};
+    serving_reply r =
+        post(&front, "/v1/completions", headers,
+             "{\"model\":\"stories\",\"prompt\":\"Once\",\"max_tokens\":4}");
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.request_id, id);
+    serving_reply_free(&r);
+    struct served s = {id, -1};
+    if (!h_wait_for(logged, &s, WAIT_MS))
+        fail_msg("neither agent logged request %s", id);
+    return s.node;
+}
+
+static void test_a_session_keeps_to_one_node_and_fails_over(void **state)
+{
+    int first = session_request("conversation-42", "pin-0");
+    for (int i = 1; i < 6; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "pin-%d", i);
+        assert_int_equal(session_request("conversation-42", id), first);
+    }
+    /* Its node dies without a word; once the coordinator misses its
+     * heartbeats, the key moves to the other. (Sent at once, the request
+     * would wait for the data plane's Infer timeout, 30 s, on the dead node
+     * before the relay retried it elsewhere.) */
+    h_signal(c->agents[first].proc, SIGKILL);
+    assert_true(h_wait_exit(c->agents[first].proc, 10000) >= 0);
+    assert_true(cluster_wait_agent_state(c, first, "suspect", WAIT_MS) ||
+                cluster_wait_agent_state(c, first, "down", WAIT_MS));
+    assert_int_equal(session_request("conversation-42", "pin-after"), 1 - first);
+    assert_int_equal(session_request("conversation-42", "pin-after-2"), 1 - first);
+}
+
+int main(void)
+{
+    model_file = test_testdata("stories260K.gguf");
+    if (model_file == NULL || access(model_file, R_OK) != 0) {
+        printf(
+            "SKIP: stories260K.gguf is absent from ../shared/testdata; this test needs "
+            "the shared test models\n");
+        free(model_file);
+        return 77;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_whole_answers_equal_an_agent_s),
+        cmocka_unit_test(test_sse_streams_equal_an_agent_s),
+        cmocka_unit_test(test_ollama_ndjson_equals_an_agent_s),
+        cmocka_unit_test(test_model_lists_name_the_model_and_its_nodes),
+        cmocka_unit_test(test_errors_come_in_each_api_s_shape),
+        cmocka_unit_test(test_a_session_keeps_to_one_node_and_fails_over),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
