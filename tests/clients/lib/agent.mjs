@@ -1,4 +1,5 @@
-// agent.mjs — a real `mlx-agent serve` for the client tests.
+// agent.mjs — a real `mlx-agent serve` for the client tests, and a real
+// `mlx-coordinator serve` with agents behind it (startCluster).
 //
 // Each agent gets its own temporary data directory, models added to its
 // store with `mlx-agent cache add` (stories260K from the shared test data,
@@ -267,4 +268,101 @@ export async function startAgent(opts = {}) {
       throw new Error(`mlx-agent serve exited at start (exit ${proc.exitCode}); its log:\n${log}`);
     }
   }
+}
+
+// ---- a coordinator in front of agents ----------------------------------------
+
+class Coordinator {
+  constructor(dir, proc, base, control, logPath) {
+    this.dir = dir;
+    this.proc = proc;
+    this.base = base;
+    this.control = control;
+    this.logPath = logPath;
+  }
+
+  log() {
+    return existsSync(this.logPath) ? readFileSync(this.logPath, 'utf8') : '';
+  }
+
+  // As Agent.stop: SIGTERM, SIGKILL after 10 s, the directory removed;
+  // throws when it did not exit cleanly.
+  async stop() {
+    return Agent.prototype.stop.call(this);
+  }
+}
+
+// Starts `mlx-coordinator serve` on free loopback ports with its own data
+// directory; opts.args: more serve flags. Heartbeats are expected every
+// 100 ms, so agents (started with the same interval) count within a second.
+export async function startCoordinator(opts = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'mlx-clients-coord-'));
+  const logPath = join(dir, 'coordinator.log');
+  for (let attempt = 1; ; attempt++) {
+    const http = await freePort();
+    const control = `tcp://127.0.0.1:${await freePort()}`;
+    const fd = openSync(logPath, 'a');
+    const proc = spawn(bin('mlx-coordinator'), ['serve', '--data', join(dir, 'data'),
+      '--control', control, '--http', `127.0.0.1:${http}`, '--heartbeat-ms', '100',
+      '--log-level', 'info', ...(opts.args ?? [])],
+    { env: cleanEnv(), stdio: ['ignore', fd, fd] });
+    closeSync(fd);
+    const coord = new Coordinator(dir, proc, `http://127.0.0.1:${http}`, control, logPath);
+    live.add(coord);
+    let state;
+    try {
+      state = await waitFor(() => healthy(coord.base, proc), 15000,
+        'mlx-coordinator answering /healthz');
+    } catch (e) {
+      const log = coord.log();
+      await coord.stop().catch(() => {});
+      throw new Error(`${e.message}; its log:\n${log}`);
+    }
+    if (state === 'up')
+      return coord;
+    live.delete(coord);
+    if (attempt === 3 || !/in use/.test(coord.log())) {
+      const log = coord.log();
+      rmSync(dir, { recursive: true, force: true });
+      throw new Error(`mlx-coordinator serve exited at start (exit ${proc.exitCode}); ` +
+        `its log:\n${log}`);
+    }
+  }
+}
+
+// The nodes of the coordinator's /api/v1/models that are up and store model.
+async function nodesStoring(coord, model) {
+  const r = await fetch(`${coord.base}/api/v1/models`);
+  const doc = await r.json();
+  const m = (doc.models ?? []).find((x) => x.name === model);
+  return (m?.nodes ?? []).filter((n) => n.stored && n.state === 'up').length;
+}
+
+// A coordinator and n agents registered with it, each with opts.models in
+// its store (as startAgent), waiting until the coordinator lists every
+// model on all of them. stop() stops them all.
+export async function startCluster(n = 2, opts = {}) {
+  const coordinator = await startCoordinator(opts.coordinator ?? {});
+  const agents = [];
+  const stop = async () => {
+    const errors = [];
+    for (const a of agents)
+      await a.stop().catch((e) => errors.push(e));
+    await coordinator.stop().catch((e) => errors.push(e));
+    if (errors.length > 0)
+      throw errors[0];
+  };
+  try {
+    for (let i = 0; i < n; i++)
+      agents.push(await startAgent({ ...opts,
+        args: ['--coordinator', coordinator.control, '--heartbeat-ms', '100',
+          ...(opts.args ?? [])] }));
+    for (const model of opts.models ?? [STORIES])
+      await waitFor(async () => (await nodesStoring(coordinator, model)) === n, 15000,
+        `the coordinator listing ${model} on ${n} nodes`);
+  } catch (e) {
+    await stop().catch(() => {});
+    throw new Error(`${e.message}; the coordinator's log:\n${coordinator.log()}`);
+  }
+  return { coordinator, agents, stop };
 }
