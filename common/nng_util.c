@@ -82,8 +82,9 @@ int mlx_nng_rep_listen(const char *url, size_t max_msg, const char *flag, nng_so
     return 0;
 }
 
-int mlx_nng_req_dial(const char *url, size_t max_msg, int timeout_ms, nng_socket *out,
-                     mlx_err *err)
+int mlx_nng_req_dial_watched(const char *url, size_t max_msg, int timeout_ms,
+                             int reconnect_max_ms, mlx_nng_pipe_fn on_pipe, void *arg,
+                             nng_socket *out, mlx_err *err)
 {
     nng_socket sock;
     int rv = nng_req0_open(&sock);
@@ -102,7 +103,12 @@ int mlx_nng_req_dial(const char *url, size_t max_msg, int timeout_ms, nng_socket
     if (rv == 0)
         rv = nng_socket_set_ms(sock, NNG_OPT_RECONNMINT, RECONNECT_MIN_MS);
     if (rv == 0)
-        rv = nng_socket_set_ms(sock, NNG_OPT_RECONNMAXT, RECONNECT_MAX_MS);
+        rv = nng_socket_set_ms(sock, NNG_OPT_RECONNMAXT,
+                               reconnect_max_ms > 0 ? reconnect_max_ms : RECONNECT_MAX_MS);
+    if (rv == 0 && on_pipe != NULL)
+        rv = nng_pipe_notify(sock, NNG_PIPE_EV_ADD_POST, on_pipe, arg);
+    if (rv == 0 && on_pipe != NULL)
+        rv = nng_pipe_notify(sock, NNG_PIPE_EV_REM_POST, on_pipe, arg);
     /* Non-blocking: succeed now and keep dialing in the background. */
     if (rv == 0)
         rv = nng_dial(sock, url, NULL, NNG_FLAG_NONBLOCK);
@@ -113,6 +119,12 @@ int mlx_nng_req_dial(const char *url, size_t max_msg, int timeout_ms, nng_socket
     }
     *out = sock;
     return 0;
+}
+
+int mlx_nng_req_dial(const char *url, size_t max_msg, int timeout_ms, nng_socket *out,
+                     mlx_err *err)
+{
+    return mlx_nng_req_dial_watched(url, max_msg, timeout_ms, 0, NULL, NULL, out, err);
 }
 
 int mlx_nng_request(nng_socket sock, const void *data, size_t len, nng_msg **reply,

@@ -26,6 +26,17 @@ int mlx_nng_code(int nng_rc);
 int mlx_nng_rep_listen(const char *url, size_t max_msg, const char *flag, nng_socket *out,
                        mlx_err *err);
 
+/* Called by NNG (on its own threads) when a connection of the socket comes
+ * (NNG_PIPE_EV_ADD_POST) or goes (NNG_PIPE_EV_REM_POST). */
+typedef void (*mlx_nng_pipe_fn)(nng_pipe pipe, nng_pipe_ev ev, void *arg);
+
+/* mlx_nng_req_dial, with on_pipe told of every connection made and lost,
+ * from before the first dial, so none is missed, and redials at most
+ * reconnect_max_ms apart (0: the default, 2 s). */
+int mlx_nng_req_dial_watched(const char *url, size_t max_msg, int timeout_ms,
+                             int reconnect_max_ms, mlx_nng_pipe_fn on_pipe, void *arg,
+                             nng_socket *out, mlx_err *err);
+
 /* A REQ socket dialing url in the background, accepting replies up to
  * max_msg bytes. timeout_ms bounds each send and each wait for a reply. */
 int mlx_nng_req_dial(const char *url, size_t max_msg, int timeout_ms, nng_socket *out,

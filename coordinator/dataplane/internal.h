@@ -11,6 +11,28 @@
 
 #include "coordinator/dataplane/dataplane_client.h"
 
+/* An exchange waiting on a link: its aio, aborted when the link's last
+ * connection goes. Lives on the waiting thread's stack. */
+struct dpc_waiter {
+    nng_aio *aio;
+    bool lost; /* the connection went while it waited */
+    struct dpc_waiter *next;
+};
+
+/* Whether a socket is connected, kept from NNG's pipe events (link.c). A
+ * REQ socket whose peer died keeps a request queued until its timeout;
+ * the link lets an exchange fail as soon as the connection is gone. Apart
+ * from dpc_conn because a socket whose close was left behind
+ * (mlx_nng_close) may still send events after the conn is freed: then the
+ * link is left allocated. */
+struct dpc_link {
+    pthread_mutex_t mtx;
+    pthread_cond_t changed;
+    int pipes;  /* connections now */
+    bool ever;  /* has been connected */
+    struct dpc_waiter *waiters;
+};
+
 /* One node's socket. Referenced by the pool's table (until forgotten) and
  * by each stream or Cancel using it; the last reference closes the socket,
  * so no operation is ever in flight when it closes (NNG 1.5 needs that). */
@@ -18,8 +40,38 @@ struct dpc_conn {
     char *node_id; /* set at creation; read-only afterwards */
     char *address;
     nng_socket sock;
+    struct dpc_link *link;
     _Atomic int refs;
 };
+
+/* ---- link.c ---------------------------------------------------------------- */
+
+/* Redials of a lost connection come at most DPC_REDIAL_MAX_MS apart (a
+ * refused dial costs a peer next to nothing), so an exchange waits
+ * DPC_RECONNECT_GRACE_MS for one: a node that restarted is reached again,
+ * a dead one is given up on within that. */
+#define DPC_REDIAL_MAX_MS      300
+#define DPC_RECONNECT_GRACE_MS 800
+#define DPC_CONNECT_GRACE_MS   3000
+
+struct dpc_link *dpc_link_new(void); /* NULL when out of memory */
+void dpc_link_free(struct dpc_link *l);
+/* The socket's pipe events (mlx_nng_req_dial_watched's callback; arg: the
+ * link). */
+void dpc_link_on_pipe(nng_pipe pipe, nng_pipe_ev ev, void *arg);
+/* Registers w for the exchange about to start, waiting for a connection:
+ * at most DPC_CONNECT_GRACE_MS for a socket never connected (its first
+ * dial), DPC_RECONNECT_GRACE_MS for one that lost its connection (a redial
+ * after a blip), and never longer than limit_ms. False when there is none
+ * by then: the node is down or unreachable. */
+bool dpc_link_enter(struct dpc_link *l, struct dpc_waiter *w, int limit_ms);
+/* Starts one operation of w's exchange (start(ctx, aio)) unless the
+ * connection went since dpc_link_enter; false then. Under the link's lock,
+ * so a connection lost at any moment either stops the start or aborts the
+ * operation. */
+bool dpc_link_start(struct dpc_link *l, struct dpc_waiter *w,
+                    void (*start)(nng_ctx, nng_aio *), nng_ctx ctx);
+void dpc_link_leave(struct dpc_link *l, struct dpc_waiter *w);
 
 struct dpc_pool {
     dpc_options opt;     /* with defaults filled in; read-only */

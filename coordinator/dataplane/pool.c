@@ -76,6 +76,8 @@ void dpc_conn_release(struct dpc_conn *c)
     if (mlx_nng_close(c->sock, CLOSE_TIMEOUT_MS) != 0)
         mlx_log_warn(MOD, "a data-plane socket did not close in time; leaving it to exit",
                      "node=%s address=%s", c->node_id, c->address);
+    else
+        dpc_link_free(c->link); /* else left: the socket may still report to it */
     mlx_free(c->node_id);
     mlx_free(c->address);
     mlx_free(c);
@@ -143,22 +145,26 @@ static int conn_dial(const dpc_pool *pool, const char *node_id, const char *addr
     if (c != NULL) {
         c->node_id = mlx_strdup(node_id);
         c->address = mlx_strdup(address);
+        c->link = dpc_link_new();
     }
-    if (c == NULL || c->node_id == NULL || c->address == NULL) {
+    if (c == NULL || c->node_id == NULL || c->address == NULL || c->link == NULL) {
         if (c != NULL) {
             mlx_free(c->node_id);
             mlx_free(c->address);
+            dpc_link_free(c->link);
         }
         mlx_free(c);
         return dpc_fail(e, DPC_NODE_FAILED, 503, MLX_ENOMEM, "out of memory");
     }
     mlx_err err;
     mlx_err_clear(&err);
-    int rc = mlx_nng_req_dial(address, pool->opt.max_msg, pool->opt.timeout_ms, &c->sock,
-                              &err);
+    int rc = mlx_nng_req_dial_watched(address, pool->opt.max_msg, pool->opt.timeout_ms,
+                                      DPC_REDIAL_MAX_MS, dpc_link_on_pipe, c->link,
+                                      &c->sock, &err);
     if (rc != 0) {
         mlx_free(c->node_id);
         mlx_free(c->address);
+        dpc_link_free(c->link);
         mlx_free(c);
         return dpc_fail(e, DPC_NODE_FAILED, 502, rc,
                         "cannot dial node %s's data plane: %s; check the address it "

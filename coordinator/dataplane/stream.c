@@ -4,9 +4,10 @@
  *
  * Every exchange runs on a callback-less aio, waited for by the calling
  * thread: a send then a receive on the stream's own context, both within
- * one deadline, so a node that is down (no pipe: the send waits) and a
- * node that died mid-request (the reply never comes) both end as a timeout
- * of at most the caller's limit.
+ * one deadline. The connection's link (link.c) ends it sooner when the node
+ * is not connected (a short grace for a first dial or a redial) or its
+ * connection goes while the exchange waits, as when the agent dies: the
+ * relay can then try another node at once instead of at the deadline.
  */
 #include <nng/nng.h>
 #include <nng/supplemental/util/platform.h>
@@ -66,21 +67,39 @@ static int exchange(dpc_pool *pool, struct dpc_conn *c, nng_ctx ctx, nng_aio *ai
     mlx_free(buf);
 
     nng_time deadline = nng_clock() + (nng_time)timeout_ms;
-    nng_aio_set_timeout(aio, timeout_ms);
+    struct dpc_waiter w = {.aio = aio};
+    if (!dpc_link_enter(c->link, &w, timeout_ms)) {
+        nng_msg_free(msg);
+        return dpc_fail(e, DPC_NODE_FAILED, 502, MLX_EUNREACH,
+                        "node %s (%s) is not connected: its data plane is down or "
+                        "unreachable",
+                        c->node_id, c->address);
+    }
+    nng_time now = nng_clock();
+    nng_aio_set_timeout(aio, now < deadline ? (nng_duration)(deadline - now) : 1);
     nng_aio_set_msg(aio, msg);
-    nng_ctx_send(ctx, aio);
-    nng_aio_wait(aio);
-    int rv = nng_aio_result(aio);
+    int rv = NNG_ECONNRESET;
+    if (dpc_link_start(c->link, &w, nng_ctx_send, ctx)) {
+        nng_aio_wait(aio);
+        rv = nng_aio_result(aio);
+    }
     if (rv != 0) {
         nng_msg_free(nng_aio_get_msg(aio)); /* a failed send leaves it with us */
         nng_aio_set_msg(aio, NULL);
     } else {
-        nng_time now = nng_clock();
+        now = nng_clock();
         nng_aio_set_timeout(aio, now < deadline ? (nng_duration)(deadline - now) : 1);
-        nng_ctx_recv(ctx, aio);
-        nng_aio_wait(aio);
-        rv = nng_aio_result(aio);
+        rv = NNG_ECONNRESET;
+        if (dpc_link_start(c->link, &w, nng_ctx_recv, ctx)) {
+            nng_aio_wait(aio);
+            rv = nng_aio_result(aio);
+        }
     }
+    dpc_link_leave(c->link, &w);
+    if (w.lost)
+        return dpc_fail(e, DPC_NODE_FAILED, 502, MLX_EUNREACH,
+                        "the connection to node %s (%s) was lost during %s %s",
+                        c->node_id, c->address, wire_body_name(env), env->request_id);
     if (rv == NNG_ETIMEDOUT)
         return dpc_fail(e, DPC_NODE_FAILED, 504, MLX_ETIMEDOUT,
                         "node %s (%s) did not answer %s %s within %d ms; it is down, "
