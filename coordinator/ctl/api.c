@@ -106,3 +106,31 @@ int ctl_get(const ctl_opts *o, const char *path, json_t **out, char **raw)
 {
     return ctl_request(o, "GET", path, NULL, out, raw);
 }
+
+int ctl_list(const ctl_opts *o, const ctl_list_view *v)
+{
+    json_t *body = NULL;
+    char *raw = NULL;
+    int rc = ctl_get(o, v->path, &body, &raw);
+    if (rc != 0)
+        goto out;
+    const json_t *list = json_object_get(body, v->list_key);
+    if (!json_is_array(list)) {
+        fprintf(stderr,
+                "mlxctl: the coordinator's answer to %s has no '%s' array; are mlxctl "
+                "and mlx-coordinator the same release?\n",
+                v->path, v->list_key);
+        rc = MLX_EPROTO;
+        goto out;
+    }
+    if (o->json)
+        printf("%s\n", raw);
+    else if (json_array_size(list) == 0)
+        printf("%s\n", v->empty);
+    else
+        v->print(list);
+out:
+    json_decref(body);
+    mlx_free(raw);
+    return rc;
+}

@@ -63,6 +63,19 @@ int ctl_request(const ctl_opts *o, const char *method, const char *path,
 /* ctl_request with GET. */
 int ctl_get(const ctl_opts *o, const char *path, json_t **out, char **raw);
 
+/* What a listing command (nodes, models, ps, keys list) fetches and how it
+ * shows it. */
+typedef struct ctl_list_view {
+    const char *path;     /* GET this */
+    const char *list_key; /* the answer's array */
+    const char *empty;    /* said when the array is empty */
+    void (*print)(const json_t *list);
+} ctl_list_view;
+
+/* GETs v->path and prints the API's JSON as it came (--json), v->empty, or
+ * v->print's table. Returns 0, or the code after one sentence on stderr. */
+int ctl_list(const ctl_opts *o, const ctl_list_view *v);
+
 /* ---- tables ---- */
 
 typedef enum ctl_color {

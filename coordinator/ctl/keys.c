@@ -181,32 +181,16 @@ static void print_keys(const json_t *keys)
 
 static int keys_list(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **argv)
 {
+    static const ctl_list_view v = {
+        "/api/v1/keys", "keys",
+        "No API keys yet, so the coordinator accepts only loopback clients. "
+        "Create one with 'mlxctl keys create --name NAME --scope admin'.",
+        print_keys};
     struct list_opts o = {0};
     mlx_args args = {0};
-    json_t *body = NULL;
-    char *raw = NULL;
     int rc = mlx_cli_load(prog, cmd, argc, argv, &o, &args);
-    if (rc != 0 || args.help)
-        goto out;
-    if ((rc = ctl_get(&o.common, "/api/v1/keys", &body, &raw)) != 0)
-        goto out;
-    const json_t *keys = json_object_get(body, "keys");
-    if (!json_is_array(keys)) {
-        fprintf(stderr, "mlxctl: the coordinator's key list has no 'keys' array; are "
-                        "mlxctl and mlx-coordinator the same release?\n");
-        rc = MLX_EPROTO;
-        goto out;
-    }
-    if (o.common.json)
-        printf("%s\n", raw);
-    else if (json_array_size(keys) == 0)
-        printf("No API keys yet, so the coordinator accepts only loopback clients. "
-               "Create one with 'mlxctl keys create --name NAME --scope admin'.\n");
-    else
-        print_keys(keys);
-out:
-    json_decref(body);
-    mlx_free(raw);
+    if (rc == 0 && !args.help)
+        rc = ctl_list(&o.common, &v);
     mlx_config_free(cmd, &o);
     mlx_config_free_args(&args);
     return rc;

@@ -100,42 +100,14 @@ static void print_ps(const json_t *nodes)
     ctl_table_free(t);
 }
 
-/* What one of the two commands fetches and how it shows it. */
-struct view {
-    const char *path, *list_key, *empty;
-    void (*print)(const json_t *list);
-};
-
 static int show(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **argv,
-                const struct view *v)
+                const ctl_list_view *v)
 {
     struct models_opts o = {0};
     mlx_args args = {0};
-    json_t *body = NULL;
-    char *raw = NULL;
     int rc = mlx_cli_load(prog, cmd, argc, argv, &o, &args);
-    if (rc != 0 || args.help)
-        goto out;
-    if ((rc = ctl_get(&o.common, v->path, &body, &raw)) != 0)
-        goto out;
-    const json_t *list = json_object_get(body, v->list_key);
-    if (!json_is_array(list)) {
-        fprintf(stderr,
-                "mlxctl: the coordinator's answer to %s has no '%s' array; are mlxctl "
-                "and mlx-coordinator the same release?\n",
-                v->path, v->list_key);
-        rc = MLX_EPROTO;
-        goto out;
-    }
-    if (o.common.json)
-        printf("%s\n", raw);
-    else if (json_array_size(list) == 0)
-        printf("%s\n", v->empty);
-    else
-        v->print(list);
-out:
-    json_decref(body);
-    mlx_free(raw);
+    if (rc == 0 && !args.help)
+        rc = ctl_list(&o.common, v);
     mlx_config_free(cmd, &o);
     mlx_config_free_args(&args);
     return rc;
@@ -143,7 +115,7 @@ out:
 
 static int models(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **argv)
 {
-    static const struct view v = {
+    static const ctl_list_view v = {
         "/api/v1/models", "models",
         "No node has a model in its store yet. Add one on a node with "
         "'mlx-agent cache add FILE --name NAME' or 'mlx-agent cache pull SOURCE'.",
@@ -153,7 +125,7 @@ static int models(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **
 
 static int ps(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **argv)
 {
-    static const struct view v = {
+    static const ctl_list_view v = {
         "/api/v1/ps", "nodes",
         "No node has a model loaded. A model loads on its first request, or with "
         "'mlx-agent run MODEL PROMPT' on the node.",

@@ -77,32 +77,16 @@ static void print_table(const json_t *nodes)
 
 static int nodes(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **argv)
 {
+    static const ctl_list_view v = {
+        "/api/v1/nodes", "nodes",
+        "No nodes have registered yet. Start an agent with "
+        "'mlx-agent serve --coordinator tcp://HOST:7400'.",
+        print_table};
     struct nodes_opts o = {0};
     mlx_args args = {0};
-    json_t *body = NULL;
-    char *raw = NULL;
     int rc = mlx_cli_load(prog, cmd, argc, argv, &o, &args);
-    if (rc != 0 || args.help)
-        goto out;
-    if ((rc = ctl_get(&o.common, "/api/v1/nodes", &body, &raw)) != 0)
-        goto out;
-    const json_t *list = json_object_get(body, "nodes");
-    if (!json_is_array(list)) {
-        fprintf(stderr, "mlxctl: the coordinator's node list has no 'nodes' array; are "
-                        "mlxctl and mlx-coordinator the same release?\n");
-        rc = MLX_EPROTO;
-        goto out;
-    }
-    if (o.common.json)
-        printf("%s\n", raw);
-    else if (json_array_size(list) == 0)
-        printf("No nodes have registered yet. Start an agent with "
-               "'mlx-agent serve --coordinator tcp://HOST:7400'.\n");
-    else
-        print_table(list);
-out:
-    json_decref(body);
-    mlx_free(raw);
+    if (rc == 0 && !args.help)
+        rc = ctl_list(&o.common, &v);
     mlx_config_free(cmd, &o);
     mlx_config_free_args(&args);
     return rc;
