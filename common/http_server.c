@@ -15,9 +15,11 @@
 
 #include "common/alloc.h"
 #include "common/buf.h"
+#include "common/clock.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/parse.h"
+#include "common/rand.h"
 
 struct mlx_http_server {
     struct MHD_Daemon *daemon;
@@ -72,6 +74,18 @@ void mlx_http_resp_error(mlx_http_resp *resp, int status, const char *type,
 const char *mlx_http_header(const mlx_http_req *req, const char *name)
 {
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+void mlx_http_request_id(const mlx_http_req *req, char *out, size_t size)
+{
+    const char *given = req->conn != NULL ? mlx_http_header(req, "X-Request-Id") : NULL;
+    if (given != NULL && given[0] != '\0' && strlen(given) < size &&
+        mlx_text_is_clean(given, size - 1) && strpbrk(given, " \"\\") == NULL) {
+        snprintf(out, size, "%s", given);
+        return;
+    }
+    if (mlx_rand_hex(out, 24, NULL) != 0)
+        snprintf(out, size, "%llx", (unsigned long long)mlx_time_mono_ns());
 }
 
 static bool is_loopback(struct MHD_Connection *conn)

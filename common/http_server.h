@@ -106,6 +106,12 @@ bool mlx_http_client_gone(struct MHD_Connection *conn);
 /* A request header, or NULL. Borrowed from the request. */
 const char *mlx_http_header(const mlx_http_req *req, const char *name);
 
+/* The request's id for logs and answers: the client's X-Request-Id when it
+ * fits in size and is safe to log (printable, no spaces or quotes), else a
+ * new random one. Logged by the agent and the coordinator alike, so one
+ * request can be followed across the fleet. */
+void mlx_http_request_id(const mlx_http_req *req, char *out, size_t size);
+
 /* A query-string argument ("?limit=5" → "5"), or NULL. Borrowed. */
 const char *mlx_http_query(const mlx_http_req *req, const char *name);
 

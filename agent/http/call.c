@@ -23,7 +23,6 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/parse.h"
-#include "common/rand.h"
 
 #define MOD "http"
 #define POLL_MS 50
@@ -33,19 +32,6 @@
 /* What common/api and the runtime both bound must agree. */
 _Static_assert(API_MAX_TOP_LOGPROBS == RUNTIME_MAX_TOP_LOGPROBS, "top_logprobs bound");
 _Static_assert(API_MAX_PIECE >= ENGINE_MAX_PIECE, "a token's piece fits API_MAX_PIECE");
-
-/* The client's X-Request-Id when it is a sane one, else a new id. */
-static void request_id(const mlx_http_req *req, char *out, size_t size)
-{
-    const char *given = req->conn != NULL ? mlx_http_header(req, "X-Request-Id") : NULL;
-    if (given != NULL && given[0] != '\0' && strlen(given) < size &&
-        mlx_text_is_clean(given, size - 1) && strpbrk(given, " \"\\") == NULL) {
-        snprintf(out, size, "%s", given);
-        return;
-    }
-    if (mlx_rand_hex(out, 24, NULL) != 0)
-        snprintf(out, size, "%llx", (unsigned long long)mlx_time_mono_ns());
-}
 
 static api_call *call_new(agent_http *h, const api_spec *spec, const mlx_http_req *req)
 {
@@ -58,7 +44,7 @@ static api_call *call_new(agent_http *h, const api_spec *spec, const mlx_http_re
     c->created_s = mlx_time_wall_ms() / 1000;
     c->arrived_ns = mlx_time_mono_ns();
     c->status = 500;
-    request_id(req, c->id, sizeof c->id);
+    mlx_http_request_id(req, c->id, sizeof c->id);
     mlx_buf_init(&c->text, WHOLE_TEXT_MAX);
     mlx_buf_init(&c->out, STREAM_CHUNK_MAX);
     return c;

@@ -32,25 +32,10 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/parse.h"
-#include "common/rand.h"
 #include "coordinator/http/internal.h"
 
 #define MOD            "http"
 #define WHOLE_TEXT_MAX (64u << 20)
-
-/* The client's X-Request-Id when it is fit for the data plane, else a new
- * id: the agents log it, so one request is followed across the fleet. */
-static void request_id(const mlx_http_req *req, char *out, size_t size)
-{
-    const char *given = req->conn != NULL ? mlx_http_header(req, "X-Request-Id") : NULL;
-    if (given != NULL && given[0] != '\0' && strlen(given) < size &&
-        mlx_text_is_clean(given, size - 1) && strpbrk(given, " \"\\") == NULL) {
-        snprintf(out, size, "%s", given);
-        return;
-    }
-    if (mlx_rand_hex(out, 24, NULL) != 0)
-        snprintf(out, size, "%llx", (unsigned long long)mlx_time_mono_ns());
-}
 
 /* ---- one call -------------------------------------------------------------- */
 
@@ -64,7 +49,7 @@ static infer_call *call_new(admin_ctx *ctx, const api_spec *spec, const mlx_http
     c->conn = req->conn;
     c->arrived_ms = mlx_time_mono_ms();
     c->ended = true; /* nothing to end until a slot is taken */
-    request_id(req, c->id, sizeof c->id);
+    mlx_http_request_id(req, c->id, sizeof c->id);
     return c;
 }
 
