@@ -19,6 +19,9 @@ import { SLOW, metricValue, startAgent, waitFor } from './lib/agent.mjs';
 const LONG = 3000;
 // Well below the time LONG tokens take, far above what 4 take.
 const DEADLINE_MS = 3000;
+// Chunks an aborted stream may still yield: those parsed from the network
+// read that held the first one, never the rest of LONG.
+const FEW = 16;
 let agent, openai, ollama;
 
 before(async () => {
@@ -72,8 +75,9 @@ test('an aborted openai stream frees the slot and is counted as 499', async () =
     error = e;
   }
   // The library ends an aborted stream's iteration quietly, or with its
-  // abort error; either way no more chunks came.
-  assert.equal(chunks, 1);
+  // abort error; either way nothing came past what had already arrived
+  // with the first chunk (a network read may carry a few).
+  assert.ok(chunks >= 1 && chunks < FEW, `${chunks} chunks after the abort`);
   assert.ok(error === null || error instanceof OpenAI.APIUserAbortError, `${error}`);
 
   const ms = await shortRequestIsServed();
@@ -97,7 +101,7 @@ test('an aborted ollama stream frees the slot and is counted as 499', async () =
   } catch (e) {
     error = e;
   }
-  assert.equal(parts, 1);
+  assert.ok(parts >= 1 && parts < FEW, `${parts} parts after the abort`);
   assert.equal(error?.name, 'AbortError', `the stream ended with ${error}`);
 
   const ms = await shortRequestIsServed();
