@@ -145,6 +145,15 @@ int wire_check_node_id(const char *id, mlx_err *err)
     return 0;
 }
 
+Fleet__Error__Code wire_refusal_code(int rc)
+{
+    if (rc == MLX_EVERSION)
+        return FLEET__ERROR__CODE__VERSION;
+    if (rc == MLX_ETOOBIG)
+        return FLEET__ERROR__CODE__TOO_BIG;
+    return FLEET__ERROR__CODE__BAD_MESSAGE;
+}
+
 void wire_set_error(wire_envelope *env, Fleet__Error *error, Fleet__Error__Code code,
                     const char *message)
 {

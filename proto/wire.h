@@ -50,6 +50,10 @@ const char *wire_body_name(const wire_envelope *env);
 /* True when id is MLX_NODE_ID_LEN lower-case hex digits. */
 int wire_check_node_id(const char *id, mlx_err *err);
 
+/* The Error code that answers a message wire_unpack refused with rc:
+ * VERSION, TOO_BIG, or BAD_MESSAGE for anything else. */
+Fleet__Error__Code wire_refusal_code(int rc);
+
 /* Fills env as an Error reply (error must outlive env's use). */
 void wire_set_error(wire_envelope *env, Fleet__Error *error, Fleet__Error__Code code,
                     const char *message);

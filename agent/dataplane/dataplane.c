@@ -19,15 +19,6 @@
 
 /* ---- dispatch ------------------------------------------------------------- */
 
-static Fleet__Error__Code refusal_code(int rc)
-{
-    if (rc == MLX_EVERSION)
-        return FLEET__ERROR__CODE__VERSION;
-    if (rc == MLX_ETOOBIG)
-        return FLEET__ERROR__CODE__TOO_BIG;
-    return FLEET__ERROR__CODE__BAD_MESSAGE;
-}
-
 /* Turns one request into its reply message; NULL only when out of memory
  * (the request then goes unanswered and the coordinator times out). */
 static nng_msg *handle(dataplane *dp, nng_msg *msg)
@@ -45,7 +36,7 @@ static nng_msg *handle(dataplane *dp, nng_msg *msg)
     if (rc != 0) {
         mlx_log_warn(MOD, "refused message", "bytes=%zu err=\"%s\"", nng_msg_len(msg),
                      err.msg);
-        dp_refuse(&x, refusal_code(rc), 400, "%s", err.msg);
+        dp_refuse(&x, wire_refusal_code(rc), 400, "%s", err.msg);
     } else if (req->body_case == FLEET__ENVELOPE__BODY_INFER) {
         dp_on_infer(&x);
     } else if (req->body_case == FLEET__ENVELOPE__BODY_NEXT) {

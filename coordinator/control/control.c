@@ -230,15 +230,6 @@ static void on_deregister(struct exchange *x)
     x->reply.ack = &x->ack;
 }
 
-static Fleet__Error__Code refusal_code(int rc)
-{
-    if (rc == MLX_EVERSION)
-        return FLEET__ERROR__CODE__VERSION;
-    if (rc == MLX_ETOOBIG)
-        return FLEET__ERROR__CODE__TOO_BIG;
-    return FLEET__ERROR__CODE__BAD_MESSAGE;
-}
-
 /* Turns one request into its reply message; NULL only when out of memory
  * (the request then goes unanswered and the agent times out). */
 static nng_msg *handle(control *c, nng_msg *msg)
@@ -263,7 +254,7 @@ static nng_msg *handle(control *c, nng_msg *msg)
     if (rc != 0) {
         mlx_log_warn(MOD, "refused message", "peer=%s bytes=%zu err=\"%s\"", peer,
                      nng_msg_len(msg), err.msg);
-        refuse(&x, refusal_code(rc), err.msg);
+        refuse(&x, wire_refusal_code(rc), err.msg);
     } else if (req->body_case == FLEET__ENVELOPE__BODY_REGISTER) {
         on_register(&x);
     } else if (req->body_case == FLEET__ENVELOPE__BODY_HEARTBEAT) {
