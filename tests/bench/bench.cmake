@@ -12,5 +12,5 @@ target_link_libraries(bench_engine PRIVATE mlxharness mlxcommon Threads::Threads
 add_dependencies(bench_engine mlx-agent)
 # Kernel throughput per weight type and CPU path: GB/s of weights, GFLOP/s.
 add_executable(bench_kernels bench/bench_kernels.c)
-target_link_libraries(bench_kernels PRIVATE mlxengine)
+target_link_libraries(bench_kernels PRIVATE mlxengine mlxtestutil)
 include(bench/http.cmake OPTIONAL)

@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include "common/parse.h"
@@ -146,10 +145,9 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    struct utsname u;
-    uname(&u);
-    printf("machine    %s %s, %ld cores\n", u.sysname, u.machine,
-           sysconf(_SC_NPROCESSORS_ONLN));
+    char machine[256];
+    test_machine(machine, sizeof machine);
+    printf("machine    %s\n", machine);
     char *dir = test_tmpdir("bench-cache");
     bench_rescan(dir, (int)files);
     bench_verify(dir, (int)gib);

@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -162,10 +161,10 @@ int main(int argc, char **argv)
     const char *keep = argc == 3 && strcmp(argv[1], "--keep") == 0 ? argv[2] : NULL;
     char *dir = keep != NULL ? NULL : test_tmpdir("bench-engine");
     const char *where = keep != NULL ? keep : dir;
-    struct utsname u;
-    uname(&u);
+    char machine[256];
+    test_machine(machine, sizeof machine);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    printf("machine     %s %s, %ld cores\n", u.sysname, u.machine, cores);
+    printf("machine     %s\n", machine);
     printf("bandwidth   %.1f GB/s (1 GiB read on %ld threads, best of 5)\n",
            bandwidth_gbs((int)cores), cores);
 

@@ -33,7 +33,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -656,31 +655,11 @@ static int overhead(const struct agent *a)
 /* ---- main ---------------------------------------------------------------- */
 
 /* The "model name" of /proc/cpuinfo, or "" where there is none. */
-static void cpu_model(char *out, size_t size)
-{
-    out[0] = '\0';
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    char line[512];
-    while (f != NULL && fgets(line, sizeof line, f) != NULL) {
-        const char *colon = strchr(line, ':');
-        if (strncmp(line, "model name", 10) != 0 || colon == NULL)
-            continue;
-        const char *v = colon + 1 + (colon[1] == ' ');
-        snprintf(out, size, "%.*s", (int)strcspn(v, "\n"), v);
-        break;
-    }
-    if (f != NULL)
-        fclose(f);
-}
-
 static void print_machine(void)
 {
-    struct utsname u;
-    uname(&u);
-    char model[256];
-    cpu_model(model, sizeof model);
-    printf("machine     %s %s%s%s, %ld cores\n", u.sysname, u.machine,
-           model[0] != '\0' ? ", " : "", model, sysconf(_SC_NPROCESSORS_ONLN));
+    char where[256];
+    test_machine(where, sizeof where);
+    printf("machine     %s\n", where);
 }
 
 /* The first request loads the model: timed apart, so no level pays for it. */

@@ -16,13 +16,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "agent/engine/kernels.h"
 #include "agent/engine/quant.h"
 #include "common/alloc.h"
+#include "tests/support/testutil.h"
 
 #define COLS 4096
 
@@ -31,28 +31,6 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* "Linux x86_64, 2 cores, <cpu model>" */
-static void machine(char *out, size_t cap)
-{
-    struct utsname u;
-    uname(&u);
-    char model[128] = "";
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    char line[256];
-    while (f != NULL && fgets(line, sizeof line, f) != NULL) {
-        char *colon = strchr(line, ':');
-        if (strncmp(line, "model name", 10) == 0 && colon != NULL) {
-            snprintf(model, sizeof model, ", %s", colon + 2);
-            model[strcspn(model, "\n")] = '\0';
-            break;
-        }
-    }
-    if (f != NULL)
-        fclose(f);
-    snprintf(out, cap, "%s %s, %ld cores%s", u.sysname, u.machine,
-             sysconf(_SC_NPROCESSORS_ONLN), model);
 }
 
 static uint64_t rng = 88172645463325252ull;
@@ -172,7 +150,7 @@ int main(int argc, char **argv)
 {
     int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
     char where[256];
-    machine(where, sizeof where);
+    test_machine(where, sizeof where);
     printf("bench_kernels: %s; one thread, %d columns\n", where, COLS);
     static const ggml_type types[] = {GGML_TYPE_Q4_0, GGML_TYPE_Q8_0, GGML_TYPE_Q4_K,
                                       GGML_TYPE_Q6_K, GGML_TYPE_F16,  GGML_TYPE_BF16,

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,28 +26,6 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* "Linux x86_64, 2 cores, <cpu model>" */
-static void machine(char *out, size_t cap)
-{
-    struct utsname u;
-    uname(&u);
-    char model[128] = "";
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    char line[256];
-    while (f != NULL && fgets(line, sizeof line, f) != NULL) {
-        char *colon = strchr(line, ':');
-        if (strncmp(line, "model name", 10) == 0 && colon != NULL) {
-            snprintf(model, sizeof model, ", %s", colon + 2);
-            model[strcspn(model, "\n")] = '\0';
-            break;
-        }
-    }
-    if (f != NULL)
-        fclose(f);
-    snprintf(out, cap, "%s %s, %ld cores%s", u.sysname, u.machine,
-             sysconf(_SC_NPROCESSORS_ONLN), model);
 }
 
 static void bench(const char *label, const char *vocab, const char *text, size_t len,
@@ -103,7 +80,7 @@ int main(void)
         return TEST_SKIP;
     }
     char where[256];
-    machine(where, sizeof where);
+    test_machine(where, sizeof where);
     bench("llama2 (SentencePiece, 32k)", "llama-2-tiny-random.gguf", text, len, where);
     bench("llama3 (byte-level BPE, 128k)", "llama3-vocab.gguf", text, len, where);
     free(text);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 char *test_join(const char *dir, const char *name)
@@ -127,4 +128,25 @@ char *test_read_file(const char *path, size_t *len)
     if (len != NULL)
         *len = n;
     return buf;
+}
+
+void test_machine(char *out, size_t cap)
+{
+    struct utsname u;
+    uname(&u);
+    char model[128] = "";
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[256];
+    while (f != NULL && fgets(line, sizeof line, f) != NULL) {
+        char *colon = strchr(line, ':');
+        if (strncmp(line, "model name", 10) == 0 && colon != NULL) {
+            snprintf(model, sizeof model, ", %s", colon + 2);
+            model[strcspn(model, "\n")] = '\0';
+            break;
+        }
+    }
+    if (f != NULL)
+        fclose(f);
+    snprintf(out, cap, "%s %s, %ld cores%s", u.sysname, u.machine,
+             sysconf(_SC_NPROCESSORS_ONLN), model);
 }

@@ -37,4 +37,8 @@ int test_free_port(void);
  * absent. Tests that need it print why and exit TEST_SKIP. */
 char *test_testdata(const char *name);
 
+/* "Linux x86_64, 2 cores, <CPU model>": the machine a benchmark ran on, for
+ * the numbers it prints. */
+void test_machine(char *out, size_t cap);
+
 #endif
