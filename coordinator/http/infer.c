@@ -228,7 +228,8 @@ static void answer_whole(infer_call *c, mlx_http_resp *resp)
     struct whole w = {.c = c};
     mlx_buf_init(&w.text, WHOLE_TEXT_MAX);
     relay_sink sink = {.text = whole_text, .gone = whole_gone, .arg = &w};
-    relay_run(c->ctx->relay, &c->dreq, c->affinity, &sink, &c->res);
+    relay_run(c->ctx->relay, &c->dreq, &(relay_route){.affinity_key = c->affinity}, &sink,
+              &c->res);
     if (w.too_big) {
         c->res.status = 500;
         mlx_err_set(&c->res.err, MLX_ENOMEM,

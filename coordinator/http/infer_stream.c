@@ -123,7 +123,8 @@ static void produce(void *arg)
     struct stream *s = arg;
     infer_call *c = s->c;
     relay_sink sink = {.text = on_text, .gone = on_gone, .arg = s};
-    relay_run(c->ctx->relay, &c->dreq, c->affinity, &sink, &c->res);
+    relay_run(c->ctx->relay, &c->dreq, &(relay_route){.affinity_key = c->affinity}, &sink,
+              &c->res);
     int rc = 0;
     if (c->res.status == 200) {
         api_event done;

@@ -186,7 +186,8 @@ int registry_nodes_json(registry *r, json_t **out, mlx_err *err)
     int rc =
         mlx_db_prepare(r->db,
                        "SELECT id, name, address, http, version, state, heartbeat_ms,"
-                       " registered_ms, last_seen_ms, hardware, metrics"
+                       " registered_ms, last_seen_ms, hardware, metrics,"
+                       " requests_running, requests_queued"
                        " FROM nodes ORDER BY name, id",
                        &st, err);
     if (rc != 0)
@@ -199,7 +200,9 @@ int registry_nodes_json(registry *r, json_t **out, mlx_err *err)
                                 sizeof registered);
         mlx_time_format_rfc3339(sqlite3_column_int64(st, 8), seen, sizeof seen);
         json_t *node = json_pack(
-            "{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:I, s:s, s:I, s:o, s:o}", "id",
+            "{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:I, s:s, s:I, s:o, s:o,"
+            " s:{s:I, s:I}}",
+            "id",
             sqlite3_column_text(st, 0), "name", sqlite3_column_text(st, 1), "address",
             sqlite3_column_text(st, 2), "http", sqlite3_column_text(st, 3), "version",
             sqlite3_column_text(st, 4), "state", sqlite3_column_text(st, 5),
@@ -207,7 +210,9 @@ int registry_nodes_json(registry *r, json_t **out, mlx_err *err)
             registered, "registered_at_unix_ms", (json_int_t)sqlite3_column_int64(st, 7),
             "last_seen", seen, "last_seen_unix_ms",
             (json_int_t)sqlite3_column_int64(st, 8), "hardware", json_column(st, 9),
-            "metrics", json_column(st, 10));
+            "metrics", json_column(st, 10), "load", "requests_running",
+            (json_int_t)sqlite3_column_int64(st, 11), "requests_queued",
+            (json_int_t)sqlite3_column_int64(st, 12));
         if (node == NULL || json_array_append_new(nodes, node) != 0) {
             json_decref(nodes);
             nodes = NULL;

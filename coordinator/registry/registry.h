@@ -69,7 +69,7 @@ int registry_each(registry *r, registry_each_fn fn, void *arg, mlx_err *err);
 
 /* {"nodes":[{id, name, address, http, version, state, heartbeat_ms,
  *   registered_at, registered_at_unix_ms, last_seen, last_seen_unix_ms,
- *   hardware:{…}, metrics:{…}|null}]}
+ *   hardware:{…}, metrics:{…}|null, load:{requests_running, requests_queued}}]}
  * sorted by name, then id. *out: caller json_decref's. */
 int registry_nodes_json(registry *r, json_t **out, mlx_err *err);
 

@@ -43,6 +43,7 @@ struct holder {
 struct holders {
     struct holder *v;
     size_t n, cap;
+    const char *only; /* keep this node only; NULL: every node */
 };
 
 int relay_create(const relay_config *cfg, relay **out, mlx_err *err)
@@ -118,6 +119,8 @@ uint32_t relay_in_flight(relay *r, const char *node_id)
 static int keep_holder(void *arg, const registry_candidate *c)
 {
     struct holders *h = arg;
+    if (h->only != NULL && strcmp(c->node_id, h->only) != 0)
+        return 0;
     if (h->n == MLX_MAX_NODES)
         return 0; /* more than a fleet may have: the rest are not looked at */
     if (h->n == h->cap) {
@@ -142,12 +145,13 @@ static int keep_holder(void *arg, const registry_candidate *c)
     return 0;
 }
 
-/* Picks a node for model among those not in tried; fills *picked. */
-static router_outcome pick(relay *r, const char *model, const char *affinity_key,
+/* Picks a node for model among those route allows and not in tried; fills
+ * *picked. */
+static router_outcome pick(relay *r, const char *model, const relay_route *route,
                            const char *const *tried, size_t n_tried, uint64_t *rng,
                            struct holder *picked, mlx_err *err)
 {
-    struct holders h = {0};
+    struct holders h = {.only = route->node_id};
     router_candidate *cands = NULL;
     router_outcome o = ROUTER_NO_MODEL;
     if (registry_candidates(r->cfg.reg, model, keep_holder, &h, err) != 0)
@@ -170,7 +174,7 @@ static router_outcome pick(relay *r, const char *model, const char *affinity_key
     router_query q = {
         .candidates = cands,
         .n_candidates = h.n,
-        .affinity_key = affinity_key,
+        .affinity_key = route->affinity_key,
         .exclude = tried,
         .n_exclude = n_tried,
         .health = r->cfg.health,
@@ -207,6 +211,8 @@ static attempt_end attempt(relay *r, const struct holder *node, const dpc_reques
         out->err = e.err;
         return e.failure == DPC_REFUSED ? ATTEMPT_REFUSED : ATTEMPT_NODE_FAILED;
     }
+    if (sink->started != NULL)
+        sink->started(sink->arg, node->node_id);
     attempt_end end;
     for (;;) {
         int64_t left = deadline_ms - mlx_time_mono_ms();
@@ -254,10 +260,14 @@ static attempt_end attempt(relay *r, const struct holder *node, const dpc_reques
 
 /* ---- the run ------------------------------------------------------------------ */
 
-int relay_run(relay *r, const dpc_request *req, const char *affinity_key,
+int relay_run(relay *r, const dpc_request *req, const relay_route *route,
               const relay_sink *sink, relay_result *out)
 {
     memset(out, 0, sizeof *out);
+    relay_route rt = route != NULL ? *route : (relay_route){0};
+    if (rt.node_id != NULL && rt.node_id[0] == '\0')
+        rt.node_id = NULL;
+    route = &rt;
     int64_t deadline_ms = mlx_time_mono_ms() + r->cfg.request_timeout_ms;
     uint64_t rng;
     if (mlx_rand_bytes(&rng, sizeof rng, NULL) != 0)
@@ -267,7 +277,7 @@ int relay_run(relay *r, const dpc_request *req, const char *affinity_key,
     for (;;) {
         struct holder node;
         mlx_err_clear(&out->err);
-        router_outcome o = pick(r, req->model, affinity_key, tried, (size_t)out->attempts,
+        router_outcome o = pick(r, req->model, route, tried, (size_t)out->attempts,
                                 &rng, &node, &out->err);
         if (o != ROUTER_PICKED) {
             /* After a failed attempt, "all tried" is that attempt's failure. */
@@ -310,11 +320,13 @@ int relay_run(relay *r, const dpc_request *req, const char *affinity_key,
                      out->err.msg);
         router_progress progress =
             out->streamed ? ROUTER_FIRST_TOKEN_SENT : ROUTER_NOTHING_SENT;
-        if (!router_may_retry(out->attempts, ROUTER_FAILURE_NODE, progress) ||
+        bool pinned = route->node_id != NULL;
+        if (pinned || !router_may_retry(out->attempts, ROUTER_FAILURE_NODE, progress) ||
             out->attempts > ROUTER_MAX_RETRIES) {
             out->status = 502;
             mlx_err_prefix(&out->err, MLX_EIO, "node %s failed %s", node.node_id,
                            out->streamed ? "in the middle of the answer"
+                           : pinned      ? "and the request was for that node only"
                                          : "and no other node could take the request");
             return MLX_EIO;
         }

@@ -59,12 +59,24 @@ void relay_destroy(relay *r); /* NULL is a no-op */
 
 /* Where the text goes. text returns 0, or nonzero when the client is gone
  * (the generation is then cancelled); gone (may be NULL) is asked between
- * chunks, so a client that left while no text came is noticed too. */
+ * chunks, so a client that left while no text came is noticed too; started
+ * (may be NULL) is told each node that accepts the request, so a caller can
+ * say where a request runs and how long routing took. */
 typedef struct relay_sink {
     int (*text)(void *arg, const char *p, size_t n);
     bool (*gone)(void *arg);
+    void (*started)(void *arg, const char *node_id);
     void *arg;
 } relay_sink;
+
+/* Where a request may go. affinity_key: NULL or "" for none. node_id:
+ * NULL or "" for any node; else that node only, when the router would
+ * choose it (up, holding the model, breaker closed), and no other node is
+ * tried when it fails (a benchmark of one node). */
+typedef struct relay_route {
+    const char *affinity_key;
+    const char *node_id;
+} relay_route;
 
 typedef struct relay_result {
     int status;                        /* 200 when the generation ended normally */
@@ -75,10 +87,10 @@ typedef struct relay_result {
     dpc_chunk end; /* with status 200: finish reason, usage, timings (no text) */
 } relay_result;
 
-/* Runs req (its model names what to route on) on the best node, retrying
- * as the router allows. affinity_key: NULL or "" for none. Always fills
- * *out; returns 0 when out->status is 200, else an MLX_E* code. */
-int relay_run(relay *r, const dpc_request *req, const char *affinity_key,
+/* Runs req (its model names what to route on) on the best node route
+ * allows (NULL: any), retrying as the router allows. Always fills *out;
+ * returns 0 when out->status is 200, else an MLX_E* code. */
+int relay_run(relay *r, const dpc_request *req, const relay_route *route,
               const relay_sink *sink, relay_result *out);
 
 /* The coordinator's requests in flight on node_id now (for /metrics and the

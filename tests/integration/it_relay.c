@@ -132,7 +132,7 @@ static int run(const char *model, const char *affinity, const dpc_sampling *samp
         .sampling = sampling,
     };
     relay_sink sink = {.text = keep_text, .arg = c};
-    return relay_run(rl, &req, affinity, &sink, res);
+    return relay_run(rl, &req, &(relay_route){.affinity_key = affinity}, &sink, res);
 }
 
 static const dpc_sampling greedy = {.temperature = 0, .top_p = 1, .repeat_penalty = 1};
