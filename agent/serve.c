@@ -235,7 +235,8 @@ static int serve(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **a
     if ((rc = agent_http_start(&hc, &http, &err)) != 0)
         goto fail;
     /* Listening before registering: the coordinator may dial at once. */
-    dataplane_config dc = {.listen = o.listen, .rt = rt, .node_id = node_id};
+    dataplane_config dc = {
+        .listen = o.listen, .rt = rt, .node_id = node_id, .inference = inference};
     if ((rc = dataplane_start(&dc, &dp, &err)) != 0)
         goto fail;
     if (o.coordinator[0] != '\0') {

@@ -15,6 +15,7 @@
 #include "coordinator/registry/registry.h"
 #include "coordinator/relay/relay.h"
 #include "coordinator/router/router.h"
+#include "coordinator/stats/stats.h"
 
 #define MOD "coordinator"
 
@@ -115,6 +116,7 @@ static int serve(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **a
     mlx_http_server *http = NULL;
     struct fleet_links links = {0};
     relay *rl = NULL;
+    fleet_stats *stats = NULL;
 
     int rc = mlx_cli_load(prog, cmd, argc, argv, &o, &args);
     if (rc != 0 || args.help)
@@ -146,13 +148,15 @@ static int serve(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **a
         (rc = router_health_create(&links.health, &err)) != 0)
         goto fail;
     relay_config rc_cfg = {.reg = reg, .pool = links.pool, .health = links.health};
-    if ((rc = relay_create(&rc_cfg, &rl, &err)) != 0)
+    if ((rc = relay_create(&rc_cfg, &rl, &err)) != 0 ||
+        (rc = stats_create(&stats, &err)) != 0)
         goto fail;
     cc.hooks = (control_hooks){
         .on_heartbeat = heard_from, .on_node_gone = node_gone, .arg = &links};
     actx.reg = reg;
     actx.auth = keys;
     actx.relay = rl;
+    actx.stats = stats;
     actx.max_requests = (uint32_t)o.max_requests;
     if ((rc = control_start(&cc, reg, &ctl, &err)) != 0 ||
         (rc = admin_start(o.http, &actx, &http, &err)) != 0)
@@ -174,6 +178,7 @@ out:
     admin_stop(http);
     control_stop(ctl);
     relay_destroy(rl);
+    stats_destroy(stats);
     router_health_destroy(links.health);
     dpc_close(links.pool);
     auth_close(keys);

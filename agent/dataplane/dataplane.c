@@ -127,6 +127,7 @@ int dataplane_start(const dataplane_config *cfg, dataplane **out, mlx_err *err)
         return mlx_err_set(err, MLX_ENOMEM, "out of memory");
     pthread_mutex_init(&dp->mtx, NULL);
     dp->rt = cfg->rt;
+    dp->inference = cfg->inference;
     dp->node_id = mlx_strdup(cfg->node_id);
     dp->url = mlx_strdup(cfg->listen);
     dp->max_msg = cfg->max_msg > 0 ? cfg->max_msg : MLX_MAX_DATA_MSG;

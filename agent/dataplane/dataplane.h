@@ -26,6 +26,10 @@
  * runtime_submit; its answer waits for the model to load (up to poll_ms),
  * so an unknown model is an Error rather than an accepted generation.
  *
+ * Each Infer refused, and each generation ended, is counted in the agent's
+ * inference metrics under endpoint "dataplane", beside its HTTP requests, so
+ * an agent's /metrics shows all the work it did.
+ *
  * Threads: MLX_DATA_CONTEXTS workers, each with its own NNG context, answer
  * requests one at a time; a Next holds its worker for its long poll. The
  * table of generations is guarded by one mutex; two Nexts for the same
@@ -39,6 +43,7 @@
 
 #include <stddef.h>
 
+#include "agent/metrics/metrics.h"
 #include "agent/runtime/runtime.h"
 #include "common/err.h"
 
@@ -51,6 +56,7 @@ typedef struct dataplane_config {
     size_t max_msg;      /* largest message accepted; 0: MLX_MAX_DATA_MSG */
     int idle_timeout_ms; /* forget a generation not polled this long; 0: 30 s */
     int poll_ms;         /* how long a Next waits for text; 0: 1 s */
+    metrics_inference *inference; /* borrowed; NULL: generations not counted */
 } dataplane_config;
 
 /* Listens on cfg->listen and starts the workers. *out: dataplane_stop.

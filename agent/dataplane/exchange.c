@@ -145,8 +145,20 @@ static int read_infer(const Fleet__Infer *in, runtime_request *req, engine_msg *
     return engine_sampling_check(&req->sampling, err);
 }
 
-/* Puts g in the table with its reference; MLX_EEXIST or MLX_EBUSY. */
-void dp_on_infer(struct exchange *x)
+/* The endpoint label of the data plane's requests in the inference
+ * metrics. */
+#define METRICS_ENDPOINT "dataplane"
+
+/* One request answered, with its status; a model no store has is counted
+ * as "", as the HTTP API counts it. */
+static void count(dataplane *dp, const char *model, int status)
+{
+    if (dp->inference != NULL)
+        metrics_inference_request(dp->inference, METRICS_ENDPOINT,
+                                  status == 404 || model == NULL ? "" : model, status);
+}
+
+static void answer_infer(struct exchange *x)
 {
     dataplane *dp = x->dp;
     const char *id = x->req->request_id;
@@ -243,6 +255,15 @@ void dp_on_infer(struct exchange *x)
     dp_gen_release(dp, g);
 }
 
+/* An accepted generation is counted when it ends (dp_on_next); a refused
+ * one here. */
+void dp_on_infer(struct exchange *x)
+{
+    answer_infer(x);
+    if (x->reply.body_case == FLEET__ENVELOPE__BODY_ERROR)
+        count(x->dp, x->req->infer->model, (int)x->error.status);
+}
+
 /* ---- Next ----------------------------------------------------------------- */
 
 /* Bytes of text to send now: at most max, cut before a UTF-8 character. */
@@ -322,6 +343,7 @@ void dp_on_next(struct exchange *x)
         mlx_log_info(MOD, "generation failed", "id=%s model=\"%s\" err=\"%s\"", g->id,
                      g->model, end.message);
         dp_refuse_code(x, end.error, end.message);
+        count(dp, g->model, (int)x->error.status);
         forget = true;
     } else {
         fleet__token_chunk__init(&x->chunk);
@@ -359,6 +381,13 @@ void dp_on_next(struct exchange *x)
                          g->id, g->model, x->chunk.finish_reason, x->chunk.prompt_tokens,
                          end.completion_tokens,
                          (long long)((mlx_time_mono_ns() - g->start_ns) / 1000000));
+            count(dp, g->model, cancelled ? 499 : 200);
+            if (dp->inference != NULL)
+                metrics_inference_generation(dp->inference, g->model,
+                                             x->chunk.prompt_tokens,
+                                             (double)end.prompt_ns / 1e9,
+                                             end.completion_tokens,
+                                             (double)end.gen_ns / 1e9);
             forget = true;
         }
         x->reply.body_case = FLEET__ENVELOPE__BODY_TOKEN_CHUNK;

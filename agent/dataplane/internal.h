@@ -60,6 +60,7 @@ struct worker {
 struct dataplane {
     /* Set at start; read-only afterwards. */
     runtime *rt;
+    metrics_inference *inference; /* NULL: not counted */
     char *node_id;
     char *url;
     size_t max_msg;

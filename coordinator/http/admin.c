@@ -198,6 +198,8 @@ static const mlx_http_route routes[] = {
     {"GET", "/api/v1/nodes", get_nodes},
     {"GET", "/api/v1/models", get_models},
     {"GET", "/api/v1/ps", get_ps},
+    {"GET", "/api/v1/requests", requests_get},
+    {"GET", "/metrics", metrics_get},
     {"GET", ADMIN_KEYS_PATH, get_keys},
     {"POST", ADMIN_KEYS_PATH, post_keys},
     {"DELETE", ADMIN_KEYS_PATH "/*", delete_key},

@@ -8,6 +8,9 @@
  *                              (registry_models_json)
  *   GET    /api/v1/ps          the loaded models of each live node: engine,
  *                              memory, tokens/s (registry_ps_json)
+ *   GET    /api/v1/requests    the generations relayed now (stats.h)
+ *   GET    /metrics            the fleet from heartbeats and the
+ *                              coordinator's own series (metrics.c)
  *   GET    /api/v1/keys        every API key, revoked ones too; never a secret
  *   POST   /api/v1/keys        {name, scope, models, rpm, tpm} → 201 with the
  *                              key, the only time it is shown; 400 for bad
@@ -49,11 +52,13 @@
 #include "coordinator/auth/auth.h"
 #include "coordinator/registry/registry.h"
 #include "coordinator/relay/relay.h"
+#include "coordinator/stats/stats.h"
 
 typedef struct admin_ctx {
     registry *reg;
     auth *auth;
     relay *relay;            /* NULL: the generation endpoints answer 503 */
+    fleet_stats *stats;      /* the ledger of generations (/metrics, requests) */
     uint32_t max_requests;   /* generations at once; 0: no limit */
     _Atomic uint32_t active; /* generations running now (infer.c) */
 } admin_ctx;

@@ -168,6 +168,8 @@ void infer_call_end(infer_call *c)
     uint32_t used = c->res.end.prompt_tokens + c->res.end.completion_tokens;
     if (c->key_name[0] != '\0' && used > 0)
         auth_charge_tokens(c->ctx->auth, c->key_name, 0, used, mlx_time_mono_ms());
+    stats_flight_end(c->ctx->stats, &c->flight, c->res.status, c->res.node_id,
+                     c->res.attempts);
     mlx_log_info(MOD, "generation",
                  "id=%s endpoint=%s model=\"%s\" node=%s attempts=%d status=%d "
                  "prompt_tokens=%u completion_tokens=%u ms=%lld",
@@ -187,8 +189,45 @@ static bool take_slot(infer_call *c)
         atomic_fetch_sub(&ctx->active, 1);
         return false;
     }
+    c->slot = true;
     c->ended = false;
+    stats_flight_begin(ctx->stats, &c->flight, c->id, c->spec->endpoint, c->api.model,
+                       c->key_name, c->api.stream);
     return true;
+}
+
+/* The caller's sink with the ledger's notes added. */
+struct noted_sink {
+    infer_call *c;
+    const relay_sink *inner;
+};
+
+static int noted_text(void *arg, const char *p, size_t n)
+{
+    struct noted_sink *ns = arg;
+    stats_flight_text(ns->c->ctx->stats, &ns->c->flight, n);
+    return ns->inner->text(ns->inner->arg, p, n);
+}
+
+static bool noted_gone(void *arg)
+{
+    const struct noted_sink *ns = arg;
+    return ns->inner->gone != NULL && ns->inner->gone(ns->inner->arg);
+}
+
+static void noted_started(void *arg, const char *node_id)
+{
+    struct noted_sink *ns = arg;
+    stats_flight_node(ns->c->ctx->stats, &ns->c->flight, node_id);
+}
+
+void infer_relay(infer_call *c, const relay_sink *sink)
+{
+    struct noted_sink ns = {c, sink};
+    relay_sink noted = {
+        .text = noted_text, .gone = noted_gone, .started = noted_started, .arg = &ns};
+    relay_run(c->ctx->relay, &c->dreq, &(relay_route){.affinity_key = c->affinity},
+              &noted, &c->res);
 }
 
 /* ---- whole answers --------------------------------------------------------- */
@@ -228,8 +267,7 @@ static void answer_whole(infer_call *c, mlx_http_resp *resp)
     struct whole w = {.c = c};
     mlx_buf_init(&w.text, WHOLE_TEXT_MAX);
     relay_sink sink = {.text = whole_text, .gone = whole_gone, .arg = &w};
-    relay_run(c->ctx->relay, &c->dreq, &(relay_route){.affinity_key = c->affinity}, &sink,
-              &c->res);
+    infer_relay(c, &sink);
     if (w.too_big) {
         c->res.status = 500;
         mlx_err_set(&c->res.err, MLX_ENOMEM,
@@ -371,6 +409,10 @@ static void serve(void *vctx, const mlx_http_req *req, mlx_http_resp *resp,
             snprintf(c->affinity, sizeof c->affinity, "%s", key);
     }
     admin_gate_run(ctx, req, resp, &g);
+    /* A generation is counted when it ends; a request refused before it
+     * became one (key, queue, body) here. */
+    if (!adm.taken && !c->slot)
+        stats_count(ctx->stats, g.model, resp->status);
     if (!adm.taken)
         infer_call_free(c);
 }

@@ -123,8 +123,7 @@ static void produce(void *arg)
     struct stream *s = arg;
     infer_call *c = s->c;
     relay_sink sink = {.text = on_text, .gone = on_gone, .arg = s};
-    relay_run(c->ctx->relay, &c->dreq, &(relay_route){.affinity_key = c->affinity}, &sink,
-              &c->res);
+    infer_relay(c, &sink);
     int rc = 0;
     if (c->res.status == 200) {
         api_event done;

@@ -60,8 +60,14 @@ typedef struct infer_call {
     char key_name[AUTH_MAX_KEY_NAME + 1];      /* "" for a bootstrap request */
     int64_t arrived_ms;                        /* monotonic */
     relay_result res;                          /* once relay_run returned */
-    bool ended; /* infer_call_end ran, or no slot was taken */
+    stats_flight flight; /* in the ledger from the slot to infer_call_end */
+    bool slot;           /* a slot was taken (whatever happened next) */
+    bool ended;          /* infer_call_end ran, or no slot was taken */
 } infer_call;
+
+/* Runs c's generation with the relay into sink, telling the ledger which
+ * node accepted it and when text came. */
+void infer_relay(infer_call *c, const relay_sink *sink);
 
 /* The relay's end as an api_event (DONE with usage and timings). */
 void infer_done_event(const infer_call *c, api_event *out);
@@ -81,6 +87,11 @@ void infer_call_free(infer_call *c);
  * when it fails before any text, else a stream of the API's chunks. Takes
  * c in every case. */
 void infer_stream_run(infer_call *c, mlx_http_resp *resp);
+
+/* ---- the fleet's figures (metrics.c) -------------------------------------- */
+
+void metrics_get(void *ctx, const mlx_http_req *req, mlx_http_resp *resp);
+void requests_get(void *ctx, const mlx_http_req *req, mlx_http_resp *resp);
 
 void keys_list(const admin_ctx *c, const mlx_http_req *req, const auth_result *ar,
                mlx_http_resp *resp);

@@ -4,3 +4,7 @@
 mlx_integration_test(it_front mlxserving mlxtestutil)
 # Sanitized builds generate far slower.
 set_tests_properties(integration.it_front PROPERTIES TIMEOUT 300)
+# The coordinator's /metrics and /api/v1/requests on a real fleet, scraped by
+# a real Prometheus beside both agents.
+mlx_integration_test(it_fleet_metrics mlxserving mlxtestutil Threads::Threads)
+set_tests_properties(integration.it_fleet_metrics PROPERTIES TIMEOUT 300)

@@ -1,8 +1,9 @@
 # Integration tests: real mlx-agent, mlx-coordinator and mlxctl processes on
 # loopback, free ports chosen at run time.
-add_library(mlxharness STATIC integration/harness.c integration/cluster.c)
+add_library(mlxharness STATIC integration/harness.c integration/cluster.c
+  integration/promserver.c)
 target_compile_definitions(mlxharness PUBLIC MLX_BIN_DIR="${CMAKE_BINARY_DIR}/bin")
-target_link_libraries(mlxharness PUBLIC mlxtestutil PkgConfig::CURL PkgConfig::JANSSON)
+target_link_libraries(mlxharness PUBLIC mlxtestutil mlxcommon PkgConfig::CURL PkgConfig::JANSSON)
 
 function(mlx_integration_test name)
   add_executable(${name} integration/${name}.c)

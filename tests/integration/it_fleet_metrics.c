@@ -1,0 +1,473 @@
+/*
+ * it_fleet_metrics.c — the coordinator's /metrics and /api/v1/requests
+ * against a real fleet: a coordinator and two agents on loopback with
+ * stories260K, and a slow synthetic model on the first agent only.
+ *
+ * A real Prometheus scrapes the coordinator and both agents. What the
+ * coordinator counts must be what the agents count of the same work, the
+ * fleet's series must name both nodes, and no series name may come from
+ * both kinds of target (so summing over every job adds nothing twice).
+ * A slow streamed generation shows in /api/v1/requests with its node while
+ * it runs and leaves the list when its client goes. A node killed while a
+ * session is pinned to it shows as a retry and a failover, and then as
+ * down.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <curl/curl.h>
+
+#include "tests/integration/cluster.h"
+#include "tests/integration/promserver.h"
+#include "tests/integration/serving.h"
+#include "tests/support/testutil.h"
+
+/* Heartbeats at 500 ms, suspect after 2 s: a request sent right after a
+ * kill still finds the dead node up in the registry. */
+#define HB      500
+#define SUSPECT 4
+#define DOWN    8
+#define WAIT_MS 20000
+
+#define SLOW_MODEL "slow"
+#define N_SERVED   6
+
+static cluster *c;
+static char *model_file; /* ../shared/testdata/stories260K.gguf */
+static char *slow_file;  /* a synthetic model, a few ms a token */
+static serving front;    /* the coordinator's HTTP */
+
+/* ---- setup ------------------------------------------------------------------ */
+
+static bool add_to_store(const char *file, const char *name, const char *data)
+{
+    const char *args[] = {"cache", "add", file, "--name", name, "--data", data, NULL};
+    char *err = NULL;
+    int rc = h_run("mlx-agent", args, 60000, NULL, &err);
+    if (rc != 0)
+        fprintf(stderr, "mlx-agent cache add %s failed: %s\n", name, err ? err : "");
+    free(err);
+    return rc == 0;
+}
+
+/* The coordinator lists stories on both nodes and slow on the first. */
+static bool fleet_ready(void *arg)
+{
+    char url[128];
+    snprintf(url, sizeof url, "%s/api/v1/models", c->http_url);
+    json_t *doc = h_get_json(url, NULL);
+    size_t i, k;
+    json_t *m, *n;
+    int stories = 0, slow = 0;
+    json_array_foreach(json_object_get(doc, "models"), i, m)
+    {
+        const char *name = json_string_value(json_object_get(m, "name"));
+        json_array_foreach(json_object_get(m, "nodes"), k, n)
+        {
+            const char *st = json_string_value(json_object_get(n, "state"));
+            bool ok = json_is_true(json_object_get(n, "stored")) && st != NULL &&
+                      strcmp(st, "up") == 0;
+            stories += ok && strcmp(name, SERVING_MODEL) == 0;
+            slow += ok && strcmp(name, SLOW_MODEL) == 0;
+        }
+    }
+    json_decref(doc);
+    return stories == 2 && slow == 1;
+}
+
+static int group_setup(void **state)
+{
+    curl_global_init(CURL_GLOBAL_ALL);
+    c = cluster_create("fleet-metrics", HB, SUSPECT, DOWN);
+    slow_file = test_join(c->dir, "slow.gguf");
+    const char *synth[] = {"model",      "synth", "--out", slow_file, "--layers",
+                           "8",          "--dim", "512",   "--heads", "8",
+                           "--kv-heads", "4",     "--ff",  "1536",    "--type",
+                           "q8_0",       "--ctx", "4096",  NULL};
+    if (h_run("mlx-agent", synth, 120000, NULL, NULL) != 0) {
+        fprintf(stderr, "mlx-agent model synth failed\n");
+        return -1;
+    }
+    cluster_start_coordinator(c);
+    for (int i = 0; i < 2; i++) {
+        char name[16], data[600];
+        snprintf(name, sizeof name, "agent%d", i);
+        snprintf(data, sizeof data, "%s/%s", c->dir, name);
+        if (!add_to_store(model_file, SERVING_MODEL, data) ||
+            (i == 0 && !add_to_store(slow_file, SLOW_MODEL, data)))
+            return -1;
+        cluster_add_agent(c, name);
+    }
+    snprintf(front.base, sizeof front.base, "%s", c->http_url);
+    for (int i = 0; i < 2; i++) {
+        if (!cluster_wait_node_id(c, i, WAIT_MS) ||
+            !cluster_wait_agent_state(c, i, "up", WAIT_MS)) {
+            fprintf(stderr, "agent%d never came up\n", i);
+            return -1;
+        }
+    }
+    if (!h_wait_for(fleet_ready, NULL, WAIT_MS)) {
+        fprintf(stderr, "the coordinator never listed the models on their nodes\n");
+        return -1;
+    }
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    cluster_destroy(c);
+    free(model_file);
+    free(slow_file);
+    curl_global_cleanup();
+    return 0;
+}
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+static long post(const char *path, const char *session, const char *body)
+{
+    char header[96];
+    snprintf(header, sizeof header, "X-Session-Id: %s", session ? session : "");
+    const char *headers[] = {header, NULL};
+    serving_reply r;
+    serving_call(&front, "POST", path, session ? headers : NULL, body, strlen(body), &r);
+    long status = r.status;
+    serving_reply_free(&r);
+    return status;
+}
+
+/* The coordinator's /metrics page (caller frees). */
+static char *metrics_page(void)
+{
+    serving_reply r;
+    serving_call(&front, "GET", "/metrics", NULL, NULL, 0, &r);
+    assert_int_equal(r.status, 200);
+    return r.body;
+}
+
+/* The value of the sample whose line starts with prefix (name and labels,
+ * as written), or -1 when the page has none. */
+static double sample(const char *page, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    for (const char *line = page; line != NULL && *line != '\0';) {
+        if (strncmp(line, prefix, n) == 0 && line[n] == ' ')
+            return strtod(line + n + 1, NULL);
+        line = strchr(line, '\n');
+        line = line != NULL ? line + 1 : NULL;
+    }
+    return -1;
+}
+
+struct sample_wait {
+    const char *prefix;
+    double want;
+    double got;
+};
+
+static bool sample_is(void *arg)
+{
+    struct sample_wait *w = arg;
+    char *page = metrics_page();
+    w->got = sample(page, w->prefix);
+    free(page);
+    return w->got == w->want;
+}
+
+static void expect_sample(const char *prefix, double want)
+{
+    struct sample_wait w = {prefix, want, -1};
+    if (!h_wait_for(sample_is, &w, WAIT_MS))
+        fail_msg("%s is %g on the coordinator's /metrics; expected %g", prefix, w.got,
+                 want);
+}
+
+/* ---- what the fleet served, as Prometheus reads it ------------------------- */
+
+static void test_prometheus_reads_the_fleet(void **state)
+{
+    const char *body = "{\"model\":\"" SERVING_MODEL "\",\"prompt\":\"Once upon a time\","
+                       "\"max_tokens\":8,\"temperature\":0}";
+    for (int i = 0; i < N_SERVED; i++) {
+        char session[32];
+        snprintf(session, sizeof session, "metrics-%d", i);
+        assert_int_equal(post("/v1/completions", session, body), 200);
+    }
+    const char *missing = "{\"model\":\"no-such-model\",\"prompt\":\"hi\"}";
+    assert_int_equal(post("/v1/completions", NULL, missing), 404);
+
+    int coordinator_port = c->http_port;
+    int agent_ports[] = {c->agents[0].http_port, c->agents[1].http_port};
+    prom_job jobs[] = {{"mlx-coordinator", &coordinator_port, 1},
+                       {"mlx-agent", agent_ports, 2}};
+    prom_server *prom = prom_start("it-fleet-metrics-prometheus", jobs, 2);
+
+    /* The coordinator counts what it relayed, and the agents agree, node
+     * by node. */
+    prom_expect(prom,
+                "sum(mlx_coordinator_requests_total{model=\"" SERVING_MODEL
+                "\",status=\"200\"})",
+                PROM_EQUAL, N_SERVED);
+    prom_expect(prom,
+                "sum(mlx_requests_total{job=\"mlx-agent\",endpoint=\"dataplane\","
+                "model=\"" SERVING_MODEL "\",status=\"200\"})",
+                PROM_EQUAL, N_SERVED);
+    prom_expect(prom,
+                "count(sum by (node) (mlx_coordinator_requests_total{status=\"200\"}) "
+                "!= on (node) sum by (node) (mlx_requests_total{job=\"mlx-agent\","
+                "endpoint=\"dataplane\",status=\"200\"})) or vector(0)",
+                PROM_EQUAL, 0);
+    prom_expect(prom,
+                "sum(mlx_coordinator_requests_total{model=\"no-such-model\",node=\"\","
+                "status=\"404\"})",
+                PROM_EQUAL, 1);
+    prom_expect(prom, "mlx_coordinator_routing_seconds_count", PROM_EQUAL, N_SERVED);
+    prom_expect(prom, "mlx_coordinator_time_to_first_token_seconds_count", PROM_EQUAL,
+                N_SERVED);
+    prom_expect(prom,
+                "histogram_quantile(0.99, sum by (le) "
+                "(mlx_coordinator_routing_seconds_bucket))",
+                PROM_FINITE, 0);
+    prom_expect(prom, "mlx_coordinator_retries_total", PROM_EQUAL, 0);
+
+    /* The fleet's series: both nodes, from heartbeats. */
+    prom_expect(prom, "mlx_fleet_nodes{state=\"up\"}", PROM_EQUAL, 2);
+    prom_expect(prom, "count(mlx_fleet_node_memory_total_bytes > 0)", PROM_EQUAL, 2);
+    prom_expect(prom,
+                "count(mlx_fleet_node_state{node=~\"agent[01]\",state=\"up\"} == 1)",
+                PROM_EQUAL, 2);
+    prom_expect(prom,
+                "count(mlx_fleet_model_memory_bytes{model=\"" SERVING_MODEL "\"} > 0)",
+                PROM_EQUAL, 2);
+
+    /* No name is written by both the coordinator and an agent. */
+    prom_expect(
+        prom,
+        "count(count by (__name__) ({job=\"mlx-coordinator\",__name__=~\"mlx_.*\"}) "
+        "and on (__name__) "
+        "count by (__name__) ({job=\"mlx-agent\",__name__=~\"mlx_.*\"})) "
+        "or vector(0)",
+        PROM_EQUAL, 0);
+    assert_int_equal(prom_stop(prom), 0);
+}
+
+/* ---- a generation in flight ------------------------------------------------- */
+
+struct slow_client {
+    pthread_t thread;
+    _Atomic bool stop; /* abort the transfer at the next piece */
+    long status;
+};
+
+static size_t slow_piece(char *p, size_t size, size_t n, void *arg)
+{
+    struct slow_client *s = arg;
+    return s->stop ? 0 : size * n; /* 0: curl aborts, the client is gone */
+}
+
+static void *slow_run(void *arg)
+{
+    struct slow_client *s = arg;
+    char url[128];
+    snprintf(url, sizeof url, "%s/v1/completions", c->http_url);
+    const char *body = "{\"model\":\"" SLOW_MODEL "\",\"prompt\":\"Once\","
+                       "\"max_tokens\":3000,\"stream\":true,\"temperature\":0}";
+    CURL *h = curl_easy_init();
+    struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, slow_piece);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, s);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 120000L);
+    curl_easy_perform(h);
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &s->status);
+    curl_slist_free_all(hdr);
+    curl_easy_cleanup(h);
+    return NULL;
+}
+
+struct flight_wait {
+    char node_id[17];
+    json_t *seen; /* the entry, once generating (caller decrefs) */
+    size_t n;
+};
+
+static bool slow_generating(void *arg)
+{
+    struct flight_wait *w = arg;
+    char url[128];
+    snprintf(url, sizeof url, "%s/api/v1/requests", c->http_url);
+    json_t *doc = h_get_json(url, NULL);
+    json_t *list = json_object_get(doc, "requests");
+    json_t *r = json_array_get(list, 0);
+    const char *state = json_string_value(json_object_get(r, "state"));
+    bool ok = json_array_size(list) == 1 && state != NULL &&
+              strcmp(state, "generating") == 0 &&
+              json_integer_value(json_object_get(r, "text_bytes")) > 0;
+    if (ok)
+        w->seen = json_incref(r);
+    w->n = json_array_size(list);
+    json_decref(doc);
+    return ok;
+}
+
+static bool none_in_flight(void *arg)
+{
+    struct flight_wait *w = arg;
+    char url[128];
+    snprintf(url, sizeof url, "%s/api/v1/requests", c->http_url);
+    json_t *doc = h_get_json(url, NULL);
+    json_t *list = json_object_get(doc, "requests");
+    w->n = list != NULL ? json_array_size(list) : 99;
+    json_decref(doc);
+    return w->n == 0;
+}
+
+static void test_requests_shows_a_generation_while_it_runs(void **state)
+{
+    struct flight_wait w = {.seen = NULL};
+    assert_true(none_in_flight(&w));
+    struct slow_client s = {.status = 0};
+    assert_int_equal(pthread_create(&s.thread, NULL, slow_run, &s), 0);
+    if (!h_wait_for(slow_generating, &w, WAIT_MS)) {
+        s.stop = true;
+        pthread_join(s.thread, NULL);
+        fail_msg("/api/v1/requests never showed the slow generation running (%zu "
+                 "listed)",
+                 w.n);
+    }
+    json_t *r = w.seen;
+    assert_string_equal(json_string_value(json_object_get(r, "model")), SLOW_MODEL);
+    assert_string_equal(json_string_value(json_object_get(r, "endpoint")),
+                        "/v1/completions");
+    assert_string_equal(json_string_value(json_object_get(r, "node_id")),
+                        c->agents[0].node_id);
+    assert_true(json_is_true(json_object_get(r, "stream")));
+    assert_int_equal(json_integer_value(json_object_get(r, "attempts")), 1);
+    assert_true(json_integer_value(json_object_get(r, "ttft_ms")) >= 0);
+    assert_non_null(json_string_value(json_object_get(r, "id")));
+    json_decref(r);
+
+    char in_flight[160];
+    snprintf(in_flight, sizeof in_flight,
+             "mlx_coordinator_node_requests_in_flight{node=\"agent0\",node_id=\"%s\"}",
+             c->agents[0].node_id);
+    expect_sample(in_flight, 1);
+    expect_sample("mlx_coordinator_requests_active", 1);
+
+    /* The client goes: the generation is cancelled and leaves the list. */
+    s.stop = true;
+    pthread_join(s.thread, NULL);
+    assert_int_equal(s.status, 200);
+    if (!h_wait_for(none_in_flight, &w, WAIT_MS))
+        fail_msg("%zu requests still listed after the client went", w.n);
+    expect_sample(in_flight, 0);
+    expect_sample("mlx_coordinator_requests_active", 0);
+    char cancelled[200];
+    snprintf(cancelled, sizeof cancelled,
+             "mlx_coordinator_requests_total{model=\"" SLOW_MODEL
+             "\",node=\"agent0\",node_id=\"%s\",status=\"499\"}",
+             c->agents[0].node_id);
+    expect_sample(cancelled, 1);
+}
+
+/* ---- a node lost ------------------------------------------------------------ */
+
+/* Which agent's log names request id as a generation: 0, 1, or -1. */
+static int served_by(const char *id)
+{
+    char needle[96];
+    snprintf(needle, sizeof needle, "msg=\"generation\" id=%s ", id);
+    for (int i = 0; i < 2; i++) {
+        char path[700];
+        snprintf(path, sizeof path, "%s/agent%d.log", c->dir, i);
+        if (h_count_lines(path, needle) > 0)
+            return i;
+    }
+    return -1;
+}
+
+struct served {
+    const char *id;
+    int node;
+};
+
+static bool logged(void *arg)
+{
+    struct served *s = arg;
+    s->node = served_by(s->id);
+    return s->node >= 0;
+}
+
+static int pinned_request(const char *id)
+{
+    char h1[64], h2[96];
+    snprintf(h1, sizeof h1, "X-Session-Id: pinned");
+    snprintf(h2, sizeof h2, "X-Request-Id: %s", id);
+    const char *headers[] = {h1, h2, NULL};
+    const char *body = "{\"model\":\"" SERVING_MODEL "\",\"prompt\":\"Once\","
+                       "\"max_tokens\":4}";
+    serving_reply r;
+    serving_call(&front, "POST", "/v1/completions", headers, body, strlen(body), &r);
+    assert_int_equal(r.status, 200);
+    serving_reply_free(&r);
+    struct served s = {id, -1};
+    if (!h_wait_for(logged, &s, WAIT_MS))
+        fail_msg("neither agent logged request %s", id);
+    return s.node;
+}
+
+static void test_a_lost_node_is_a_failover_then_down(void **state)
+{
+    int first = pinned_request("pinned-0");
+    /* Sent right after the kill, while the registry still has the node
+     * up: the router picks it, it fails, the relay retries elsewhere. */
+    h_signal(c->agents[first].proc, SIGKILL);
+    assert_true(h_wait_exit(c->agents[first].proc, 10000) >= 0);
+    assert_int_equal(pinned_request("pinned-1"), 1 - first);
+    expect_sample("mlx_coordinator_retries_total", 1);
+    expect_sample("mlx_coordinator_failovers_total", 1);
+
+    char name[16], down[160], cpu[160];
+    snprintf(name, sizeof name, "agent%d", first);
+    snprintf(down, sizeof down,
+             "mlx_fleet_node_state{node=\"%s\",node_id=\"%s\",state=\"down\"}", name,
+             c->agents[first].node_id);
+    expect_sample(down, 1);
+    expect_sample("mlx_fleet_nodes{state=\"down\"}", 1);
+    /* A down node's last figures are history: not written. */
+    snprintf(cpu, sizeof cpu, "mlx_fleet_node_cpu_percent{node=\"%s\",node_id=\"%s\"}",
+             name, c->agents[first].node_id);
+    char *page = metrics_page();
+    assert_true(sample(page, cpu) < 0);
+    free(page);
+}
+
+int main(void)
+{
+    model_file = test_testdata("stories260K.gguf");
+    if (model_file == NULL || access(model_file, R_OK) != 0) {
+        printf(
+            "SKIP: stories260K.gguf is absent from ../shared/testdata; this test needs "
+            "the shared test models\n");
+        free(model_file);
+        return 77;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_prometheus_reads_the_fleet),
+        cmocka_unit_test(test_requests_shows_a_generation_while_it_runs),
+        cmocka_unit_test(test_a_lost_node_is_a_failover_then_down),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
