@@ -3,6 +3,7 @@
  * table only (engine_describe), and how its weights are stored, named as
  * llama.cpp and Ollama name it ("Q4_K_M").
  */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -84,4 +85,17 @@ int engine_describe(const char *path, engine_info *out, mlx_err *err)
     out->bos = out->eos = -1;
     gguf_close(f);
     return 0;
+}
+
+void engine_format_params(uint64_t n, char *out, size_t size)
+{
+    double v = (double)n;
+    if (v >= 1e9)
+        snprintf(out, size, v / 1e9 == floor(v / 1e9) ? "%.0fB" : "%.1fB", v / 1e9);
+    else if (v >= 1e6)
+        snprintf(out, size, v / 1e6 == floor(v / 1e6) ? "%.0fM" : "%.2fM", v / 1e6);
+    else if (v >= 1e3)
+        snprintf(out, size, "%.0fK", v / 1e3);
+    else
+        snprintf(out, size, "%llu", (unsigned long long)n);
 }

@@ -88,6 +88,9 @@ const engine_info *engine_model_info(const engine_model *m);
  * memory figures stay 0, bos and eos -1. Errors as engine_load's. */
 int engine_describe(const char *path, engine_info *out, mlx_err *err);
 
+/* A parameter count as Ollama writes it: "8.0B", "134.52M", "7B", "260K". */
+void engine_format_params(uint64_t n, char *out, size_t size);
+
 /* ---- text --------------------------------------------------------------- */
 
 /* Encodes len bytes of text. add_bos prepends BOS when the model uses one;

@@ -16,24 +16,10 @@
 #include "common/alloc.h"
 #include "common/clock.h"
 
-/* A parameter count as Ollama writes it: "8.0B", "134.52M", "7B". */
-static void human_count(uint64_t n, char *out, size_t size)
-{
-    double v = (double)n;
-    if (v >= 1e9)
-        snprintf(out, size, v / 1e9 == floor(v / 1e9) ? "%.0fB" : "%.1fB", v / 1e9);
-    else if (v >= 1e6)
-        snprintf(out, size, v / 1e6 == floor(v / 1e6) ? "%.0fM" : "%.2fM", v / 1e6);
-    else if (v >= 1e3)
-        snprintf(out, size, "%.0fK", v / 1e3);
-    else
-        snprintf(out, size, "%llu", (unsigned long long)n);
-}
-
 static json_t *details_of(const engine_info *info)
 {
     char params[32];
-    human_count(info->n_params, params, sizeof params);
+    engine_format_params(info->n_params, params, sizeof params);
     return json_pack("{s:s, s:s, s:s, s:[s], s:s, s:s}", "parent_model", "", "format", "gguf",
                      "family", info->arch, "families", info->arch, "parameter_size", params,
                      "quantization_level", info->quantization);

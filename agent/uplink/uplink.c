@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "agent/cache/cache.h"
+#include "agent/engine/engine.h"
 #include "agent/metrics/metrics.h"
 #include "common/alloc.h"
 #include "common/log.h"
@@ -102,6 +103,7 @@ struct store_msg {
     size_t n;
     Fleet__StoredModel *items;
     Fleet__StoredModel **ptrs;
+    char (*params)[16]; /* each model's parameter count, once described */
     uint64_t hash;
     bool ok; /* false: the store could not be read; nothing to send */
 };
@@ -121,6 +123,7 @@ static void store_msg_free(struct store_msg *m)
     mlx_free(m->list);
     mlx_free(m->items);
     mlx_free(m->ptrs);
+    mlx_free(m->params);
     memset(m, 0, sizeof *m);
 }
 
@@ -175,6 +178,29 @@ static void store_msg_build(uplink *u, struct store_msg *m)
     m->ok = true;
 }
 
+/* Fills in what each model's GGUF says of itself (architecture, parameter
+ * count, quantization) from its metadata. Done only for a list about to be
+ * sent, which is rare: the hash that decides whether to send leaves these
+ * out, as they follow from the file's digest. A file the engine cannot
+ * read is sent without them. */
+static void store_msg_describe(struct store_msg *m)
+{
+    m->params = mlx_calloc(m->n + 1, sizeof *m->params);
+    if (m->params == NULL)
+        return;
+    for (size_t i = 0; i < m->n; i++) {
+        engine_info info;
+        if (engine_describe(m->list[i].path, &info, NULL) != 0)
+            continue;
+        engine_format_params(info.n_params, m->params[i], sizeof m->params[i]);
+        /* Static strings, or NULL where the engine has no name. */
+        m->items[i].architecture = (char *)(info.arch != NULL ? info.arch : "");
+        m->items[i].quantization =
+            (char *)(info.quantization != NULL ? info.quantization : "");
+        m->items[i].parameters = m->params[i];
+    }
+}
+
 static int do_register(uplink *u, char *epoch, mlx_err *err)
 {
     metrics_hardware hw;
@@ -204,6 +230,7 @@ static int do_register(uplink *u, char *epoch, mlx_err *err)
     reg.hardware = &h;
     struct store_msg store;
     store_msg_build(u, &store);
+    store_msg_describe(&store);
     reg.n_store = store.n;
     reg.store = store.ptrs;
 
@@ -281,6 +308,7 @@ static int do_heartbeat(uplink *u, uint64_t seq, const char *epoch, mlx_err *err
     store_msg_build(u, &store);
     if (store.ok && (!u->store_acked || store.hash != u->store_hash)) {
         hb.store_changed = true;
+        store_msg_describe(&store);
         hb.n_store = store.n;
         hb.store = store.ptrs;
     }

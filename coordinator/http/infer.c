@@ -1,7 +1,7 @@
 /*
  * infer.c — the coordinator's OpenAI and Ollama endpoints: each generation
  * read as the agent reads it, admitted by the key gate, and run on a node
- * by the relay; the model lists of the whole fleet.
+ * by the relay. (The model lists are in models.c.)
  *
  * The body is read, and the answer written, by common/api, which the agent
  * shares: a client sees the same refusals, sentences and bytes whichever
@@ -312,9 +312,8 @@ static void load_only(infer_call *c, mlx_http_resp *resp)
         return;
     }
     if (holders == 0) {
-        api_error(resp, API_OLLAMA, 404, "model_not_found",
-                  "no node of the fleet has model '%s'; pull it onto a node first",
-                  c->api.model);
+        router_outcome_error(ROUTER_NO_MODEL, c->api.model, &err);
+        api_error(resp, API_OLLAMA, 404, "model_not_found", "%s", err.msg);
         return;
     }
     mlx_http_resp_json(
@@ -435,84 +434,4 @@ void infer_ollama_generate(void *ctx, const mlx_http_req *req, mlx_http_resp *re
 void infer_ollama_chat(void *ctx, const mlx_http_req *req, mlx_http_resp *resp)
 {
     serve(ctx, req, resp, &api_ollama_chat);
-}
-
-/* ---- model lists ----------------------------------------------------------- */
-
-/* The fleet's models (registry_models_json) in kind's list shape, the ones
- * the key may use, each with "nodes": the registry's view of the nodes
- * that hold it (id, name, state, stored, loaded). */
-static json_t *model_list(const admin_ctx *c, const auth_result *ar, api_kind kind,
-                          mlx_err *err)
-{
-    json_t *doc = NULL;
-    if (registry_models_json(c->reg, &doc, err) != 0)
-        return NULL;
-    json_t *list = json_array();
-    size_t i;
-    json_t *m;
-    json_array_foreach(json_object_get(doc, "models"), i, m)
-    {
-        const char *name = json_string_value(json_object_get(m, "name"));
-        if (name == NULL || list == NULL || !auth_model_allowed(ar, name))
-            continue;
-        json_t *nodes = json_object_get(m, "nodes");
-        json_t *v;
-        if (kind == API_OPENAI) {
-            v = json_pack("{s:s, s:s, s:i, s:s, s:O}", "id", name, "object", "model",
-                          "created", 0, "owned_by", "mlx-fleet", "nodes", nodes);
-        } else {
-            const char *digest = json_string_value(json_object_get(m, "digest"));
-            json_t *size = json_object_get(m, "size_bytes");
-            v = json_pack("{s:s, s:s, s:s, s:I, s:s, s:O}", "name", name, "model", name,
-                          "modified_at", "1970-01-01T00:00:00Z", "size",
-                          (json_int_t)json_integer_value(size), "digest",
-                          digest != NULL ? digest : "", "nodes", nodes);
-        }
-        if (v == NULL || json_array_append_new(list, v) != 0) {
-            json_decref(list);
-            list = NULL;
-        }
-    }
-    json_decref(doc);
-    if (list == NULL) {
-        mlx_err_set(err, MLX_ENOMEM, "out of memory");
-        return NULL;
-    }
-    if (kind == API_OPENAI)
-        return json_pack("{s:s, s:o}", "object", "list", "data", list);
-    return json_pack("{s:o}", "models", list);
-}
-
-static void list_models(const admin_ctx *c, const mlx_http_req *req,
-                        const auth_result *ar, mlx_http_resp *resp, void *arg)
-{
-    const api_kind *kind = arg;
-    mlx_err err;
-    mlx_err_clear(&err);
-    json_t *body = model_list(c, ar, *kind, &err);
-    if (body == NULL) {
-        mlx_log_error(MOD, "cannot list the fleet's models", "err=\"%s\"", err.msg);
-        api_error(resp, *kind, 500, "internal_error", "cannot list the models: %s",
-                  err.msg[0] ? err.msg : "out of memory");
-        return;
-    }
-    mlx_http_resp_json(resp, 200, body);
-}
-
-static void serve_list(void *ctx, const mlx_http_req *req, mlx_http_resp *resp,
-                       api_kind kind)
-{
-    admin_gate g = {.errors = kind, .fn = list_models, .arg = &kind};
-    admin_gate_run(ctx, req, resp, &g);
-}
-
-void infer_openai_models(void *ctx, const mlx_http_req *req, mlx_http_resp *resp)
-{
-    serve_list(ctx, req, resp, API_OPENAI);
-}
-
-void infer_ollama_tags(void *ctx, const mlx_http_req *req, mlx_http_resp *resp)
-{
-    serve_list(ctx, req, resp, API_OLLAMA);
 }

@@ -41,8 +41,14 @@ void infer_openai_chat(void *ctx, const mlx_http_req *req, mlx_http_resp *resp);
 void infer_openai_completions(void *ctx, const mlx_http_req *req, mlx_http_resp *resp);
 void infer_ollama_generate(void *ctx, const mlx_http_req *req, mlx_http_resp *resp);
 void infer_ollama_chat(void *ctx, const mlx_http_req *req, mlx_http_resp *resp);
+
+/* ---- what clients ask about models (models.c) ---------------------------- */
+
 void infer_openai_models(void *ctx, const mlx_http_req *req, mlx_http_resp *resp);
 void infer_ollama_tags(void *ctx, const mlx_http_req *req, mlx_http_resp *resp);
+void info_ollama_ps(void *ctx, const mlx_http_req *req, mlx_http_resp *resp);
+void info_ollama_show(void *ctx, const mlx_http_req *req, mlx_http_resp *resp);
+void info_ollama_version(void *ctx, const mlx_http_req *req, mlx_http_resp *resp);
 
 /* One generation on its way through the front: the request as read, as
  * the data plane carries it, and the answer being written. */

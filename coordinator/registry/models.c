@@ -27,7 +27,8 @@
     "   s.format, s.size_bytes, s.digest, s.node_id IS NOT NULL,"                        \
     "   (l.node_id IS NOT NULL AND " LIVE_SQL ") AS loaded,"                                         \
     "   IFNULL(l.tokens_per_s, 0), IFNULL(l.memory_bytes, 0),"                           \
-    "   n.requests_running, n.requests_queued"                                           \
+    "   n.requests_running, n.requests_queued,"                                          \
+    "   s.architecture, s.parameters, s.quantization"                                    \
     " FROM m JOIN nodes n ON n.id = m.node_id"                                           \
     " LEFT JOIN node_models s ON s.node_id = m.node_id AND s.name = m.name"              \
     " LEFT JOIN node_loaded l ON l.node_id = m.node_id AND l.name = m.name"              \
@@ -48,6 +49,9 @@ enum pair_col {
     COL_MEMORY,
     COL_RUNNING,
     COL_QUEUED,
+    COL_ARCH,
+    COL_PARAMS,
+    COL_QUANT,
 };
 
 static const char *text(sqlite3_stmt *st, int col)
@@ -215,8 +219,10 @@ int registry_models_json(registry *r, json_t **out, mlx_err *err)
         bool stored = sqlite3_column_int(st, COL_STORED) != 0;
         if (model == NULL ||
             strcmp(json_string_value(json_object_get(model, "name")), name) != 0) {
-            model = json_pack("{s:s, s:s, s:I, s:s, s:[]}", "name", name, "format", "",
-                              "size_bytes", (json_int_t)0, "digest", "", "nodes");
+            model = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:[]}", "name", name,
+                              "format", "", "size_bytes", (json_int_t)0, "digest", "",
+                              "architecture", "", "parameters", "", "quantization", "",
+                              "nodes");
             ok = append(models, model);
             if (!ok)
                 break;
@@ -229,7 +235,13 @@ int registry_models_json(registry *r, json_t **out, mlx_err *err)
                                      json_integer(sqlite3_column_int64(st, COL_SIZE))) ==
                      0 &&
                  json_object_set_new(model, "digest", json_string(text(st, COL_DIGEST))) ==
-                     0;
+                     0 &&
+                 json_object_set_new(model, "architecture",
+                                     json_string(text(st, COL_ARCH))) == 0 &&
+                 json_object_set_new(model, "parameters",
+                                     json_string(text(st, COL_PARAMS))) == 0 &&
+                 json_object_set_new(model, "quantization",
+                                     json_string(text(st, COL_QUANT))) == 0;
         json_t *node = json_pack(
             "{s:s, s:s, s:s, s:b, s:b, s:f, s:I}", "id", text(st, COL_NODE_ID), "name",
             text(st, COL_NODE_NAME), "state", text(st, COL_STATE), "stored", stored,

@@ -105,10 +105,11 @@ int registry_set_loaded(registry *r, const char *id, const registry_loaded *mode
                         size_t n, uint32_t requests_running, uint32_t requests_queued,
                         mlx_err *err);
 
-/* {"models":[{name, format, size_bytes, digest, nodes:[{id, name, state,
- *   stored, loaded, tokens_per_s, memory_bytes}]}]}: every model some node
- * stores or has loaded (engine "mlx"), by name; its nodes by name, then id.
- * format, size_bytes and digest come from a node that stores it.
+/* {"models":[{name, format, size_bytes, digest, architecture, parameters,
+ *   quantization, nodes:[{id, name, state, stored, loaded, tokens_per_s,
+ *   memory_bytes}]}]}: every model some node stores or has loaded (engine
+ * "mlx"), by name; its nodes by name, then id. The model's own fields
+ * come from a node that stores it ("" where none says).
  * *out: caller json_decref's. */
 int registry_models_json(registry *r, json_t **out, mlx_err *err);
 

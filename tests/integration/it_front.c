@@ -288,7 +288,82 @@ static void test_model_lists_name_the_model_and_its_nodes(void **state)
     m = json_array_get(json_object_get(v, "models"), 0);
     assert_string_equal(json_string_value(json_object_get(m, "name")), SERVING_MODEL);
     assert_int_equal(json_array_size(json_object_get(m, "nodes")), 2);
+    /* The details an agent reads from the GGUF, as the agent gives them. */
+    char direct_url[128];
+    snprintf(direct_url, sizeof direct_url, "%s/api/tags", direct[0].base);
+    json_t *at = h_get_json(direct_url, &status);
+    assert_int_equal(status, 200);
+    json_t *want =
+        json_object_get(json_array_get(json_object_get(at, "models"), 0), "details");
+    assert_non_null(want);
+    assert_true(json_equal(json_object_get(m, "details"), want));
+    json_decref(at);
     json_decref(v);
+}
+
+static bool fleet_has_loaded(void *arg)
+{
+    json_t **ps = arg;
+    char url[128];
+    snprintf(url, sizeof url, "%s/api/ps", c->http_url);
+    json_decref(*ps);
+    *ps = h_get_json(url, NULL);
+    return json_array_size(json_object_get(*ps, "models")) > 0;
+}
+
+/* /api/show, /api/ps and /api/version in Ollama's shapes, with the agent's
+ * details of the model and where it lives. */
+static void test_ollama_info_endpoints_speak_for_the_fleet(void **state)
+{
+    const char *show = "{\"model\":\"" SERVING_MODEL "\"}";
+    json_t *via = post_json(&front, "/api/show", show);
+    json_t *at = post_json(&direct[0], "/api/show", show);
+    assert_true(
+        json_equal(json_object_get(via, "details"), json_object_get(at, "details")));
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(via, "model_info"), "general.architecture")),
+                        json_string_value(json_object_get(
+                            json_object_get(at, "model_info"), "general.architecture")));
+    assert_int_equal(json_array_size(json_object_get(via, "nodes")), 2);
+    json_decref(via);
+    json_decref(at);
+
+    serving_reply r = post(&front, "/api/show", NULL, "{\"model\":\"no-such-model\"}");
+    assert_int_equal(r.status, 404);
+    assert_non_null(strstr(r.body, "'no-such-model'"));
+    serving_reply_free(&r);
+    r = post(&front, "/api/show", NULL, "{\"modle\":\"stories\"}");
+    assert_int_equal(r.status, 400);
+    assert_non_null(strstr(r.body, "'modle'"));
+    serving_reply_free(&r);
+
+    /* Loaded by the generations above (heartbeats tell the coordinator):
+     * each entry names its node. */
+    json_t *ps = NULL;
+    if (!h_wait_for(fleet_has_loaded, &ps, WAIT_MS))
+        fail_msg("GET /api/ps never listed a loaded model");
+    size_t i;
+    json_t *m;
+    json_array_foreach(json_object_get(ps, "models"), i, m)
+    {
+        assert_string_equal(json_string_value(json_object_get(m, "name")), SERVING_MODEL);
+        const char *node = json_string_value(json_object_get(m, "node"));
+        assert_true(strcmp(node, "agent0") == 0 || strcmp(node, "agent1") == 0);
+        assert_true(json_integer_value(json_object_get(m, "size")) > 0);
+        assert_non_null(json_object_get(m, "details"));
+    }
+    json_decref(ps);
+
+    char url[128];
+    long status = 0;
+    snprintf(url, sizeof url, "%s/api/version", c->http_url);
+    json_t *vv = h_get_json(url, &status);
+    snprintf(url, sizeof url, "%s/api/version", direct[0].base);
+    json_t *va = h_get_json(url, NULL);
+    assert_int_equal(status, 200);
+    assert_true(json_equal(vv, va));
+    json_decref(vv);
+    json_decref(va);
 }
 
 static void test_errors_come_in_each_api_s_shape(void **state)
@@ -426,6 +501,7 @@ int main(void)
         cmocka_unit_test(test_sse_streams_equal_an_agent_s),
         cmocka_unit_test(test_ollama_ndjson_equals_an_agent_s),
         cmocka_unit_test(test_model_lists_name_the_model_and_its_nodes),
+        cmocka_unit_test(test_ollama_info_endpoints_speak_for_the_fleet),
         cmocka_unit_test(test_errors_come_in_each_api_s_shape),
         cmocka_unit_test(test_a_session_keeps_to_one_node_and_fails_over),
     };
