@@ -24,8 +24,12 @@
 
 #define MLX_SUITE_PROMPTS    10
 #define MLX_SUITE_GEN_TOKENS 64 /* most tokens each prompt generates by default */
-#define MLX_SUITE_SEED       42 /* greedy ignores it; set so no run draws its own */
-#define MLX_SUITE_WARMUP     "Hello."
+/* The largest bound a fleet bench accepts: the suite measures speed, which
+ * a few hundred tokens show; more would only hold a node longer, and pass
+ * the context agents serve by default (4096). */
+#define MLX_SUITE_MAX_GEN_TOKENS 4096
+#define MLX_SUITE_SEED           42 /* greedy ignores it; set so no run draws its own */
+#define MLX_SUITE_WARMUP         "Hello."
 
 typedef struct mlx_suite_prompt {
     const char *kind; /* one word for tables: "question", "code", … */
