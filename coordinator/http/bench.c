@@ -227,23 +227,30 @@ static bool on_gone(void *arg)
     return s->job->conn != NULL && mlx_http_client_gone(s->job->conn);
 }
 
+/* "<the HTTP request's id>-<node id>", the start of every request id of
+ * the node's run; the HTTP id is cut to 40 characters so that "-<n>"
+ * still fits in MLX_MAX_REQUEST_ID. */
+#define PREFIX_LEN (40 + 1 + MLX_NODE_ID_LEN)
+
+static void request_prefix(const struct bench_job *job, const struct target *t,
+                           char out[PREFIX_LEN + 1])
+{
+    snprintf(out, PREFIX_LEN + 1, "%.40s-%s", job->id, t->id);
+}
+
 /* Runs text (prompt n of the run, 0 for the warm-up) on node t; a failure
  * is in run->err. */
 static int run_prompt(struct bench_job *job, const struct target *t, size_t n,
                       const char *text, int32_t max_tokens, struct node_run *run)
 {
-    char id[MLX_MAX_REQUEST_ID + 1];
-    snprintf(id, sizeof id, "%.40s-%s-%zu", job->id, t->id, n);
+    char prefix[PREFIX_LEN + 1], id[MLX_MAX_REQUEST_ID + 1];
+    request_prefix(job, t, prefix);
+    snprintf(id, sizeof id, "%s-%zu", prefix, n);
     dpc_message msg = {"user", text};
-    /* What the agent's suite sends its runtime: greedy, its other values
-     * engine_sampling_defaults' (llama.cpp's), which greedy ignores. */
-    dpc_sampling sampling = {.temperature = 0,
-                             .top_k = 40,
-                             .top_p = 0.95f,
-                             .min_p = 0.05f,
-                             .repeat_penalty = 1.0f,
-                             .repeat_last_n = 64,
-                             .seed = MLX_SUITE_SEED};
+    /* Greedy, as the agent's suite: every filter and penalty off (greedy
+     * ignores the filters; a penalty would change the tokens). */
+    dpc_sampling sampling = {
+        .temperature = 0, .top_p = 1, .repeat_penalty = 1, .seed = MLX_SUITE_SEED};
     dpc_request req = {.request_id = id,
                        .model = job->args.model,
                        .messages = &msg,
@@ -305,38 +312,64 @@ static void run_node(struct bench_job *job, const struct target *t, struct node_
 /* ---- the answer -------------------------------------------------------------- */
 
 /* A figure, or null when no prompt ran to give it. */
-static json_t *figure(const struct node_run *run, double v)
+static json_t *figure(const struct node_run *run, const double *sorted, unsigned pct)
 {
-    return run->prompts > 0 ? json_real(v) : json_null();
+    if (run->prompts == 0)
+        return json_null();
+    return json_real(mlx_suite_percentile(sorted, run->prompts, pct));
 }
 
 static json_t *row_json(const struct bench_job *job, const struct target *t,
-                        struct node_run *run)
+                        const struct node_run *run)
 {
     double ttft[MLX_SUITE_PROMPTS], tps[MLX_SUITE_PROMPTS];
     memcpy(ttft, run->ttft_ms, sizeof ttft);
     memcpy(tps, run->tokens_per_s, sizeof tps);
     mlx_suite_sort(ttft, run->prompts);
     mlx_suite_sort(tps, run->prompts);
-    size_t n = run->prompts;
-    char prefix[MLX_MAX_REQUEST_ID + 1];
-    snprintf(prefix, sizeof prefix, "%.40s-%s", job->id, t->id);
+    double prompt_tps =
+        mlx_suite_rate(run->prompt_tokens, (double)run->prompt_eval_ns / 1e6);
+    char prefix[PREFIX_LEN + 1];
+    request_prefix(job, t, prefix);
     json_t *row = json_pack(
         "{s:s, s:s, s:s, s:s, s:i, s:i, s:o, s:o, s:o, s:o, s:I, s:I, s:I, s:s}",
         "node_id", t->id, "node_name", t->name, "model", job->args.model, "status",
-        run->err.code != 0 ? "failed" : "ok", "prompts", (int)n, "max_tokens",
-        (int)job->args.max_tokens, "ttft_p50_ms",
-        figure(run, n ? mlx_suite_percentile(ttft, n, 50) : 0), "ttft_p95_ms",
-        figure(run, n ? mlx_suite_percentile(ttft, n, 95) : 0), "tokens_per_s_p50",
-        figure(run, n ? mlx_suite_percentile(tps, n, 50) : 0), "prompt_tokens_per_s",
-        figure(run,
-               mlx_suite_rate(run->prompt_tokens, (double)run->prompt_eval_ns / 1e6)),
+        run->err.code != 0 ? "failed" : "ok", "prompts", (int)run->prompts, "max_tokens",
+        (int)job->args.max_tokens, "ttft_p50_ms", figure(run, ttft, 50), "ttft_p95_ms",
+        figure(run, ttft, 95), "tokens_per_s_p50", figure(run, tps, 50),
+        "prompt_tokens_per_s", run->prompts > 0 ? json_real(prompt_tps) : json_null(),
         "prompt_tokens", (json_int_t)run->prompt_tokens, "completion_tokens",
         (json_int_t)run->completion_tokens, "wall_ms", (json_int_t)run->wall_ms,
         "request_id", prefix);
-    if (row != NULL && run->err.code != 0)
-        json_object_set_new(row, "error", json_string(run->err.msg));
+    if (row != NULL && run->err.code != 0 &&
+        json_object_set_new(row, "error", json_string(run->err.msg)) != 0) {
+        json_decref(row);
+        row = NULL;
+    }
     return row;
+}
+
+/* Runs every target in turn, until the client goes; the rows, or NULL when
+ * out of memory. */
+static json_t *run_all(struct bench_job *job, const struct targets *t)
+{
+    json_t *rows = json_array();
+    for (size_t i = 0; rows != NULL && i < t->n && !job->client_gone; i++) {
+        struct node_run run = {0};
+        run_node(job, &t->v[i], &run);
+        if (run.err.code != 0)
+            mlx_log_warn(MOD, "bench failed on a node",
+                         "id=%s node=%s model=\"%s\" prompts=%zu err=\"%s\"", job->id,
+                         t->v[i].id, job->args.model, run.prompts, run.err.msg);
+        else
+            mlx_log_info(MOD, "bench", "id=%s node=%s model=\"%s\" wall_ms=%lld", job->id,
+                         t->v[i].id, job->args.model, (long long)run.wall_ms);
+        if (json_array_append_new(rows, row_json(job, &t->v[i], &run)) != 0) {
+            json_decref(rows);
+            rows = NULL;
+        }
+    }
+    return rows;
 }
 
 static void admitted(const admin_ctx *unused, const mlx_http_req *req,
@@ -371,33 +404,19 @@ static void admitted(const admin_ctx *unused, const mlx_http_req *req,
                             (unsigned)job->ctx->max_requests);
         goto out;
     }
-    json_t *rows = json_array();
-    for (size_t i = 0; i < t.n && !job->client_gone; i++) {
-        struct node_run run = {0};
-        run_node(job, &t.v[i], &run);
-        json_t *row = row_json(job, &t.v[i], &run);
-        mlx_log_info(MOD, "bench",
-                     "id=%s node=%s model=\"%s\" prompts=%zu wall_ms=%lld err=\"%s\"",
-                     job->id, t.v[i].id, a->model, run.prompts, (long long)run.wall_ms,
-                     run.err.msg);
-        if (row == NULL || json_array_append_new(rows, row) != 0) {
-            json_decref(rows);
-            rows = NULL;
-            break;
-        }
-    }
+    json_t *rows = run_all(job, &t);
     admin_slot_give(job->ctx);
-    if (job->client_gone)
+    if (job->client_gone) {
         resp->status = 499; /* nobody is there to read it */
-    else if (rows == NULL)
+        json_decref(rows);
+    } else if (rows == NULL) {
         mlx_http_resp_error(resp, 507, "server_error", "insufficient_memory",
                             "out of memory");
-    else
+    } else {
         mlx_http_resp_json(resp, 200,
                            json_pack("{s:s, s:i, s:o}", "model", a->model, "max_tokens",
                                      (int)a->max_tokens, "results", rows));
-    if (job->client_gone)
-        json_decref(rows);
+    }
 out:
     mlx_free(t.v);
 }
