@@ -5,7 +5,7 @@
  * Two programs run it: `mlx-agent bench MODEL --suite` through the agent's
  * own runtime, and the coordinator's POST /api/v1/bench on every node of
  * the fleet through the data plane. Both take the prompts, the warm-up, the
- * sampling and the definitions of rate and percentile from here, so a
+ * seed and the definitions of rate and percentile from here, so a
  * node's row in `mlxctl bench` measures the same work as the agent's suite
  * on that machine.
  *

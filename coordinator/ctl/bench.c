@@ -168,7 +168,9 @@ static int plan_make(const char *want, const json_t *models, struct plan *p)
         mlx_buf names;
         mlx_buf_init(&names, 1 << 16);
         json_array_foreach(models, i, m)
+        {
             mlx_buf_printf(&names, "%s%s", i ? ", " : "", str(m, "name"));
+        }
         fprintf(stderr,
                 "mlxctl: the fleet has %zu models and no node has one loaded; name one "
                 "with --model: %s\n",
@@ -228,10 +230,11 @@ static int run_job(const struct bench_opts *o, struct job *j, json_t *all)
         j->result = json_array_get(rows, 0);
         json_array_extend(all, rows);
     }
+    /* A failed call's sentence has already ended the progress line. */
     if (progress && rc == 0 && strcmp(str(j->result, "status"), "ok") == 0)
         fprintf(stderr, "done %.1f tok/s\n",
                 json_number_value(json_object_get(j->result, "tokens_per_s_p50")));
-    else if (progress)
+    else if (progress && rc == 0)
         fprintf(stderr, "failed\n");
     json_decref(req);
     json_decref(answer);
@@ -332,8 +335,10 @@ static int bench(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **a
     if (rc != 0)
         goto out;
     if (o.common.json) {
-        json_t *doc = json_pack("{s:O}", "results", all);
-        rc = mlx_json_print(doc, NULL);
+        mlx_err err;
+        mlx_err_clear(&err);
+        if ((rc = mlx_json_print(json_pack("{s:O}", "results", all), &err)) != 0)
+            fprintf(stderr, "mlxctl: %s\n", mlx_err_text(&err, rc));
     } else {
         print_table(&p);
     }
