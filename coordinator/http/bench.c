@@ -63,8 +63,9 @@ struct targets {
     const char *node; /* the body's "node"; NULL: every holder */
     struct target *v;
     size_t n, cap;
-    size_t by_name; /* how many matched node by name, not id */
-    size_t holders; /* nodes holding the model, in any state */
+    size_t by_name;  /* how many matched node by name, not id */
+    bool id_matched; /* node is a holder's id: only that one is kept */
+    size_t holders;  /* nodes holding the model, in any state */
 };
 
 /* One node's run. */
@@ -139,8 +140,15 @@ static int keep_target(void *arg, const registry_candidate *c)
     struct targets *t = arg;
     t->holders++;
     bool by_id = t->node != NULL && strcmp(c->node_id, t->node) == 0;
-    bool by_name = t->node != NULL && !by_id && strcmp(c->node_name, t->node) == 0;
+    bool by_name =
+        t->node != NULL && !by_id && !t->id_matched && strcmp(c->node_name, t->node) == 0;
     bool keep = t->node != NULL ? by_id || by_name : strcmp(c->state, "up") == 0;
+    if (by_id) {
+        /* An id names one node, whatever another is called. */
+        t->n = 0;
+        t->by_name = 0;
+        t->id_matched = true;
+    }
     if (!keep || t->n == MLX_MAX_NODES)
         return 0;
     if (t->n == t->cap) {

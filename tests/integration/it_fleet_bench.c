@@ -7,14 +7,14 @@
  * bench --model stories` prints a row per node with its name and a
  * positive tokens/s; --json has both nodes with ten prompts each, and each
  * agent's log holds its own row's requests (by the row's request id) and
- * none of the other's; the figures of a row are those of the agent's own
- * `mlx-agent bench --suite` for the same bound (the same prompt and
- * completion tokens: the identical suite). Once the model is loaded,
- * mlxctl without --model runs it on both. An unknown model is exit 1 with
- * one sentence naming it, and the endpoint's 404 and 400s name the model
- * and the field. A node killed with SIGKILL is reported failed or left
- * out while the other's row is fine. Once keys exist the endpoint needs
- * one with the admin scope. Every step waits for its condition.
+ * none of the other's; a row's token counts equal those of the agent's own
+ * `mlx-agent bench --suite` for the same bound: the identical suite. Once
+ * the model is loaded, mlxctl without --model runs it on both. An unknown
+ * model is exit 1 with one sentence naming it, and the endpoint's 404 and
+ * 400s name the model and the field; given a node's name it runs that
+ * node only. A node killed with SIGKILL is reported failed or left out
+ * while the other's row is fine. Once keys exist the endpoint needs one
+ * with the admin scope. Every step waits for its condition.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -481,6 +481,20 @@ static void test_an_unknown_model_is_named(void **state)
     expect_refusal(&r, 400, (const char *const[]){"'model'", NULL});
 }
 
+static void test_the_endpoint_runs_one_node_named_by_name(void **state)
+{
+    struct reply r;
+    post_bench(NULL, "{\"model\":\"stories\",\"node\":\"agent1\",\"max_tokens\":2}", &r);
+    if (r.status != 200)
+        fail_msg("HTTP %ld: %s", r.status, r.body);
+    json_t *doc = json_loads(r.body, 0, NULL);
+    assert_non_null(doc);
+    assert_int_equal(json_array_size(json_object_get(doc, "results")), 1);
+    expect_ok_row(row_of(doc, 1), "agent1 by name");
+    assert_int_equal((int)num(row_of(doc, 1), "max_tokens"), 2);
+    json_decref(doc);
+}
+
 static void test_a_killed_node_fails_alone(void **state)
 {
     h_signal(c->agents[0].proc, SIGKILL);
@@ -587,6 +601,7 @@ int main(void)
         cmocka_unit_test(test_json_has_each_node_s_own_suite),
         cmocka_unit_test(test_without_a_model_it_runs_what_each_node_has_loaded),
         cmocka_unit_test(test_an_unknown_model_is_named),
+        cmocka_unit_test(test_the_endpoint_runs_one_node_named_by_name),
         cmocka_unit_test(test_a_killed_node_fails_alone),
         cmocka_unit_test(test_once_keys_exist_the_endpoint_needs_an_admin_key),
     };
