@@ -6,7 +6,8 @@
  *
  * One runtime with a single slot; the model is loaded by one unmeasured
  * request first, then the prompts go one after another, so each latency is
- * a single request's on a warm model and no prompt waits for another. Each
+ * a single request's on a warm model and no prompt waits for another. The
+ * prompts, warm-up and sampling are the fleet's suite (common/suite.h): each
  * is a user message in the model's chat format, decoded greedily up to
  * --gen-tokens (64 by default).
  *
@@ -21,7 +22,6 @@
  * <data>/metrics.db (metrics_history_add_bench) under the name given.
  */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "agent/bench_suite.h"
@@ -33,65 +33,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/path.h"
-
-#define SUITE_PROMPTS    10
-#define SUITE_GEN_TOKENS 64
-
-/*
- * The suite. History compares runs of it over time, so these texts are
- * part of what a recorded figure means: change them and old runs no longer
- * compare. They differ in length (a few tokens to a few hundred) and kind,
- * because prompt length moves ttft and the kind of answer moves how soon a
- * real model stops.
- */
-static const struct suite_prompt {
-    const char *kind; /* a word for the table */
-    const char *text;
-} suite[SUITE_PROMPTS] = {
-    /* The shortest: ttft is nearly all scheduling and the chat template. */
-    {"question", "What is the capital of France?"},
-    /* A long instruction with constraints, as agents and tools send. */
-    {"instruction",
-     "You are helping a small team of eight people move to a new office next month. "
-     "Write a checklist for the move. Group the items under the headings Before, "
-     "Moving day and After. Include the internet connection, the printers, keys and "
-     "badges, telling customers the new address, and who to call if something breaks. "
-     "Keep each item to one line and put the most urgent items first in each group."},
-    /* Code: many short tokens, punctuation and indentation. */
-    {"code",
-     "Write a C function that reverses a singly linked list in place and returns the "
-     "new head. Then explain in two sentences why it runs in linear time."},
-    /* A list: a structured answer of many short lines. */
-    {"list", "List ten fruits that grow in tropical climates, one per line."},
-    /* A story opening to continue: free-running prose. */
-    {"story",
-     "Continue this story: Once upon a time, in a village at the edge of a great "
-     "forest, there lived a girl who could hear what the trees were saying."},
-    /* The longest prompt and a short answer: prompt speed dominates. */
-    {"summary",
-     "Summarise the following in one sentence. The city council met on Tuesday to "
-     "discuss the new bicycle lanes planned for the centre. Supporters said the lanes "
-     "would make cycling safer and reduce traffic, pointing to other cities where the "
-     "number of people cycling to work doubled within two years. Shop owners on the "
-     "main street worried that removing parking spaces would keep customers away, and "
-     "asked for a trial period first. After two hours the council agreed to build the "
-     "lanes on two streets this summer, count cyclists and shoppers for six months, and "
-     "decide on the rest of the plan in the spring."},
-    /* Translation: the answer's length follows the prompt's. */
-    {"translation",
-     "Translate into French: The train to the airport leaves every twenty minutes "
-     "from platform four."},
-    /* Arithmetic with steps. */
-    {"math",
-     "A train leaves at 3:15 pm and travels 240 km at 80 km/h. When does it arrive? "
-     "Show your steps."},
-    /* Everyday writing of medium length. */
-    {"email",
-     "Write a short, polite email declining an invitation to a meeting on Thursday "
-     "afternoon, and suggest two other times."},
-    /* An explanation for a given audience. */
-    {"explanation", "Explain to a ten-year-old why the sky is blue."},
-};
+#include "common/suite.h"
 
 struct row {
     const char *kind;
@@ -112,7 +54,7 @@ struct suite_run {
     int32_t gen_tokens;
     double load_ms;   /* the unmeasured first request's load */
     engine_info info; /* arch, threads, kernels; zero when not known */
-    struct row rows[SUITE_PROMPTS];
+    struct row rows[MLX_SUITE_PROMPTS];
     struct summary sum;
     bool recorded;
 };
@@ -133,6 +75,7 @@ static int request_run(runtime *rt, const char *model, const char *text,
         .request_id = "bench-suite",
     };
     req.sampling.temperature = 0; /* greedy: the same work every run */
+    req.sampling.seed = MLX_SUITE_SEED;
     runtime_job *job = NULL;
     int rc = runtime_submit(rt, &req, &job, err);
     while (rc == 0) {
@@ -151,12 +94,6 @@ static double ns_to_ms(int64_t ns)
     return (double)ns / 1e6;
 }
 
-/* Tokens after the first per second after the first (see the head). */
-static double rate(uint64_t tokens_after_first, double gen_ms)
-{
-    return gen_ms > 0 ? (double)tokens_after_first * 1000.0 / gen_ms : 0;
-}
-
 static struct row row_of(const char *kind, const runtime_event *done)
 {
     struct row r = {.kind = kind,
@@ -167,47 +104,30 @@ static struct row row_of(const char *kind, const runtime_event *done)
                     .latency_ms = ns_to_ms(done->total_ns)};
     snprintf(r.finish, sizeof r.finish, "%s",
              done->finish_reason != NULL ? done->finish_reason : "");
-    uint32_t after_first = r.completion_tokens > 0 ? r.completion_tokens - 1 : 0;
-    r.tokens_per_s = rate(after_first, r.gen_ms);
+    r.tokens_per_s = mlx_suite_rate(mlx_suite_after_first(r.completion_tokens), r.gen_ms);
     return r;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* Nearest rank: the smallest value with at least pct% of the values at or
- * below it, i.e. the ceil(pct/100 * n)-th smallest. Always one of the
- * measured values (no interpolation), so with ten prompts p95 and p99 are
- * both the slowest: ten samples say nothing finer. */
-static double percentile(const double *sorted, size_t n, unsigned pct)
-{
-    size_t rank = (pct * n + 99) / 100;
-    return sorted[rank > 0 ? rank - 1 : 0];
 }
 
 static struct summary summarize(const struct row *rows, size_t n)
 {
     struct summary s = {0};
-    double ttft[SUITE_PROMPTS], latency[SUITE_PROMPTS], gen_ms = 0;
+    double ttft[MLX_SUITE_PROMPTS], latency[MLX_SUITE_PROMPTS], gen_ms = 0;
     uint64_t after_first = 0;
     for (size_t i = 0; i < n; i++) {
         s.prompt_tokens += rows[i].prompt_tokens;
         s.completion_tokens += rows[i].completion_tokens;
-        after_first += rows[i].completion_tokens > 0 ? rows[i].completion_tokens - 1 : 0;
+        after_first += mlx_suite_after_first(rows[i].completion_tokens);
         gen_ms += rows[i].gen_ms;
         ttft[i] = rows[i].ttft_ms;
         latency[i] = rows[i].latency_ms;
     }
-    s.tokens_per_s = rate(after_first, gen_ms);
-    qsort(ttft, n, sizeof ttft[0], cmp_double);
-    qsort(latency, n, sizeof latency[0], cmp_double);
-    s.ttft_p50_ms = percentile(ttft, n, 50);
-    s.latency_ms[0] = percentile(latency, n, 50);
-    s.latency_ms[1] = percentile(latency, n, 95);
-    s.latency_ms[2] = percentile(latency, n, 99);
+    s.tokens_per_s = mlx_suite_rate(after_first, gen_ms);
+    mlx_suite_sort(ttft, n);
+    mlx_suite_sort(latency, n);
+    s.ttft_p50_ms = mlx_suite_percentile(ttft, n, 50);
+    s.latency_ms[0] = mlx_suite_percentile(latency, n, 50);
+    s.latency_ms[1] = mlx_suite_percentile(latency, n, 95);
+    s.latency_ms[2] = mlx_suite_percentile(latency, n, 99);
     return s;
 }
 
@@ -228,19 +148,20 @@ static int suite_measure(runtime *rt, const bench_suite_opts *o, struct suite_ru
                          mlx_err *err)
 {
     runtime_event done;
-    int rc = request_run(rt, o->model, "Hello.", 1, &done, err);
+    int rc = request_run(rt, o->model, MLX_SUITE_WARMUP, 1, &done, err);
     if (rc != 0)
         return rc;
     run->load_ms = ns_to_ms(done.load_ns);
     model_info(rt, o->model, &run->info);
-    for (size_t i = 0; i < SUITE_PROMPTS; i++) {
-        rc = request_run(rt, o->model, suite[i].text, run->gen_tokens, &done, err);
+    for (size_t i = 0; i < MLX_SUITE_PROMPTS; i++) {
+        const mlx_suite_prompt *p = &mlx_suite_prompts[i];
+        rc = request_run(rt, o->model, p->text, run->gen_tokens, &done, err);
         if (rc != 0)
             return mlx_err_prefix(err, rc, "prompt %zu of the suite (%s)", i + 1,
-                                  suite[i].kind);
-        run->rows[i] = row_of(suite[i].kind, &done);
+                                  p->kind);
+        run->rows[i] = row_of(p->kind, &done);
     }
-    run->sum = summarize(run->rows, SUITE_PROMPTS);
+    run->sum = summarize(run->rows, MLX_SUITE_PROMPTS);
     return 0;
 }
 
@@ -248,7 +169,7 @@ static int suite_record(const bench_suite_opts *o, const struct suite_run *run,
                         mlx_err *err)
 {
     metrics_bench_run b = {.unix_ms = run->unix_ms,
-                           .prompts = SUITE_PROMPTS,
+                           .prompts = MLX_SUITE_PROMPTS,
                            .tokens_per_s = run->sum.tokens_per_s,
                            .ttft_p50_ms = run->sum.ttft_p50_ms};
     snprintf(b.model, sizeof b.model, "%s", o->model);
@@ -277,7 +198,7 @@ static int print_json(const bench_suite_opts *o, const struct suite_run *run,
 {
     const struct summary *s = &run->sum;
     json_t *rows = json_array();
-    for (size_t i = 0; rows != NULL && i < SUITE_PROMPTS; i++)
+    for (size_t i = 0; rows != NULL && i < MLX_SUITE_PROMPTS; i++)
         if (json_array_append_new(rows, row_json(&run->rows[i])) != 0) {
             json_decref(rows);
             return mlx_json_print(NULL, err); /* out of memory */
@@ -289,7 +210,7 @@ static int print_json(const bench_suite_opts *o, const struct suite_run *run,
             "model", o->model, "arch", run->info.arch, "kernels", run->info.kernels,
             "threads", run->info.threads, "unix_ms", (json_int_t)run->unix_ms,
             "gen_tokens", (json_int_t)run->gen_tokens, "load_ms", run->load_ms, "prompts",
-            rows, "summary", "prompts", SUITE_PROMPTS, "prompt_tokens",
+            rows, "summary", "prompts", MLX_SUITE_PROMPTS, "prompt_tokens",
             (json_int_t)s->prompt_tokens, "completion_tokens",
             (json_int_t)s->completion_tokens, "tokens_per_s", s->tokens_per_s,
             "ttft_p50_ms", s->ttft_p50_ms, "latency_p50_ms", s->latency_ms[0],
@@ -309,14 +230,14 @@ static void print_table(const bench_suite_opts *o, const struct suite_run *run)
     const struct summary *s = &run->sum;
     printf("%s: %d prompts one at a time through the runtime, greedy, at most %d tokens "
            "each\n",
-           o->model, SUITE_PROMPTS, (int)run->gen_tokens);
+           o->model, MLX_SUITE_PROMPTS, (int)run->gen_tokens);
     if (run->info.arch != NULL)
         printf("(%s, %d threads, %s kernels; loaded in %.*f ms, not counted)\n",
                run->info.arch, run->info.threads, run->info.kernels,
                ms_digits(run->load_ms), run->load_ms);
     printf("\n%3s  %-12s  %9s  %10s  %10s  %10s  %9s\n", "#", "PROMPT", "TOKENS IN",
            "TOKENS OUT", "TTFT ms", "LATENCY ms", "TOKENS/S");
-    for (size_t i = 0; i < SUITE_PROMPTS; i++) {
+    for (size_t i = 0; i < MLX_SUITE_PROMPTS; i++) {
         const struct row *r = &run->rows[i];
         printf("%3zu  %-12s  %9u  %10u  %10.*f  %10.*f  %9.1f\n", i + 1, r->kind,
                r->prompt_tokens, r->completion_tokens, ms_digits(r->ttft_ms), r->ttft_ms,
@@ -346,7 +267,7 @@ int bench_suite_run(const bench_suite_opts *o, mlx_err *err)
     if (run == NULL)
         return mlx_err_set(err, MLX_ENOMEM, "out of memory");
     run->unix_ms = mlx_time_wall_ms();
-    run->gen_tokens = o->gen_tokens > 0 ? o->gen_tokens : SUITE_GEN_TOKENS;
+    run->gen_tokens = o->gen_tokens > 0 ? o->gen_tokens : MLX_SUITE_GEN_TOKENS;
     runtime *rt = NULL;
     int rc = runtime_start(&cfg, &rt, err);
     if (rc == 0)

@@ -5,7 +5,9 @@
  * request sees: ten fixed chat prompts sent one after another through the
  * serving runtime (runtime.h), with the figures of each and their
  * percentiles printed and recorded in the metrics history, where
- * `mlx-agent history` finds them. Only bench.c includes this header.
+ * `mlx-agent history` finds them. The prompts are common/suite.h's, which
+ * the coordinator's fleet bench runs on every node too. Only bench.c
+ * includes this header.
  */
 #ifndef MLX_AGENT_BENCH_SUITE_H
 #define MLX_AGENT_BENCH_SUITE_H

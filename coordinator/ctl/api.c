@@ -49,6 +49,12 @@ static int report_refusal(const ctl_opts *o, long status, const json_t *body)
 int ctl_request(const ctl_opts *o, const char *method, const char *path,
                 const char *body_text, json_t **out, char **raw)
 {
+    return ctl_request_wait(o, method, path, body_text, CTL_TIMEOUT_MS, out, raw);
+}
+
+int ctl_request_wait(const ctl_opts *o, const char *method, const char *path,
+                     const char *body_text, int timeout_ms, json_t **out, char **raw)
+{
     mlx_buf url;
     mlx_buf_init(&url, 4096);
     size_t n = strlen(o->coordinator);
@@ -64,7 +70,7 @@ int ctl_request(const ctl_opts *o, const char *method, const char *path,
     int rc = mlx_http_client_init(&err);
     if (rc == 0)
         rc = mlx_http_request(method, mlx_buf_str(&url), o->api_key, body_text,
-                              CTL_TIMEOUT_MS, &res, &err);
+                              timeout_ms, &res, &err);
     if (rc == MLX_EUNREACH || rc == MLX_ETIMEDOUT) {
         fprintf(stderr,
                 "mlxctl: %s; is mlx-coordinator running there? Point mlxctl at it with "

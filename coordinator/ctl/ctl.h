@@ -50,6 +50,7 @@ extern const mlx_cmd ctl_cmd_ps;
 extern const mlx_cmd ctl_cmd_keys_create;
 extern const mlx_cmd ctl_cmd_keys_list;
 extern const mlx_cmd ctl_cmd_keys_revoke;
+extern const mlx_cmd ctl_cmd_bench;
 
 /* Sends method to path with body_text (JSON, may be NULL) and the API key as
  * a bearer token, and parses the JSON answer (*out: caller decrefs). On
@@ -59,6 +60,11 @@ extern const mlx_cmd ctl_cmd_keys_revoke;
  * mlx_free). */
 int ctl_request(const ctl_opts *o, const char *method, const char *path,
                 const char *body_text, json_t **out, char **raw);
+
+/* ctl_request with its own time limit instead of 10 s, for a call that
+ * runs work on the fleet before it answers (a bench). */
+int ctl_request_wait(const ctl_opts *o, const char *method, const char *path,
+                     const char *body_text, int timeout_ms, json_t **out, char **raw);
 
 /* ctl_request with GET. */
 int ctl_get(const ctl_opts *o, const char *path, json_t **out, char **raw);

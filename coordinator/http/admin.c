@@ -1,6 +1,6 @@
 /* admin.c — the coordinator's HTTP front: routes, the admission gate,
  * health, and the node and model views. The key endpoints are in keys.c,
- * the inference endpoints in infer.c. */
+ * the inference endpoints in infer.c, the fleet's benchmark in bench.c. */
 #include "coordinator/http/admin.h"
 
 #include <stdio.h>
@@ -203,6 +203,7 @@ static const mlx_http_route routes[] = {
     {"GET", ADMIN_KEYS_PATH, get_keys},
     {"POST", ADMIN_KEYS_PATH, post_keys},
     {"DELETE", ADMIN_KEYS_PATH "/*", delete_key},
+    {"POST", "/api/v1/bench", bench_post},
     {"GET", "/v1/models", infer_openai_models},
     {"POST", "/v1/chat/completions", infer_openai_chat},
     {"POST", "/v1/completions", infer_openai_completions},

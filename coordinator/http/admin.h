@@ -16,6 +16,14 @@
  *                              key, the only time it is shown; 400 for bad
  *                              input, 409 when an active key has the name
  *   DELETE /api/v1/keys/NAME   revokes the key: 200, or 404 when none is active
+ *   POST   /api/v1/bench       {model, node?, max_tokens?} → {model, max_tokens,
+ *                              results:[{node_id, node_name, status, prompts,
+ *                              ttft_p50_ms, ttft_p95_ms, tokens_per_s_p50,
+ *                              prompt_tokens_per_s, wall_ms, error?, …}]}: the
+ *                              suite of common/suite.h on that node, or on each
+ *                              up node holding the model in turn (bench.c); a
+ *                              node's failure is its row's; 400 for bad input,
+ *                              404 when no (such) up node holds the model
  *
  * Inference (infer.c, infer_stream.c), the agent's API served for the fleet:
  *
@@ -60,7 +68,7 @@ typedef struct admin_ctx {
     relay *relay;            /* NULL: the generation endpoints answer 503 */
     fleet_stats *stats;      /* the ledger of generations (/metrics, requests) */
     uint32_t max_requests;   /* generations at once; 0: no limit */
-    _Atomic uint32_t active; /* generations running now (infer.c) */
+    _Atomic uint32_t active; /* generations running now (infer.c, bench.c) */
 } admin_ctx;
 
 int admin_start(const char *hostport, const admin_ctx *ctx, mlx_http_server **out,

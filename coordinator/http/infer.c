@@ -164,7 +164,7 @@ void infer_call_end(infer_call *c)
     if (c->ended)
         return;
     c->ended = true;
-    atomic_fetch_sub(&c->ctx->active, 1);
+    admin_slot_give(c->ctx);
     uint32_t used = c->res.end.prompt_tokens + c->res.end.completion_tokens;
     if (c->key_name[0] != '\0' && used > 0)
         auth_charge_tokens(c->ctx->auth, c->key_name, 0, used, mlx_time_mono_ms());
@@ -179,19 +179,29 @@ void infer_call_end(infer_call *c)
                  (long long)(mlx_time_mono_ms() - c->arrived_ms));
 }
 
-/* Takes one of the coordinator's generation slots: false when all are
- * taken. */
-static bool take_slot(infer_call *c)
+bool admin_slot_take(admin_ctx *ctx)
 {
-    admin_ctx *ctx = c->ctx;
     uint32_t before = atomic_fetch_add(&ctx->active, 1);
     if (ctx->max_requests > 0 && before >= ctx->max_requests) {
         atomic_fetch_sub(&ctx->active, 1);
         return false;
     }
+    return true;
+}
+
+void admin_slot_give(admin_ctx *ctx)
+{
+    atomic_fetch_sub(&ctx->active, 1);
+}
+
+/* Takes a slot for c: false when all are taken. */
+static bool take_slot(infer_call *c)
+{
+    if (!admin_slot_take(c->ctx))
+        return false;
     c->slot = true;
     c->ended = false;
-    stats_flight_begin(ctx->stats, &c->flight, c->id, c->spec->endpoint, c->api.model,
+    stats_flight_begin(c->ctx->stats, &c->flight, c->id, c->spec->endpoint, c->api.model,
                        c->key_name, c->api.stream);
     return true;
 }

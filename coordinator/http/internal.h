@@ -1,8 +1,9 @@
 /*
  * internal.h — shared by the files of coordinator/http, not part of its
  * interface: the admission gate every handler but /healthz goes through,
- * the key endpoints (keys.c) and the inference endpoints (infer.c) that
- * admin.c routes to, and one generation in flight (infer.c, infer_stream.c).
+ * the key endpoints (keys.c), the inference endpoints (infer.c) and the
+ * fleet's benchmark (bench.c) that admin.c routes to, and one generation in
+ * flight (infer.c, infer_stream.c).
  */
 #ifndef MLX_COORDINATOR_HTTP_INTERNAL_H
 #define MLX_COORDINATOR_HTTP_INTERNAL_H
@@ -36,6 +37,11 @@ void admin_gate_run(void *ctx, const mlx_http_req *req, mlx_http_resp *resp,
                     const admin_gate *g);
 
 /* ---- inference (infer.c) ------------------------------------------------- */
+
+/* Takes one of the coordinator's max_requests generation slots: false when
+ * all are taken (answer 503). Each slot taken is given back once. */
+bool admin_slot_take(admin_ctx *ctx);
+void admin_slot_give(admin_ctx *ctx);
 
 void infer_openai_chat(void *ctx, const mlx_http_req *req, mlx_http_resp *resp);
 void infer_openai_completions(void *ctx, const mlx_http_req *req, mlx_http_resp *resp);
@@ -98,6 +104,12 @@ void infer_stream_run(infer_call *c, mlx_http_resp *resp);
 
 void metrics_get(void *ctx, const mlx_http_req *req, mlx_http_resp *resp);
 void requests_get(void *ctx, const mlx_http_req *req, mlx_http_resp *resp);
+
+/* ---- the fleet's benchmark (bench.c) ------------------------------------- */
+
+/* POST /api/v1/bench: the suite on one node or every up node holding a
+ * model (admin.h). */
+void bench_post(void *ctx, const mlx_http_req *req, mlx_http_resp *resp);
 
 void keys_list(const admin_ctx *c, const mlx_http_req *req, const auth_result *ar,
                mlx_http_resp *resp);
