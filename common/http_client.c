@@ -8,6 +8,7 @@
 
 #include "common/alloc.h"
 #include "common/buf.h"
+#include "common/clock.h"
 
 int mlx_http_client_init(mlx_err *err)
 {
@@ -145,6 +146,10 @@ struct pieces {
     void *arg;
     long status;  /* read from curl before the first piece */
     bool stopped; /* fn asked to stop */
+    int idle_ms;
+    int64_t last_ms;   /* monotonic time of the last bytes that moved */
+    curl_off_t dl, ul; /* bytes moved by then */
+    bool idle;         /* idle_ms passed in silence */
 };
 
 static size_t on_piece(char *data, size_t size, size_t nmemb, void *arg)
@@ -153,6 +158,7 @@ static size_t on_piece(char *data, size_t size, size_t nmemb, void *arg)
     size_t n = size * nmemb;
     if (n == 0)
         return 0;
+    p->last_ms = mlx_time_mono_ms();
     /* The head is complete before curl hands over any of the body. */
     if (p->status == 0)
         curl_easy_getinfo(p->curl, CURLINFO_RESPONSE_CODE, &p->status);
@@ -161,6 +167,28 @@ static size_t on_piece(char *data, size_t size, size_t nmemb, void *arg)
         return 0; /* curl stops with CURLE_WRITE_ERROR */
     }
     return n;
+}
+
+/* Called by curl at least once a second, data or not: measures silence.
+ * (curl's own low-speed check averages over several seconds, so it would
+ * notice silence seconds late.) */
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
+                       curl_off_t ultotal, curl_off_t ulnow)
+{
+    (void)dltotal;
+    (void)ultotal;
+    struct pieces *p = arg;
+    int64_t now = mlx_time_mono_ms();
+    if (dlnow != p->dl || ulnow != p->ul) {
+        p->dl = dlnow;
+        p->ul = ulnow;
+        p->last_ms = now;
+    }
+    if (now - p->last_ms >= p->idle_ms) {
+        p->idle = true;
+        return 1; /* curl stops with CURLE_ABORTED_BY_CALLBACK */
+    }
+    return 0;
 }
 
 int mlx_http_request_stream(const char *method, const char *url, const char *bearer,
@@ -173,22 +201,25 @@ int mlx_http_request_stream(const char *method, const char *url, const char *bea
     int rc = call_open(&c, method, url, bearer, body, err);
     if (rc != 0)
         goto out;
-    struct pieces p = {.curl = c.curl, .fn = fn, .arg = arg};
-    /* Slower than a byte a second for idle_ms is silence: libcurl's
-     * low-speed check, which covers the wait for the head as well. */
-    long idle_s = idle_ms > 0 ? (idle_ms + 999) / 1000 : 1;
+    struct pieces p = {.curl = c.curl,
+                       .fn = fn,
+                       .arg = arg,
+                       .idle_ms = idle_ms,
+                       .last_ms = mlx_time_mono_ms()};
     curl_easy_setopt(c.curl, CURLOPT_CONNECTTIMEOUT_MS, (long)idle_ms);
-    curl_easy_setopt(c.curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(c.curl, CURLOPT_LOW_SPEED_TIME, idle_s);
     curl_easy_setopt(c.curl, CURLOPT_WRITEFUNCTION, on_piece);
     curl_easy_setopt(c.curl, CURLOPT_WRITEDATA, &p);
+    curl_easy_setopt(c.curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(c.curl, CURLOPT_XFERINFODATA, &p);
+    curl_easy_setopt(c.curl, CURLOPT_NOPROGRESS, 0L);
 
     CURLcode cc = curl_easy_perform(c.curl);
     if (cc == CURLE_OK || (cc == CURLE_WRITE_ERROR && p.stopped)) {
         if (status != NULL)
             curl_easy_getinfo(c.curl, CURLINFO_RESPONSE_CODE, status);
-    } else if (cc == CURLE_OPERATION_TIMEDOUT) {
-        rc = mlx_err_set(err, MLX_ETIMEDOUT, "%s sent nothing for %ld s", url, idle_s);
+    } else if (cc == CURLE_OPERATION_TIMEDOUT ||
+               (cc == CURLE_ABORTED_BY_CALLBACK && p.idle)) {
+        rc = mlx_err_set(err, MLX_ETIMEDOUT, "%s sent nothing for %d ms", url, idle_ms);
     } else {
         rc = transfer_failed(cc, url, err);
     }

@@ -53,7 +53,7 @@ typedef int (*mlx_http_on_piece)(void *arg, long status, const char *data, size_
 /* mlx_http_request, with the body handed to on_piece as it arrives instead
  * of kept. idle_ms bounds connecting and every silence (the wait for the
  * answer's head included), not the whole exchange: a stream lasts as long
- * as it keeps sending. Silence is measured in whole seconds (rounded up).
+ * as it keeps sending. Silence is noticed within about a second.
  *
  * *status (may be NULL) gets the response's status, also when its body is
  * empty; 0 when no response came. A transfer that on_piece stopped is a

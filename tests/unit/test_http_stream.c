@@ -438,8 +438,8 @@ static void test_client_stream_silence_times_out_after_the_pieces(void **state)
     assert_int_equal(e.code, MLX_ETIMEDOUT);
     assert_non_null(strstr(e.msg, "/stall"));
     assert_string_equal(g.data, "data: first\n\n");
-    assert_true(took >= 900);
-    assert_true(took < 8000);
+    assert_true(took >= 1000);
+    assert_true(took < 4000); /* silence is noticed within about a second */
     /* The stalled stream ends before the next test counts closes. */
     assert_int_equal(closes_after(before, 15000), before + 1);
 }
@@ -452,9 +452,9 @@ static void test_client_stream_unreachable_never_calls_back(void **state)
     long status = -1;
     mlx_err e;
     mlx_err_clear(&e);
-    assert_int_equal(
-        mlx_http_request_stream("GET", url, NULL, NULL, 5000, take_piece, &g, &status, &e),
-        MLX_EUNREACH);
+    assert_int_equal(mlx_http_request_stream("GET", url, NULL, NULL, 5000, take_piece, &g,
+                                             &status, &e),
+                     MLX_EUNREACH);
     assert_non_null(strstr(e.msg, url));
     assert_int_equal(status, 0);
     assert_int_equal(g.calls, 0);
