@@ -3,8 +3,9 @@
 #include "coordinator/ctl/ctl.h"
 
 static const mlx_cmd *const commands[] = {
-    &ctl_cmd_nodes,     &ctl_cmd_models,      &ctl_cmd_ps,    &ctl_cmd_keys_create,
-    &ctl_cmd_keys_list, &ctl_cmd_keys_revoke, &ctl_cmd_bench, NULL,
+    &ctl_cmd_nodes,     &ctl_cmd_models,      &ctl_cmd_ps,    &ctl_cmd_top,
+    &ctl_cmd_run,       &ctl_cmd_chat,        &ctl_cmd_bench, &ctl_cmd_keys_create,
+    &ctl_cmd_keys_list, &ctl_cmd_keys_revoke, NULL,
 };
 
 static const mlx_program program = {

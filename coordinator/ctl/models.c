@@ -17,18 +17,6 @@ static const mlx_opt models_opts[] = {
     {NULL},
 };
 
-static uint64_t u64(const json_t *obj, const char *key)
-{
-    json_int_t v = json_integer_value(json_object_get(obj, key));
-    return v > 0 ? (uint64_t)v : 0;
-}
-
-static const char *str(const json_t *obj, const char *key)
-{
-    const char *s = json_string_value(json_object_get(obj, key));
-    return s != NULL ? s : "";
-}
-
 /* "a, b" of the names of nodes whose flag is true (all when flag is NULL);
  * "-" for none. */
 static void node_names(const json_t *nodes, const char *flag, mlx_buf *out)
@@ -39,7 +27,7 @@ static void node_names(const json_t *nodes, const char *flag, mlx_buf *out)
     {
         if (flag != NULL && !json_is_true(json_object_get(n, flag)))
             continue;
-        mlx_buf_printf(out, "%s%s", out->len ? ", " : "", str(n, "name"));
+        mlx_buf_printf(out, "%s%s", out->len ? ", " : "", ctl_json_str(n, "name"));
     }
     if (out->len == 0)
         mlx_buf_printf(out, "-");
@@ -56,15 +44,16 @@ static void print_models(const json_t *models)
     {
         const json_t *nodes = json_object_get(m, "nodes");
         char size[16];
-        ctl_format_bytes(u64(m, "size_bytes"), size, sizeof size);
+        ctl_format_bytes(ctl_json_u64(m, "size_bytes"), size, sizeof size);
         mlx_buf stored, loaded;
         mlx_buf_init(&stored, 1 << 16);
         mlx_buf_init(&loaded, 1 << 16);
         node_names(nodes, "stored", &stored);
         node_names(nodes, "loaded", &loaded);
-        ctl_table_cell(t, CTL_PLAIN, "%s", str(m, "name"));
+        ctl_table_cell(t, CTL_PLAIN, "%s", ctl_json_str(m, "name"));
         ctl_table_cell(t, CTL_PLAIN, "%s", size);
-        ctl_table_cell(t, CTL_PLAIN, "%s", str(m, "format")[0] ? str(m, "format") : "-");
+        const char *format = ctl_json_str(m, "format");
+        ctl_table_cell(t, CTL_PLAIN, "%s", format[0] ? format : "-");
         ctl_table_cell(t, CTL_PLAIN, "%s", mlx_buf_str(&stored));
         ctl_table_cell(t, strcmp(mlx_buf_str(&loaded), "-") == 0 ? CTL_DIM : CTL_GREEN,
                        "%s", mlx_buf_str(&loaded));
@@ -87,13 +76,13 @@ static void print_ps(const json_t *nodes)
         json_array_foreach(json_object_get(n, "models"), k, m)
         {
             char memory[16];
-            ctl_format_bytes(u64(m, "memory_bytes"), memory, sizeof memory);
-            ctl_table_cell(t, CTL_PLAIN, "%s", str(n, "name"));
-            ctl_table_cell(t, CTL_PLAIN, "%s", str(m, "name"));
+            ctl_format_bytes(ctl_json_u64(m, "memory_bytes"), memory, sizeof memory);
+            ctl_table_cell(t, CTL_PLAIN, "%s", ctl_json_str(n, "name"));
+            ctl_table_cell(t, CTL_PLAIN, "%s", ctl_json_str(m, "name"));
             ctl_table_cell(t, CTL_PLAIN, "%s", memory);
             ctl_table_cell(t, CTL_PLAIN, "%.1f",
                            json_number_value(json_object_get(m, "tokens_per_s")));
-            ctl_table_cell(t, CTL_PLAIN, "%s", str(m, "engine"));
+            ctl_table_cell(t, CTL_PLAIN, "%s", ctl_json_str(m, "engine"));
         }
     }
     ctl_table_print(t);

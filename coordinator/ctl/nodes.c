@@ -15,23 +15,6 @@ static const mlx_opt nodes_opts[] = {
     {NULL},
 };
 
-static ctl_color state_color(const char *state)
-{
-    if (strcmp(state, "up") == 0)
-        return CTL_GREEN;
-    if (strcmp(state, "suspect") == 0)
-        return CTL_YELLOW;
-    if (strcmp(state, "down") == 0)
-        return CTL_RED;
-    return CTL_DIM;
-}
-
-static uint64_t u64(const json_t *obj, const char *key)
-{
-    json_int_t v = json_integer_value(json_object_get(obj, key));
-    return v > 0 ? (uint64_t)v : 0;
-}
-
 static void print_table(const json_t *nodes)
 {
     static const char *const headers[] = {"NAME",    "ID",        "STATE",
@@ -46,7 +29,7 @@ static void print_table(const json_t *nodes)
         const json_t *m = json_object_get(n, "metrics");
         ctl_table_cell(t, CTL_PLAIN, "%s", json_string_value(json_object_get(n, "name")));
         ctl_table_cell(t, CTL_PLAIN, "%s", json_string_value(json_object_get(n, "id")));
-        ctl_table_cell(t, state_color(state ? state : ""), "%s", state ? state : "?");
+        ctl_table_cell(t, ctl_state_color(state ? state : ""), "%s", state ? state : "?");
         ctl_table_cell(t, CTL_PLAIN, "%s",
                        json_string_value(json_object_get(n, "address")));
         /* A silent node's last figures are history, not its present. */
@@ -54,9 +37,9 @@ static void print_table(const json_t *nodes)
             state != NULL && (strcmp(state, "up") == 0 || strcmp(state, "suspect") == 0);
         if (live && json_is_object(m)) {
             char used[16], total[16], disk[16];
-            ctl_format_bytes(u64(m, "memory_used_bytes"), used, sizeof used);
-            ctl_format_bytes(u64(m, "memory_total_bytes"), total, sizeof total);
-            ctl_format_bytes(u64(m, "disk_free_bytes"), disk, sizeof disk);
+            ctl_format_bytes(ctl_json_u64(m, "memory_used_bytes"), used, sizeof used);
+            ctl_format_bytes(ctl_json_u64(m, "memory_total_bytes"), total, sizeof total);
+            ctl_format_bytes(ctl_json_u64(m, "disk_free_bytes"), disk, sizeof disk);
             ctl_table_cell(t, CTL_PLAIN, "%.0f%%",
                            json_number_value(json_object_get(m, "cpu_percent")));
             ctl_table_cell(t, CTL_PLAIN, "%s / %s", used, total);
@@ -68,7 +51,7 @@ static void print_table(const json_t *nodes)
                 ctl_table_cell(t, CTL_DIM, "-");
         }
         char age[16];
-        ctl_format_age((int64_t)u64(n, "last_seen_unix_ms"), age, sizeof age);
+        ctl_format_age((int64_t)ctl_json_u64(n, "last_seen_unix_ms"), age, sizeof age);
         ctl_table_cell(t, CTL_PLAIN, "%s ago", age);
     }
     ctl_table_print(t);

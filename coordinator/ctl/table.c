@@ -1,4 +1,5 @@
-/* table.c — aligned, optionally coloured tables and human units. */
+/* table.c — aligned, optionally coloured tables, human units, and the
+ * small readers of the API's JSON that every view uses. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,6 +108,29 @@ void ctl_table_print(ctl_table *t)
             printf("\n");
     }
     mlx_free(w);
+}
+
+ctl_color ctl_state_color(const char *state)
+{
+    if (strcmp(state, "up") == 0)
+        return CTL_GREEN;
+    if (strcmp(state, "suspect") == 0)
+        return CTL_YELLOW;
+    if (strcmp(state, "down") == 0)
+        return CTL_RED;
+    return CTL_DIM;
+}
+
+uint64_t ctl_json_u64(const json_t *obj, const char *key)
+{
+    json_int_t v = json_integer_value(json_object_get(obj, key));
+    return v > 0 ? (uint64_t)v : 0;
+}
+
+const char *ctl_json_str(const json_t *obj, const char *key)
+{
+    const char *s = json_string_value(json_object_get(obj, key));
+    return s != NULL ? s : "";
 }
 
 void ctl_table_free(ctl_table *t)

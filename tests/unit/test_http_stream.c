@@ -3,7 +3,9 @@
  * (common/http_server.h): byte ranges of a file, streams that learn whether
  * the client took everything or went away, extra headers, query arguments,
  * and the Range header parser. A real server on loopback, a real libcurl
- * client.
+ * client; and common/http_client's streamed requests against those
+ * streams: pieces in order with the status first, a stop by the callback,
+ * silence and an unreachable server.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,6 +24,8 @@
 #include <unistd.h>
 
 #include "common/alloc.h"
+#include "common/clock.h"
+#include "common/http_client.h"
 #include "common/http_server.h"
 #include "tests/support/testutil.h"
 
@@ -33,6 +37,7 @@ struct ctx {
     pthread_cond_t cond;
     int closes;
     bool completed;
+    bool released; /* lets /stall go on */
 };
 
 static struct ctx shared;
@@ -93,6 +98,31 @@ static void on_stream(void *c, const mlx_http_req *req, mlx_http_resp *resp)
     resp->stream = (mlx_http_stream){count_read, count_close, k};
 }
 
+/* One event, then nothing until the test releases it (or 10 s pass, so a
+ * broken test ends), then the end. */
+static long stall_read(void *arg, char *buf, size_t max)
+{
+    int *sent = arg;
+    if ((*sent)++ == 0)
+        return snprintf(buf, max, "data: first\n\n");
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 10;
+    pthread_mutex_lock(&shared.lock);
+    while (!shared.released &&
+           pthread_cond_timedwait(&shared.cond, &shared.lock, &deadline) == 0) {
+    }
+    pthread_mutex_unlock(&shared.lock);
+    return 0;
+}
+
+static void on_stall(void *c, const mlx_http_req *req, mlx_http_resp *resp)
+{
+    resp->status = 200;
+    resp->content_type = "text/event-stream";
+    resp->stream = (mlx_http_stream){stall_read, count_close, calloc(1, sizeof(int))};
+}
+
 static void on_busy(void *c, const mlx_http_req *req, mlx_http_resp *resp)
 {
     mlx_http_resp_header(resp, "Retry-After", "%d", 7);
@@ -105,6 +135,7 @@ static const mlx_http_route routes[] = {
     {"GET", "/file", on_file},
     {"GET", "/stream", on_stream},
     {"GET", "/busy", on_busy},
+    {"GET", "/stall", on_stall},
     {NULL},
 };
 
@@ -304,6 +335,131 @@ static void test_extra_header_and_query_argument(void **state)
     assert_non_null(strstr(g.data, "queue full (full)"));
 }
 
+/* ---- the client's streamed requests ----------------------------------------- */
+
+struct pieces {
+    char data[4096];
+    size_t len;
+    int calls;
+    long first_status; /* the status the first call saw */
+    bool mixed;        /* a later call saw another status */
+    size_t stop_after; /* return nonzero past this many bytes; 0: never */
+};
+
+static int take_piece(void *arg, long status, const char *p, size_t n)
+{
+    struct pieces *g = arg;
+    if (g->calls++ == 0)
+        g->first_status = status;
+    else if (status != g->first_status)
+        g->mixed = true;
+    assert_true(n > 0);
+    size_t room = sizeof g->data - 1 - g->len;
+    memcpy(g->data + g->len, p, n < room ? n : room);
+    g->len += n < room ? n : room;
+    g->data[g->len] = '\0';
+    return g->stop_after > 0 && g->len >= g->stop_after;
+}
+
+static int stream_get(const char *path, int idle_ms, struct pieces *g, long *status,
+                      mlx_err *e)
+{
+    char url[128];
+    snprintf(url, sizeof url, "%s%s", base, path);
+    mlx_err_clear(e);
+    return mlx_http_request_stream("GET", url, NULL, NULL, idle_ms, take_piece, g, status,
+                                   e);
+}
+
+static int closes_now(void)
+{
+    pthread_mutex_lock(&shared.lock);
+    int n = shared.closes;
+    pthread_mutex_unlock(&shared.lock);
+    return n;
+}
+
+static void test_client_stream_hands_over_pieces_in_order(void **state)
+{
+    struct pieces g = {0};
+    long status = -1;
+    mlx_err e;
+    assert_int_equal(stream_get("/stream?limit=3", 5000, &g, &status, &e), 0);
+    assert_int_equal(status, 200);
+    assert_int_equal(g.first_status, 200);
+    assert_false(g.mixed);
+    assert_string_equal(g.data, "data: 0\n\ndata: 1\n\ndata: 2\n\n");
+}
+
+static void test_client_stream_stops_when_the_callback_says(void **state)
+{
+    int before = closes_now();
+    struct pieces g = {.stop_after = 20};
+    long status = 0;
+    mlx_err e;
+    /* Endless: only the callback can end it, and that is a success. */
+    assert_int_equal(stream_get("/stream", 5000, &g, &status, &e), 0);
+    assert_int_equal(status, 200);
+    assert_true(g.len >= 20);
+    int calls = g.calls;
+    assert_int_equal(closes_after(before, 10000), before + 1);
+    assert_false(shared.completed);
+    assert_int_equal(g.calls, calls); /* nothing after the stop */
+}
+
+static void test_client_stream_status_comes_before_the_body(void **state)
+{
+    struct pieces g = {0};
+    long status = 0;
+    mlx_err e;
+    assert_int_equal(stream_get("/busy?why=full", 5000, &g, &status, &e), 0);
+    assert_int_equal(status, 503);
+    assert_int_equal(g.first_status, 503);
+    assert_non_null(strstr(g.data, "queue full (full)"));
+}
+
+static void test_client_stream_silence_times_out_after_the_pieces(void **state)
+{
+    int before = closes_now();
+    pthread_mutex_lock(&shared.lock);
+    shared.released = false;
+    pthread_mutex_unlock(&shared.lock);
+    struct pieces g = {0};
+    long status = 0;
+    mlx_err e;
+    int64_t start = mlx_time_mono_ms();
+    int rc = stream_get("/stall", 1000, &g, &status, &e);
+    int64_t took = mlx_time_mono_ms() - start;
+    pthread_mutex_lock(&shared.lock);
+    shared.released = true;
+    pthread_cond_broadcast(&shared.cond);
+    pthread_mutex_unlock(&shared.lock);
+    assert_int_equal(rc, MLX_ETIMEDOUT);
+    assert_int_equal(e.code, MLX_ETIMEDOUT);
+    assert_non_null(strstr(e.msg, "/stall"));
+    assert_string_equal(g.data, "data: first\n\n");
+    assert_true(took >= 1000);
+    assert_true(took < 4000); /* silence is noticed within about a second */
+    /* The stalled stream ends before the next test counts closes. */
+    assert_int_equal(closes_after(before, 15000), before + 1);
+}
+
+static void test_client_stream_unreachable_never_calls_back(void **state)
+{
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/stream", test_free_port());
+    struct pieces g = {0};
+    long status = -1;
+    mlx_err e;
+    mlx_err_clear(&e);
+    assert_int_equal(mlx_http_request_stream("GET", url, NULL, NULL, 5000, take_piece, &g,
+                                             &status, &e),
+                     MLX_EUNREACH);
+    assert_non_null(strstr(e.msg, url));
+    assert_int_equal(status, 0);
+    assert_int_equal(g.calls, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -314,6 +470,11 @@ int main(void)
         cmocka_unit_test(test_stream_sends_everything_and_says_completed),
         cmocka_unit_test(test_stream_learns_the_client_went_away),
         cmocka_unit_test(test_extra_header_and_query_argument),
+        cmocka_unit_test(test_client_stream_hands_over_pieces_in_order),
+        cmocka_unit_test(test_client_stream_stops_when_the_callback_says),
+        cmocka_unit_test(test_client_stream_status_comes_before_the_body),
+        cmocka_unit_test(test_client_stream_silence_times_out_after_the_pieces),
+        cmocka_unit_test(test_client_stream_unreachable_never_calls_back),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
