@@ -5,7 +5,7 @@
  * One agent serves a tiny synthetic model (generation takes a few tens of
  * microseconds, so what the path adds shows). The same small greedy
  * /v1/completions request goes to three targets: the agent itself
- * (direct), the coordinator the agent registered with, and Debian's nginx
+ * (direct), the coordinator the agent registered with, and nginx
  * proxying to the agent's HTTP port (upstream keep-alive, no buffering, so
  * streams flow as they come). Each request is sent whole and streamed:
  *
