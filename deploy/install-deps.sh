@@ -11,7 +11,7 @@ DEBIAN_PACKAGES="build-essential cmake pkg-config git
   prometheus openssl"
 BREW_PACKAGES="cmake pkg-config nng protobuf-c sqlite curl openssl@3 libmicrohttpd
   jansson inih cmocka
-  prometheus node"
+  prometheus node nginx"
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then
@@ -40,6 +40,31 @@ if command -v apt-get >/dev/null 2>&1; then
         as_root apt-get update -qq
         as_root env DEBIAN_FRONTEND=noninteractive \
             apt-get install -y -qq --no-install-recommends $missing
+    fi
+    # nginx is bench_route's reference proxy and nothing more. Its package
+    # starts a service on port 80 (and fails to install where that port is
+    # taken), so a policy-rc.d keeps it from starting during the install
+    # unless the machine has one already, and it is disabled at boot.
+    if ! dpkg-query -W -f='${Status}' nginx 2>/dev/null | grep -q "ok installed"; then
+        echo "install-deps: installing nginx (its service left stopped and disabled)"
+        policy=""
+        if [ ! -e /usr/sbin/policy-rc.d ]; then
+            policy=/usr/sbin/policy-rc.d
+            as_root sh -c "printf '#!/bin/sh\nexit 101\n' >$policy && chmod 755 $policy"
+            trap 'as_root rm -f "$policy"' EXIT
+        fi
+        [ -n "$missing" ] || as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive \
+            apt-get install -y -qq --no-install-recommends nginx
+        if [ -n "$policy" ]; then
+            as_root rm -f "$policy"
+            trap - EXIT
+        fi
+        if [ -d /run/systemd/system ]; then
+            as_root systemctl disable --now nginx >/dev/null 2>&1 || true
+        else
+            as_root update-rc.d nginx disable >/dev/null 2>&1 || true
+        fi
     fi
 elif command -v brew >/dev/null 2>&1; then
     for p in $BREW_PACKAGES; do

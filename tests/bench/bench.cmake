@@ -13,4 +13,9 @@ add_dependencies(bench_engine mlx-agent)
 # Kernel throughput per weight type and CPU path: GB/s of weights, GFLOP/s.
 add_executable(bench_kernels bench/bench_kernels.c)
 target_link_libraries(bench_kernels PRIVATE mlxengine mlxtestutil)
+# What the serving benchmarks share: an agent, clients, percentiles.
+add_library(mlxbenchutil STATIC bench/benchutil.c bench/benchclient.c)
+target_link_libraries(mlxbenchutil PUBLIC mlxharness mlxcommon PkgConfig::CURL
+                      PkgConfig::JANSSON Threads::Threads)
 include(bench/http.cmake OPTIONAL)
+include(bench/route.cmake OPTIONAL)
