@@ -27,6 +27,7 @@ struct serve_opts {
     int64_t suspect_after;
     int64_t down_after;
     int64_t max_requests;
+    int64_t request_log_days;
     char *log_level;
 };
 
@@ -48,6 +49,8 @@ static const mlx_opt serve_opts[] = {
     {"max-requests", 0, MLX_OPT_INT, offsetof(struct serve_opts, max_requests), "256",
      "N", "generations relayed at once; more are answered 503 with Retry-After", 1,
      100000},
+    {"request-log-days", 0, MLX_OPT_INT, offsetof(struct serve_opts, request_log_days),
+     "30", "N", "days the request log keeps each request; 0 keeps them all", 0, 36500},
     {"log-level", 0, MLX_OPT_STR, offsetof(struct serve_opts, log_level), "info", "LEVEL",
      "debug, info, warn or error", .check = mlx_check_log_level},
     {NULL},
@@ -144,6 +147,7 @@ static int serve(const mlx_program *prog, const mlx_cmd *cmd, int argc, char **a
     if ((rc = registry_open(db_path, &reg, &err)) != 0 ||
         (rc = open_auth(o.data, &keys, &err)) != 0)
         goto fail;
+    auth_log_set_retention(keys, o.request_log_days * 24 * 3600 * 1000);
     if ((rc = dpc_open(NULL, &links.pool, &err)) != 0 ||
         (rc = router_health_create(&links.health, &err)) != 0)
         goto fail;

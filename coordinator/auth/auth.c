@@ -70,6 +70,11 @@ int auth_open(const char *path, auth **out, mlx_err *err)
         return rc;
     }
     pthread_mutex_init(&a->mu, NULL);
+    pthread_mutex_init(&a->keys_mu, NULL);
+    if ((rc = auth_log_start(a, err)) != 0) {
+        auth_close(a);
+        return rc;
+    }
     *out = a;
     return 0;
 }
@@ -78,8 +83,10 @@ void auth_close(auth *a)
 {
     if (a == NULL)
         return;
+    auth_log_stop(a);
     auth_limits_free(a);
     pthread_mutex_destroy(&a->mu);
+    pthread_mutex_destroy(&a->keys_mu);
     mlx_db_close(a->db);
     mlx_free(a);
 }

@@ -176,7 +176,15 @@ typedef struct auth_log_entry {
     int status;           /* HTTP status answered */
 } auth_log_entry;
 
+/* Queues the entry; a writer thread stores it within LOG_FLUSH_MS
+ * (reqlog.c), and prunes entries older than the retention. Fails only when
+ * out of memory. */
 int auth_log_request(auth *a, const auth_log_entry *e, mlx_err *err);
+
+/* How long entries are kept: retention_ms, or forever when 0. Default
+ * AUTH_LOG_RETENTION_MS. The writer prunes at once, then every minute. */
+#define AUTH_LOG_RETENTION_MS (30LL * 24 * 3600 * 1000)
+void auth_log_set_retention(auth *a, int64_t retention_ms);
 
 /* Deletes entries older than now_unix_ms - retention_ms; *deleted (may be
  * NULL) gets how many. */

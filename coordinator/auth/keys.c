@@ -116,8 +116,8 @@ static int check_pattern(const char *pattern, mlx_err *err)
     return 0;
 }
 
-int auth_key_create(auth *a, const auth_key_spec *spec, int64_t now_unix_ms,
-                    char key_out[AUTH_KEY_SIZE], mlx_err *err)
+static int create_key(auth *a, const auth_key_spec *spec, int64_t now_unix_ms,
+                      char key_out[AUTH_KEY_SIZE], mlx_err *err)
 {
     const char *pattern =
         spec->models_pattern != NULL && spec->models_pattern[0] != '\0'
@@ -235,7 +235,7 @@ int auth_key_list(auth *a, auth_key_fn fn, void *arg, mlx_err *err)
     return rc;
 }
 
-int auth_key_revoke(auth *a, const char *name, int64_t now_unix_ms, mlx_err *err)
+static int revoke_key(auth *a, const char *name, int64_t now_unix_ms, mlx_err *err)
 {
     sqlite3_stmt *st;
     int rc = mlx_db_prepare(
@@ -255,6 +255,32 @@ int auth_key_revoke(auth *a, const char *name, int64_t now_unix_ms, mlx_err *err
         auth_limits_drop(a, name);
         mlx_log_info("auth", "API key revoked", "name=%s", name);
     }
+    return rc;
+}
+
+/* Whether any key is active is known in memory (any_active_key) until a
+ * key is created or revoked. The change is committed before the memory is
+ * forgotten, and a lookup holds the lock from its query to storing the
+ * answer, so a lookup that raced the change cannot leave a stale answer. */
+static void forget_active(auth *a)
+{
+    pthread_mutex_lock(&a->keys_mu);
+    a->active_known = false;
+    pthread_mutex_unlock(&a->keys_mu);
+}
+
+int auth_key_create(auth *a, const auth_key_spec *spec, int64_t now_unix_ms,
+                    char key_out[AUTH_KEY_SIZE], mlx_err *err)
+{
+    int rc = create_key(a, spec, now_unix_ms, key_out, err);
+    forget_active(a);
+    return rc;
+}
+
+int auth_key_revoke(auth *a, const char *name, int64_t now_unix_ms, mlx_err *err)
+{
+    int rc = revoke_key(a, name, now_unix_ms, err);
+    forget_active(a);
     return rc;
 }
 
@@ -298,19 +324,29 @@ static int refuse(auth_result *out, int status, const char *fmt, ...)
 }
 
 /* Whether any key is active (not revoked). */
+/* Asked for every request, answered from memory (see forget_active). */
 static int any_active_key(auth *a, bool *out, mlx_err *err)
 {
+    pthread_mutex_lock(&a->keys_mu);
+    if (a->active_known) {
+        *out = a->any_active;
+        pthread_mutex_unlock(&a->keys_mu);
+        return 0;
+    }
     sqlite3_stmt *st;
     int rc = mlx_db_prepare(a->db, "SELECT EXISTS (SELECT 1 FROM keys WHERE revoked_ms = 0)",
                             &st, err);
-    if (rc != 0)
-        return rc;
-    int step = sqlite3_step(st);
-    if (step == SQLITE_ROW)
-        *out = sqlite3_column_int(st, 0) != 0;
-    else
-        rc = mlx_db_fail(a->db, step, err, "reading the API keys");
-    sqlite3_finalize(st);
+    if (rc == 0) {
+        int step = sqlite3_step(st);
+        if (step == SQLITE_ROW) {
+            *out = a->any_active = sqlite3_column_int(st, 0) != 0;
+            a->active_known = true;
+        } else {
+            rc = mlx_db_fail(a->db, step, err, "reading the API keys");
+        }
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&a->keys_mu);
     return rc;
 }
 

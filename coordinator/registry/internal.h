@@ -17,6 +17,9 @@ struct registry {
      * has one transaction per connection, so without it two replacements
      * could interleave and a reader could see half of one. */
     pthread_mutex_t write_mtx;
+    /* registry_candidates' query, prepared once (under write_mtx): it runs
+     * for every generation, and compiling it cost as much as running it. */
+    sqlite3_stmt *candidates;
 };
 
 /* Runs a prepared statement that returns no rows and finalizes it; *changes

@@ -318,18 +318,20 @@ static uint32_t u32_column(sqlite3_stmt *st, int col)
 int registry_candidates(registry *r, const char *model, registry_candidate_fn fn,
                         void *arg, mlx_err *err)
 {
-    sqlite3_stmt *st;
+    int rc = 0;
     pthread_mutex_lock(&r->write_mtx);
-    int rc = mlx_db_prepare(
-        r->db,
-        PAIRS_SQL " WHERE m.name = ?1"
-                  " ORDER BY CASE n.state WHEN 'up' THEN 0 WHEN 'suspect' THEN 1"
-                  " ELSE 2 END, loaded DESC, n.requests_running + n.requests_queued, n.id",
-        &st, err);
+    if (r->candidates == NULL)
+        rc = mlx_db_prepare(
+            r->db,
+            PAIRS_SQL " WHERE m.name = ?1"
+                      " ORDER BY CASE n.state WHEN 'up' THEN 0 WHEN 'suspect' THEN 1"
+                      " ELSE 2 END, loaded DESC, n.requests_running + n.requests_queued, n.id",
+            &r->candidates, err);
     if (rc != 0) {
         pthread_mutex_unlock(&r->write_mtx);
         return rc;
     }
+    sqlite3_stmt *st = r->candidates;
     sqlite3_bind_text(st, 1, model, -1, SQLITE_STATIC);
     int step = SQLITE_DONE;
     while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
@@ -349,7 +351,8 @@ int registry_candidates(registry *r, const char *model, registry_candidate_fn fn
     }
     if (rc == 0 && step != SQLITE_DONE)
         rc = mlx_db_fail(r->db, step, err, "finding the nodes of a model");
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
     pthread_mutex_unlock(&r->write_mtx);
     return rc;
 }

@@ -76,6 +76,7 @@ void registry_close(registry *r)
 {
     if (r == NULL)
         return;
+    sqlite3_finalize(r->candidates);
     mlx_db_close(r->db);
     pthread_mutex_destroy(&r->write_mtx);
     mlx_free(r);

@@ -16,9 +16,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
+#include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "coordinator/auth/auth.h"
@@ -316,8 +318,8 @@ static void names_and_patterns_are_validated(void **state)
 {
     struct fixture *f = *state;
     mlx_err err;
-    const char *bad[] = {"", "../x", "a/b", ".hidden", "-flag", "a b", "a\nb",
-                         "tab\there", "caf\xc3\xa9", "x;drop"};
+    const char *bad[] = {"",    "../x", "a/b",       ".hidden",     "-flag",
+                         "a b", "a\nb", "tab\there", "caf\xc3\xa9", "x;drop"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         if (create_rc(f->a, bad[i], NULL, 0, &err) != MLX_EINVAL)
             fail_msg("name '%s' was accepted", bad[i]);
@@ -557,9 +559,9 @@ static void unlimited_unknown_and_bootstrap(void **state)
     assert_int_equal(auth_take(f->a, "lim", 70000, 0, &retry, &err), MLX_ENOENT);
 }
 
-#define THREADS 8
+#define THREADS          8
 #define TAKES_PER_THREAD 40000
-#define RACE_RPM 100000
+#define RACE_RPM         100000
 
 struct race {
     auth *a;
@@ -706,6 +708,36 @@ static void request_log_and_retention(void **state)
     assert_int_equal(auth_log_prune(f->a, T0, -1, NULL, &err), MLX_EINVAL);
 }
 
+static bool only_recent_left(struct fixture *f)
+{
+    struct log_listing l = {0};
+    mlx_err err;
+    must(auth_log_list(f->a, 0, 100, collect_log, &l, &err), &err, "auth_log_list");
+    return l.n == 1 && strcmp(l.keys[0], "recent") == 0;
+}
+
+/* The writer keeps the log to its retention by itself. */
+static void the_writer_prunes_past_the_retention(void **state)
+{
+    struct fixture *f = *state;
+    mlx_err err;
+    const int64_t day = INT64_C(86400000);
+    int64_t now = mlx_time_wall_ms();
+    auth_log_entry old = {
+        .time_unix_ms = now - 2 * day, .key_name = "old", .status = 200};
+    auth_log_entry recent = {.time_unix_ms = now, .key_name = "recent", .status = 200};
+    must(auth_log_request(f->a, &old, &err), &err, "auth_log_request");
+    must(auth_log_request(f->a, &recent, &err), &err, "auth_log_request");
+    auth_log_set_retention(f->a, day);
+    int64_t deadline = mlx_time_mono_ms() + 10000;
+    while (!only_recent_left(f)) {
+        if (mlx_time_mono_ms() > deadline)
+            fail_msg("the writer did not prune the entry older than the retention");
+        struct timespec pause = {0, 20 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+}
+
 int main(void)
 {
     /* Key creation and revocation log at info; keep the test output short. */
@@ -726,6 +758,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(tokens_per_minute_bucket, setup, teardown),
         cmocka_unit_test_setup_teardown(unlimited_unknown_and_bootstrap, setup, teardown),
         cmocka_unit_test_setup_teardown(concurrent_takes_never_exceed_the_budget, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(the_writer_prunes_past_the_retention, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(request_log_and_retention, setup, teardown),
     };
