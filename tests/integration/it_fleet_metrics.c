@@ -155,20 +155,6 @@ static char *metrics_page(void)
     return r.body;
 }
 
-/* The value of the sample whose line starts with prefix (name and labels,
- * as written), or -1 when the page has none. */
-static double sample(const char *page, const char *prefix)
-{
-    size_t n = strlen(prefix);
-    for (const char *line = page; line != NULL && *line != '\0';) {
-        if (strncmp(line, prefix, n) == 0 && line[n] == ' ')
-            return strtod(line + n + 1, NULL);
-        line = strchr(line, '\n');
-        line = line != NULL ? line + 1 : NULL;
-    }
-    return -1;
-}
-
 struct sample_wait {
     const char *prefix;
     double want;
@@ -179,7 +165,7 @@ static bool sample_is(void *arg)
 {
     struct sample_wait *w = arg;
     char *page = metrics_page();
-    w->got = sample(page, w->prefix);
+    w->got = test_prom_sample(page, w->prefix);
     free(page);
     return w->got == w->want;
 }
@@ -450,7 +436,7 @@ static void test_a_lost_node_is_a_failover_then_down(void **state)
     snprintf(cpu, sizeof cpu, "mlx_fleet_node_cpu_percent{node=\"%s\",node_id=\"%s\"}",
              name, c->agents[first].node_id);
     char *page = metrics_page();
-    assert_true(sample(page, cpu) < 0);
+    assert_true(test_prom_sample(page, cpu) < 0);
     free(page);
 }
 

@@ -13,6 +13,8 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "common/parse.h"
+
 char *test_join(const char *dir, const char *name)
 {
     size_t n = strlen(dir) + strlen(name) + 2;
@@ -149,4 +151,21 @@ void test_machine(char *out, size_t cap)
         fclose(f);
     snprintf(out, cap, "%s %s, %ld cores%s", u.sysname, u.machine,
              sysconf(_SC_NPROCESSORS_ONLN), model);
+}
+
+double test_prom_sample(const char *page, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    for (const char *line = page; line != NULL && *line != '\0';) {
+        const char *end = strchr(line, '\n');
+        size_t len = end != NULL ? (size_t)(end - line) : strlen(line);
+        if (len > n && strncmp(line, prefix, n) == 0 && line[n] == ' ') {
+            char value[64];
+            double v;
+            snprintf(value, sizeof value, "%.*s", (int)(len - n - 1), line + n + 1);
+            return mlx_parse_double(value, &v, NULL) == 0 ? v : -1;
+        }
+        line = end != NULL ? end + 1 : NULL;
+    }
+    return -1;
 }

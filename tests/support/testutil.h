@@ -41,4 +41,9 @@ char *test_testdata(const char *name);
  * the numbers it prints. */
 void test_machine(char *out, size_t cap);
 
+/* The value of the sample on a Prometheus text page whose line starts with
+ * prefix (its name and labels, as written) followed by a space; -1 when
+ * the page has none or its value is not a number. */
+double test_prom_sample(const char *page, const char *prefix);
+
 #endif

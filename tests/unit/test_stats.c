@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "coordinator/stats/stats.h"
+#include "tests/support/testutil.h"
 
 static fleet_stats *s;
 
@@ -33,19 +34,6 @@ static int teardown(void **state)
 static const char *name_of(void *arg, const char *node_id)
 {
     return strcmp(node_id, "aaaaaaaaaaaaaaaa") == 0 ? "alpha" : NULL;
-}
-
-/* The page's value for the line starting with prefix, or -1. */
-static double sample(const char *page, const char *prefix)
-{
-    size_t n = strlen(prefix);
-    for (const char *line = page; line != NULL && *line != '\0';) {
-        if (strncmp(line, prefix, n) == 0 && line[n] == ' ')
-            return strtod(line + n + 1, NULL);
-        line = strchr(line, '\n');
-        line = line != NULL ? line + 1 : NULL;
-    }
-    return -1;
 }
 
 static char *page(uint32_t active)
@@ -113,20 +101,24 @@ static void test_the_page_counts_by_model_node_and_status(void **state)
     stats_count(s, "m", 429);
 
     char *p = page(7);
-    assert_true(sample(p, "mlx_coordinator_requests_total{model=\"m\",node=\"alpha\","
-                          "node_id=\"aaaaaaaaaaaaaaaa\",status=\"200\"}") == 1);
+    assert_true(
+        test_prom_sample(p, "mlx_coordinator_requests_total{model=\"m\",node=\"alpha\","
+                            "node_id=\"aaaaaaaaaaaaaaaa\",status=\"200\"}") == 1);
     /* A node the name lookup does not know is shown by its id. */
-    assert_true(sample(p, "mlx_coordinator_requests_total{model=\"m\","
-                          "node=\"bbbbbbbbbbbbbbbb\",node_id=\"bbbbbbbbbbbbbbbb\","
-                          "status=\"502\"}") == 1);
-    assert_true(sample(p, "mlx_coordinator_requests_total{model=\"m\",node=\"\","
-                          "node_id=\"\",status=\"429\"}") == 2);
-    assert_true(sample(p, "mlx_coordinator_retries_total") == 3);
-    assert_true(sample(p, "mlx_coordinator_failovers_total") == 1);
-    assert_true(sample(p, "mlx_coordinator_requests_active") == 7);
+    assert_true(test_prom_sample(p,
+                                 "mlx_coordinator_requests_total{model=\"m\","
+                                 "node=\"bbbbbbbbbbbbbbbb\",node_id=\"bbbbbbbbbbbbbbbb\","
+                                 "status=\"502\"}") == 1);
+    assert_true(test_prom_sample(p,
+                                 "mlx_coordinator_requests_total{model=\"m\",node=\"\","
+                                 "node_id=\"\",status=\"429\"}") == 2);
+    assert_true(test_prom_sample(p, "mlx_coordinator_retries_total") == 3);
+    assert_true(test_prom_sample(p, "mlx_coordinator_failovers_total") == 1);
+    assert_true(test_prom_sample(p, "mlx_coordinator_requests_active") == 7);
     /* Routed once (the first acceptance), texted never. */
-    assert_true(sample(p, "mlx_coordinator_routing_seconds_count") == 1);
-    assert_true(sample(p, "mlx_coordinator_time_to_first_token_seconds_count") == 0);
+    assert_true(test_prom_sample(p, "mlx_coordinator_routing_seconds_count") == 1);
+    assert_true(
+        test_prom_sample(p, "mlx_coordinator_time_to_first_token_seconds_count") == 0);
     free(p);
 }
 
@@ -143,10 +135,12 @@ static void test_made_up_models_stop_at_the_cap(void **state)
          q++)
         lines++;
     assert_int_equal(lines, STATS_MAX_SERIES + 1); /* and "other" */
-    assert_true(sample(p, "mlx_coordinator_requests_total{model=\"other\",node=\"\","
-                          "node_id=\"\",status=\"404\"}") == 50);
-    assert_true(sample(p, "mlx_coordinator_requests_total{model=\"made-up-0\",node=\"\","
-                          "node_id=\"\",status=\"404\"}") == 1);
+    assert_true(
+        test_prom_sample(p, "mlx_coordinator_requests_total{model=\"other\",node=\"\","
+                            "node_id=\"\",status=\"404\"}") == 50);
+    assert_true(test_prom_sample(
+                    p, "mlx_coordinator_requests_total{model=\"made-up-0\",node=\"\","
+                       "node_id=\"\",status=\"404\"}") == 1);
     free(p);
 }
 
