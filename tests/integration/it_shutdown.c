@@ -20,6 +20,9 @@
 #include "tests/integration/cluster.h"
 
 #define ROUNDS 25
+/* Waits for a process to come up: generous, as the machine may be busy;
+ * only the shutdowns are timed. */
+#define UP_MS 30000
 
 struct heard {
     cluster *c;
@@ -56,12 +59,12 @@ static void test_coordinator_stops_promptly_under_heartbeats(void **state)
         char name[16];
         snprintf(name, sizeof name, "busy-%d", i);
         cluster_add_agent(c, name);
-        assert_true(cluster_wait_node_id(c, i, 10000));
+        assert_true(cluster_wait_node_id(c, i, UP_MS));
     }
     int64_t started = wall_ms();
     for (int round = 0; round < ROUNDS; round++) {
         struct heard h = {c, started};
-        assert_true(h_wait_for(all_heard, &h, 10000));
+        assert_true(h_wait_for(all_heard, &h, UP_MS));
         h_signal(c->coordinator, SIGTERM);
         int status = h_wait_exit(c->coordinator, 5000);
         if (status != 0)
@@ -83,8 +86,8 @@ static void test_agents_stop_promptly_without_coordinator(void **state)
         char name[16];
         snprintf(name, sizeof name, "orphan-%d", i);
         cluster_add_agent(c, name);
-        assert_true(cluster_wait_node_id(c, i, 10000));
-        assert_true(cluster_wait_agent_state(c, i, "up", 10000));
+        assert_true(cluster_wait_node_id(c, i, UP_MS));
+        assert_true(cluster_wait_agent_state(c, i, "up", UP_MS));
     }
     h_signal(c->coordinator, SIGKILL);
     assert_int_equal(h_wait_exit(c->coordinator, 5000), 128 + SIGKILL);
@@ -114,13 +117,13 @@ static void test_everything_stops_together(void **state)
                 char name[16];
                 snprintf(name, sizeof name, "together-%d", i);
                 cluster_add_agent(c, name);
-                assert_true(cluster_wait_node_id(c, i, 10000));
+                assert_true(cluster_wait_node_id(c, i, UP_MS));
             } else {
                 cluster_start_agent(c, i);
             }
         }
         struct heard h = {c, started};
-        assert_true(h_wait_for(all_heard, &h, 10000));
+        assert_true(h_wait_for(all_heard, &h, UP_MS));
         h_signal(c->coordinator, SIGTERM);
         for (int i = 0; i < 3; i++)
             h_signal(c->agents[i].proc, SIGTERM);
