@@ -4,3 +4,7 @@
 mlx_integration_test(it_front mlxserving mlxtestutil)
 # Sanitized builds generate far slower.
 set_tests_properties(integration.it_front PROPERTIES TIMEOUT 300)
+# The agent's table of malformed requests and abused framing
+# (bad_requests.c) sent to the coordinator, with one agent behind it.
+mlx_integration_test(it_front_bad_input mlxserving)
+set_tests_properties(integration.it_front_bad_input PROPERTIES TIMEOUT 300)
