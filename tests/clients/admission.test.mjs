@@ -159,7 +159,7 @@ describe('--max-requests', () => {
     async () => {
       const client = openai(admin);
       const stream = await client.completions.create({ model: SLOW,
-        prompt: 'Once upon a time', max_tokens: 2000, temperature: 0, stream: true });
+        prompt: 'Once upon a time', max_tokens: 1000, temperature: 0, stream: true });
       const iterator = stream[Symbol.asyncIterator]();
       assert.equal((await iterator.next()).done, false);
       // One generation runs: the limit.

@@ -30,7 +30,7 @@ const SHORT = 12;
 const RECOVERY_P99_MS = 3000;
 const PROMPT = 'Once upon a time';
 
-let cluster, victim, others, victimId;
+let cluster, victim, victimId;
 let flowing;        // the two streams' outcomes, settling after the kill
 let waiting;        // the waiting requests' outcomes
 let killedAt;       // Date.now() just before the SIGKILL
@@ -116,7 +116,6 @@ async function waitingRequest(i) {
 
 test('kill -9 of the node serving a session', async () => {
   victim = await keyed(`probe-${process.pid}`);
-  others = cluster.agents.filter((a) => a !== victim);
   victimId = victim.nodeId();
 
   const openaiStream = await openaiAt(cluster.coordinator.base).completions.create({
@@ -127,6 +126,9 @@ test('kill -9 of the node serving a session', async () => {
   flowing = await Promise.all([flowingStream(openaiStream), flowingStream(ollamaStream)]);
 
   waiting = Array.from({ length: WAITING }, (_, i) => waitingRequest(i));
+  // Judged in a later test; a failure before then is not an unhandled one.
+  for (const w of waiting)
+    w.catch(() => {});
   await waitFor(async () => {
     const m = await victim.metrics();
     return metricValue(m, 'mlx_requests_processing') === 2 &&
