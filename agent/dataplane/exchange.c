@@ -30,8 +30,11 @@ static void dp_refuse_code(struct exchange *x, int code, const char *message)
     uint32_t status;
     switch (code) {
     case MLX_EINVAL:
-    case MLX_ETOOBIG:
         c = FLEET__ERROR__CODE__BAD_REQUEST;
+        status = 400;
+        break;
+    case MLX_ETOOBIG: /* the coordinator answers it as the API's own code */
+        c = FLEET__ERROR__CODE__CONTEXT_EXCEEDED;
         status = 400;
         break;
     case MLX_ENOENT:

@@ -149,7 +149,10 @@ static int from_error(const struct dpc_conn *c, const Fleet__Error *er, dpc_erro
                         c->node_id, text);
     uint32_t st = er->status;
     if (st >= 400 && st < 500) {
-        int code = st == 404 ? MLX_ENOENT : st == 409 ? MLX_EEXIST : MLX_EINVAL;
+        int code = er->code == FLEET__ERROR__CODE__CONTEXT_EXCEEDED ? MLX_ETOOBIG
+                   : st == 404                                      ? MLX_ENOENT
+                   : st == 409                                      ? MLX_EEXIST
+                                                                    : MLX_EINVAL;
         return dpc_fail(e, DPC_REFUSED, (int)st, code, "%.400s", text);
     }
     int code = st == 503 ? MLX_EBUSY : st == 507 ? MLX_ENOMEM : MLX_EINTERNAL;

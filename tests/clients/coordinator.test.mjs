@@ -1,5 +1,5 @@
 // coordinator.test.mjs — the coordinator's OpenAI and Ollama API as the
-// official `openai` and `ollama` packages use it, with two agents behind
+// official `openai` and `ollama` packages use it, with three agents behind
 // it: greedy answers, whole and streamed, chat and completion, equal what
 // an agent gives directly; the model list names the fleet's model; and an
 // error arrives as each library's own error type.
@@ -19,11 +19,11 @@ const openaiAt = (base) => new OpenAI({ baseURL: `${base}/v1`, apiKey: 'unused',
   maxRetries: 0, timeout: 30000 });
 
 before(async () => {
-  cluster = await startCluster(2);
+  cluster = await startCluster(3);
   viaOpenAI = openaiAt(cluster.coordinator.base);
   atOpenAI = openaiAt(cluster.agents[0].base);
   viaOllama = new Ollama({ host: cluster.coordinator.base });
-  atOllama = new Ollama({ host: cluster.agents[1].base });
+  atOllama = new Ollama({ host: cluster.agents[2].base });
 });
 
 after(async () => {

@@ -1,6 +1,6 @@
 # Integration tests of the serving API (agent/http) against a serving agent
 # with stories260K: /metrics through a real Prometheus, and malformed input.
-add_library(mlxserving STATIC integration/serving.c)
+add_library(mlxserving STATIC integration/serving.c integration/bad_requests.c)
 target_link_libraries(mlxserving PUBLIC mlxharness PkgConfig::CMOCKA)
 
 mlx_integration_test(it_prometheus mlxcommon mlxserving m)

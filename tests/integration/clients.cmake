@@ -6,7 +6,7 @@ set(MLX_CLIENTS_DIR ${PROJECT_SOURCE_DIR}/tests/clients)
 set(MLX_TESTDATA_DIR ${PROJECT_SOURCE_DIR}/../shared/testdata)
 find_program(MLX_NODE node)
 
-foreach(area openai ollama concurrency disconnect overflow coordinator)
+foreach(area openai ollama concurrency disconnect overflow coordinator fleet failover admission)
   set(name integration.clients.${area})
   if(MLX_NODE)
     add_test(NAME ${name}

@@ -8,3 +8,7 @@ set_tests_properties(integration.it_front PROPERTIES TIMEOUT 300)
 # a real Prometheus beside both agents.
 mlx_integration_test(it_fleet_metrics mlxserving mlxtestutil Threads::Threads)
 set_tests_properties(integration.it_fleet_metrics PROPERTIES TIMEOUT 300)
+# The agent's table of malformed requests and abused framing
+# (bad_requests.c) sent to the coordinator, with one agent behind it.
+mlx_integration_test(it_front_bad_input mlxserving)
+set_tests_properties(integration.it_front_bad_input PROPERTIES TIMEOUT 300)

@@ -8,6 +8,8 @@
 // that is printed when it fails to start or a test fails, and the directory
 // is removed when it stops. Agents still running when the process exits
 // (a failed assertion, a signal) are killed there, so none is left behind.
+// An agent can also be killed with SIGKILL and started again on the same
+// data directory and addresses, as a machine that dies and comes back.
 //
 // The binaries come from MLX_BIN_DIR and the test models from
 // MLX_TESTDATA, both set by run.mjs (which CTest starts).
@@ -142,16 +144,32 @@ async function healthy(base, proc) {
 }
 
 class Agent {
-  constructor(dir, data, proc, base, logPath) {
+  constructor(dir, data, args, logPath) {
     this.dir = dir;
     this.data = data;
-    this.proc = proc;
-    this.base = base;
+    this.args = args; // serve flags but the addresses
     this.logPath = logPath;
+    this.proc = null;
+    this.base = '';
+    this.listen = '';
+    this.killed = false;
+    this.program = 'mlx-agent';
   }
 
   log() {
     return existsSync(this.logPath) ? readFileSync(this.logPath, 'utf8') : '';
+  }
+
+  // The node id the agent keeps in its data directory ('' before it wrote one).
+  nodeId() {
+    const path = join(this.data, 'node-id');
+    return existsSync(path) ? readFileSync(path, 'utf8').trim() : '';
+  }
+
+  // The request ids of the generations it ran for a coordinator (its log's
+  // msg="generation" lines, written as each one ends).
+  generations() {
+    return new Set([...this.log().matchAll(/ msg="generation" id=(\S+)/g)].map((m) => m[1]));
   }
 
   // The Prometheus text of /metrics.
@@ -162,9 +180,60 @@ class Agent {
     return r.text();
   }
 
+  // Starts `mlx-agent serve` on the given ports and waits for /healthz:
+  // 'up', or 'exited' when it stopped at start (its log says why).
+  async spawn(http, listen) {
+    this.base = `http://127.0.0.1:${http}`;
+    this.listen = `tcp://127.0.0.1:${listen}`;
+    const fd = openSync(this.logPath, 'a');
+    this.proc = spawn(bin('mlx-agent'), ['serve', '--data', this.data,
+      '--http', `127.0.0.1:${http}`, '--listen', this.listen,
+      '--ollama', '', '--log-level', 'info', ...this.args],
+    { env: cleanEnv(), stdio: ['ignore', fd, fd] });
+    closeSync(fd);
+    this.killed = false;
+    live.add(this);
+    try {
+      return await waitFor(() => healthy(this.base, this.proc), 15000,
+        'mlx-agent answering /healthz');
+    } catch (e) {
+      const log = this.log();
+      await this.stop().catch(() => {});
+      throw new Error(`${e.message}; its log:\n${log}`);
+    }
+  }
+
+  // SIGKILL, as a machine that dies: no deregistration, nothing cleaned
+  // up; the data directory stays for restart().
+  async kill() {
+    const proc = this.proc;
+    const gone = new Promise((resolve) => {
+      if (exited(proc))
+        resolve();
+      else
+        proc.once('exit', () => resolve());
+    });
+    this.killed = true;
+    proc.kill('SIGKILL');
+    await gone;
+  }
+
+  // Starts a killed agent again on the same data directory (so the same
+  // node id) and the same addresses.
+  async restart() {
+    if (!exited(this.proc))
+      throw new Error('restart() is for an agent that was killed; this one still runs');
+    const port = (url) => Number(/:(\d+)$/.exec(url)[1]);
+    const state = await this.spawn(port(this.base), port(this.listen));
+    if (state !== 'up')
+      throw new Error(`mlx-agent did not start again (exit ${this.proc.exitCode}); ` +
+        `its log:\n${this.log()}`);
+  }
+
   // SIGTERM, then SIGKILL if it has not stopped within 10 s; removes the
   // data directory. Throws when the agent did not exit cleanly, since an
-  // unclean stop after the tests is a failure of its own.
+  // unclean stop after the tests is a failure of its own (one killed on
+  // purpose and not restarted is not).
   async stop() {
     if (!live.has(this))
       return;
@@ -182,8 +251,8 @@ class Agent {
     const log = this.log();
     live.delete(this);
     rmSync(this.dir, { recursive: true, force: true });
-    if (proc.exitCode !== 0)
-      throw new Error(`mlx-agent did not stop cleanly (exit ${proc.exitCode}, ` +
+    if (proc.exitCode !== 0 && !this.killed)
+      throw new Error(`${this.program} did not stop cleanly (exit ${proc.exitCode}, ` +
         `signal ${proc.signalCode}); its log:\n${log}`);
   }
 }
@@ -239,33 +308,16 @@ export async function startAgent(opts = {}) {
 
   // A port found free can be taken before the agent binds it: try again
   // with new ports when the agent exits at start.
-  const logPath = join(dir, 'agent.log');
+  const agent = new Agent(dir, data, flags, join(dir, 'agent.log'));
   for (let attempt = 1; ; attempt++) {
-    const http = await freePort();
-    const listen = await freePort();
-    const fd = openSync(logPath, 'a');
-    const proc = spawn(bin('mlx-agent'), ['serve', '--data', data,
-      '--http', `127.0.0.1:${http}`, '--listen', `tcp://127.0.0.1:${listen}`,
-      '--ollama', '', '--log-level', 'info', ...flags],
-    { env: cleanEnv(), stdio: ['ignore', fd, fd] });
-    closeSync(fd);
-    const agent = new Agent(dir, data, proc, `http://127.0.0.1:${http}`, logPath);
-    live.add(agent);
-    let state;
-    try {
-      state = await waitFor(() => healthy(agent.base, proc), 15000, 'mlx-agent answering /healthz');
-    } catch (e) {
-      const log = agent.log();
-      await agent.stop().catch(() => {});
-      throw new Error(`${e.message}; its log:\n${log}`);
-    }
-    if (state === 'up')
+    if (await agent.spawn(await freePort(), await freePort()) === 'up')
       return agent;
     live.delete(agent);
     if (attempt === 3 || !/in use/.test(agent.log())) {
       const log = agent.log();
       rmSync(dir, { recursive: true, force: true });
-      throw new Error(`mlx-agent serve exited at start (exit ${proc.exitCode}); its log:\n${log}`);
+      throw new Error(`mlx-agent serve exited at start (exit ${agent.proc.exitCode}); ` +
+        `its log:\n${log}`);
     }
   }
 }
@@ -279,6 +331,7 @@ class Coordinator {
     this.base = base;
     this.control = control;
     this.logPath = logPath;
+    this.program = 'mlx-coordinator';
   }
 
   log() {
@@ -289,6 +342,39 @@ class Coordinator {
   // throws when it did not exit cleanly.
   async stop() {
     return Agent.prototype.stop.call(this);
+  }
+
+  // The generations it relayed, by request id: the node that served (or
+  // was tried last), the nodes tried and the status (its log's
+  // msg="generation" lines, written as each one ends).
+  generations() {
+    const out = new Map();
+    const re = / msg="generation" id=(\S+) .* node=(\S+) attempts=(\d+) status=(\d+)/g;
+    for (const m of this.log().matchAll(re))
+      out.set(m[1], { node: m[2], attempts: Number(m[3]), status: Number(m[4]) });
+    return out;
+  }
+
+  // GET path of the admin API as JSON; key: an admin key, or none while
+  // the coordinator has no key (loopback is admitted then).
+  async admin(path, key) {
+    const headers = key !== undefined ? { Authorization: `Bearer ${key}` } : {};
+    const r = await fetch(`${this.base}${path}`, { headers });
+    if (r.status !== 200)
+      throw new Error(`GET ${path} answered ${r.status}: ${await r.text()}`);
+    return r.json();
+  }
+
+  // The state /api/v1/nodes gives node id ('' when it lists no such node).
+  async nodeState(id, key) {
+    const { nodes } = await this.admin('/api/v1/nodes', key);
+    return nodes.find((n) => n.id === id)?.state ?? '';
+  }
+
+  // The nodes /api/v1/models lists for model: [{id, state, stored, loaded, …}].
+  async modelNodes(model, key) {
+    const { models } = await this.admin('/api/v1/models', key);
+    return models.find((m) => m.name === model)?.nodes ?? [];
   }
 }
 
@@ -330,17 +416,12 @@ export async function startCoordinator(opts = {}) {
   }
 }
 
-// The nodes of the coordinator's /api/v1/models that are up and store model.
-async function nodesStoring(coord, model) {
-  const r = await fetch(`${coord.base}/api/v1/models`);
-  const doc = await r.json();
-  const m = (doc.models ?? []).find((x) => x.name === model);
-  return (m?.nodes ?? []).filter((n) => n.stored && n.state === 'up').length;
-}
-
 // A coordinator and n agents registered with it, each with opts.models in
 // its store (as startAgent), waiting until the coordinator lists every
-// model on all of them. stop() stops them all.
+// model on all of them. stop() stops them all; load(model, agents) loads
+// model on each of the agents (default: all) through the agent's own API
+// and waits until the coordinator lists it loaded there, so the router,
+// which prefers nodes with the model loaded, counts them all alike.
 export async function startCluster(n = 2, opts = {}) {
   const coordinator = await startCoordinator(opts.coordinator ?? {});
   const agents = [];
@@ -358,11 +439,25 @@ export async function startCluster(n = 2, opts = {}) {
         args: ['--coordinator', coordinator.control, '--heartbeat-ms', '100',
           ...(opts.args ?? [])] }));
     for (const model of opts.models ?? [STORIES])
-      await waitFor(async () => (await nodesStoring(coordinator, model)) === n, 15000,
-        `the coordinator listing ${model} on ${n} nodes`);
+      await waitFor(async () => (await coordinator.modelNodes(model))
+        .filter((x) => x.stored && x.state === 'up').length === n, 15000,
+      `the coordinator listing ${model} on ${n} nodes`);
   } catch (e) {
     await stop().catch(() => {});
     throw new Error(`${e.message}; the coordinator's log:\n${coordinator.log()}`);
   }
-  return { coordinator, agents, stop };
+  const load = async (model, which = agents) => {
+    for (const a of which) {
+      const r = await fetch(`${a.base}/api/generate`, { method: 'POST',
+        body: JSON.stringify({ model }) });
+      if (r.status !== 200)
+        throw new Error(`loading ${model} on ${a.base} answered ${r.status}: ${await r.text()}`);
+    }
+    const ids = which.map((a) => a.nodeId());
+    await waitFor(async () => {
+      const loaded = (await coordinator.modelNodes(model)).filter((x) => x.loaded);
+      return ids.every((id) => loaded.some((x) => x.id === id));
+    }, 15000, `the coordinator listing ${model} loaded on ${ids.join(', ')}`);
+  };
+  return { coordinator, agents, stop, load };
 }
