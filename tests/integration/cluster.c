@@ -165,3 +165,31 @@ bool cluster_wait_node_id(cluster *c, int i, int timeout_ms)
 {
     return h_wait_for(read_id, &c->agents[i], timeout_ms);
 }
+
+struct served {
+    cluster *c;
+    const char *needle;
+    int agent;
+};
+
+static bool served(void *arg)
+{
+    struct served *s = arg;
+    for (int i = 0; i < s->c->n_agents; i++) {
+        if (s->c->agents[i].proc != NULL &&
+            h_count_lines(s->c->agents[i].proc->log_path, s->needle) > 0) {
+            s->agent = i;
+            return true;
+        }
+    }
+    return false;
+}
+
+int cluster_wait_served_by(cluster *c, const char *request_id, int timeout_ms)
+{
+    char needle[128];
+    snprintf(needle, sizeof needle, "msg=\"generation\" id=%s ", request_id);
+    struct served s = {c, needle, -1};
+    h_wait_for(served, &s, timeout_ms);
+    return s.agent;
+}

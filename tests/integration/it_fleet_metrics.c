@@ -370,32 +370,6 @@ static void test_requests_shows_a_generation_while_it_runs(void **state)
 
 /* ---- a node lost ------------------------------------------------------------ */
 
-/* Which agent's log names request id as a generation: 0, 1, or -1. */
-static int served_by(const char *id)
-{
-    char needle[96];
-    snprintf(needle, sizeof needle, "msg=\"generation\" id=%s ", id);
-    for (int i = 0; i < 2; i++) {
-        char path[700];
-        snprintf(path, sizeof path, "%s/agent%d.log", c->dir, i);
-        if (h_count_lines(path, needle) > 0)
-            return i;
-    }
-    return -1;
-}
-
-struct served {
-    const char *id;
-    int node;
-};
-
-static bool logged(void *arg)
-{
-    struct served *s = arg;
-    s->node = served_by(s->id);
-    return s->node >= 0;
-}
-
 static int pinned_request(const char *id)
 {
     char h1[64], h2[96];
@@ -408,10 +382,10 @@ static int pinned_request(const char *id)
     serving_call(&front, "POST", "/v1/completions", headers, body, strlen(body), &r);
     assert_int_equal(r.status, 200);
     serving_reply_free(&r);
-    struct served s = {id, -1};
-    if (!h_wait_for(logged, &s, WAIT_MS))
-        fail_msg("neither agent logged request %s", id);
-    return s.node;
+    int agent = cluster_wait_served_by(c, id, WAIT_MS);
+    if (agent < 0)
+        fail_msg("no agent logged request %s", id);
+    return agent;
 }
 
 static void test_a_lost_node_is_a_failover_then_down(void **state)

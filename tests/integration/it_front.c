@@ -420,32 +420,6 @@ static void test_errors_come_in_each_api_s_shape(void **state)
     serving_reply_free(&at);
 }
 
-/* Which agent's log names request id id as a generation: 0, 1, or -1. */
-static int served_by(const char *id)
-{
-    char needle[96];
-    snprintf(needle, sizeof needle, "msg=\"generation\" id=%s ", id);
-    for (int i = 0; i < 2; i++) {
-        char path[700];
-        snprintf(path, sizeof path, "%s/agent%d.log", c->dir, i);
-        if (h_count_lines(path, needle) > 0)
-            return i;
-    }
-    return -1;
-}
-
-struct served {
-    const char *id;
-    int node;
-};
-
-static bool logged(void *arg)
-{
-    struct served *s = arg;
-    s->node = served_by(s->id);
-    return s->node >= 0;
-}
-
 /* A completion with X-Session-Id session and X-Request-Id id through the
  * coordinator; the agent that served it. */
 static int session_request(const char *session, const char *id)
@@ -460,10 +434,10 @@ static int session_request(const char *session, const char *id)
     assert_int_equal(r.status, 200);
     assert_string_equal(r.request_id, id);
     serving_reply_free(&r);
-    struct served s = {id, -1};
-    if (!h_wait_for(logged, &s, WAIT_MS))
-        fail_msg("neither agent logged request %s", id);
-    return s.node;
+    int agent = cluster_wait_served_by(c, id, WAIT_MS);
+    if (agent < 0)
+        fail_msg("no agent logged request %s", id);
+    return agent;
 }
 
 static void test_a_session_keeps_to_one_node_and_fails_over(void **state)
