@@ -193,3 +193,38 @@ int cluster_wait_served_by(cluster *c, const char *request_id, int timeout_ms)
     h_wait_for(served, &s, timeout_ms);
     return s.agent;
 }
+
+struct loaded_wait {
+    cluster *c;
+    const char *model;
+    int n;
+};
+
+static bool loaded_on(void *arg)
+{
+    struct loaded_wait *w = arg;
+    char url[128];
+    snprintf(url, sizeof url, "%s/api/v1/models", w->c->http_url);
+    json_t *doc = h_get_json(url, NULL);
+    size_t i, k;
+    json_t *m, *n;
+    int loaded = 0;
+    json_array_foreach(json_object_get(doc, "models"), i, m)
+    {
+        const char *name = json_string_value(json_object_get(m, "name"));
+        if (name == NULL || strcmp(name, w->model) != 0)
+            continue;
+        json_array_foreach(json_object_get(m, "nodes"), k, n)
+        {
+            loaded += json_is_true(json_object_get(n, "loaded"));
+        }
+    }
+    json_decref(doc);
+    return loaded == w->n;
+}
+
+bool cluster_wait_loaded(cluster *c, const char *model, int n, int timeout_ms)
+{
+    struct loaded_wait w = {c, model, n};
+    return h_wait_for(loaded_on, &w, timeout_ms);
+}

@@ -49,6 +49,9 @@ json_t *cluster_find_node(json_t *nodes, const char *id);
 /* The state the coordinator reports for agent i ("" if unknown). out: 16 bytes. */
 void cluster_agent_state(cluster *c, int i, char *out);
 bool cluster_wait_agent_state(cluster *c, int i, const char *state, int timeout_ms);
+/* Waits until the coordinator reports model loaded on n nodes. */
+bool cluster_wait_loaded(cluster *c, const char *model, int n, int timeout_ms);
+
 /* The agent whose log names request_id as a generation it served (its
  * index), waiting up to timeout_ms for the line; -1 when none does. */
 int cluster_wait_served_by(cluster *c, const char *request_id, int timeout_ms);

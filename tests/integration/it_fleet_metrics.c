@@ -120,6 +120,21 @@ static int group_setup(void **state)
         fprintf(stderr, "the coordinator never listed the models on their nodes\n");
         return -1;
     }
+    /* Loaded on both (one request to each agent directly), so the router's
+     * tiers (loaded before stored) stay as they are through the tests. */
+    for (int i = 0; i < 2; i++) {
+        serving direct;
+        snprintf(direct.base, sizeof direct.base, "http://127.0.0.1:%d",
+                 c->agents[i].http_port);
+        json_decref(serving_post_ok(&direct, "/v1/completions",
+                                    "{\"model\":\"" SERVING_MODEL
+                                    "\",\"prompt\":\"Once\","
+                                    "\"max_tokens\":1}"));
+    }
+    if (!cluster_wait_loaded(c, SERVING_MODEL, 2, WAIT_MS)) {
+        fprintf(stderr, "the coordinator never saw the model loaded on both agents\n");
+        return -1;
+    }
     return 0;
 }
 

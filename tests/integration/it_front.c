@@ -442,6 +442,14 @@ static int session_request(const char *session, const char *id)
 
 static void test_a_session_keeps_to_one_node_and_fails_over(void **state)
 {
+    for (int i = 0; i < 2; i++)
+        json_decref(post_json(&direct[i], "/v1/completions",
+                              "{\"model\":\"stories\",\"prompt\":\"Once\","
+                              "\"max_tokens\":1}"));
+    /* Both loaded, so the router's tiers (loaded before stored) cannot
+     * change under the session while the test runs. */
+    if (!cluster_wait_loaded(c, SERVING_MODEL, 2, WAIT_MS))
+        fail_msg("the coordinator never saw the model loaded on both agents");
     int first = session_request("conversation-42", "pin-0");
     for (int i = 1; i < 6; i++) {
         char id[32];
