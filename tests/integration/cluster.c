@@ -194,21 +194,47 @@ int cluster_wait_served_by(cluster *c, const char *request_id, int timeout_ms)
     return s.agent;
 }
 
-struct loaded_wait {
+bool cluster_store_add(cluster *c, const char *agent, const char *file, const char *model)
+{
+    char data[600];
+    snprintf(data, sizeof data, "%s/%s", c->dir, agent);
+    const char *args[] = {"cache", "add", file, "--name", model, "--data", data, NULL};
+    char *err = NULL;
+    int status = h_run("mlx-agent", args, 60000, NULL, &err);
+    if (status != 0)
+        fprintf(stderr, "mlx-agent cache add %s for %s: exit %d: %s\n", model, agent,
+                status, err ? err : "");
+    free(err);
+    return status == 0;
+}
+
+bool cluster_wait_agents_up(cluster *c, int timeout_ms)
+{
+    for (int i = 0; i < c->n_agents; i++) {
+        if (!cluster_wait_node_id(c, i, timeout_ms) ||
+            !cluster_wait_agent_state(c, i, "up", timeout_ms)) {
+            fprintf(stderr, "%s never came up\n", c->agents[i].name);
+            return false;
+        }
+    }
+    return true;
+}
+
+struct model_wait {
     cluster *c;
-    const char *model;
+    const char *model, *flag;
     int n;
 };
 
-static bool loaded_on(void *arg)
+static bool model_on(void *arg)
 {
-    struct loaded_wait *w = arg;
+    struct model_wait *w = arg;
     char url[128];
     snprintf(url, sizeof url, "%s/api/v1/models", w->c->http_url);
     json_t *doc = h_get_json(url, NULL);
     size_t i, k;
     json_t *m, *n;
-    int loaded = 0;
+    int count = 0;
     json_array_foreach(json_object_get(doc, "models"), i, m)
     {
         const char *name = json_string_value(json_object_get(m, "name"));
@@ -216,15 +242,18 @@ static bool loaded_on(void *arg)
             continue;
         json_array_foreach(json_object_get(m, "nodes"), k, n)
         {
-            loaded += json_is_true(json_object_get(n, "loaded"));
+            const char *st = json_string_value(json_object_get(n, "state"));
+            count += st != NULL && strcmp(st, "up") == 0 &&
+                     json_is_true(json_object_get(n, w->flag));
         }
     }
     json_decref(doc);
-    return loaded == w->n;
+    return count == w->n;
 }
 
-bool cluster_wait_loaded(cluster *c, const char *model, int n, int timeout_ms)
+bool cluster_wait_model(cluster *c, const char *model, const char *flag, int n,
+                        int timeout_ms)
 {
-    struct loaded_wait w = {c, model, n};
-    return h_wait_for(loaded_on, &w, timeout_ms);
+    struct model_wait w = {c, model, flag, n};
+    return h_wait_for(model_on, &w, timeout_ms);
 }

@@ -49,8 +49,20 @@ json_t *cluster_find_node(json_t *nodes, const char *id);
 /* The state the coordinator reports for agent i ("" if unknown). out: 16 bytes. */
 void cluster_agent_state(cluster *c, int i, char *out);
 bool cluster_wait_agent_state(cluster *c, int i, const char *state, int timeout_ms);
-/* Waits until the coordinator reports model loaded on n nodes. */
-bool cluster_wait_loaded(cluster *c, const char *model, int n, int timeout_ms);
+/* `mlx-agent cache add FILE --name MODEL` into the store of the agent that
+ * cluster_add_agent(c, agent) will start, before it starts (the list then
+ * travels at Register). false, with the reason on stderr, on failure. */
+bool cluster_store_add(cluster *c, const char *agent, const char *file,
+                       const char *model);
+
+/* Waits until every agent added has written its node id and is up. false,
+ * naming the agent on stderr, when one is not within timeout_ms. */
+bool cluster_wait_agents_up(cluster *c, int timeout_ms);
+
+/* Waits until the coordinator lists model on n up nodes with flag
+ * ("stored" or "loaded") true. */
+bool cluster_wait_model(cluster *c, const char *model, const char *flag, int n,
+                        int timeout_ms);
 
 /* The agent whose log names request_id as a generation it served (its
  * index), waiting up to timeout_ms for the line; -1 when none does. */

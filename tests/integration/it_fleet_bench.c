@@ -244,22 +244,6 @@ static void cell(const char *line, int col, char *out)
 
 /* ---- setup ------------------------------------------------------------------ */
 
-/* `mlx-agent cache add FILE --name NAME` on agent i's store, before it
- * starts (the list travels at Register). */
-static int store_add(int i, const char *file, const char *name)
-{
-    char data[600];
-    snprintf(data, sizeof data, "%s/agent%d", c->dir, i);
-    const char *args[] = {"cache", "add", file, "--name", name, "--data", data, NULL};
-    char *err = NULL;
-    int status = h_run("mlx-agent", args, 60000, NULL, &err);
-    if (status != 0)
-        fprintf(stderr, "mlx-agent cache add %s: exit %d: %s\n", name, status,
-                err ? err : "");
-    free(err);
-    return status;
-}
-
 /* model is listed on the agents of the mask (bit i: agent i), up and
  * holding it with flag ("stored", "loaded") true. */
 struct listed {
@@ -304,19 +288,14 @@ static int group_setup(void **state)
         return -1;
     }
     cluster_start_coordinator(c);
-    if (store_add(0, model_file, "stories") != 0 ||
-        store_add(1, model_file, "stories") != 0 ||
-        store_add(1, synth_file, "other") != 0)
+    if (!cluster_store_add(c, "agent0", model_file, "stories") ||
+        !cluster_store_add(c, "agent1", model_file, "stories") ||
+        !cluster_store_add(c, "agent1", synth_file, "other"))
         return -1;
     cluster_add_agent(c, "agent0");
     cluster_add_agent(c, "agent1");
-    for (int i = 0; i < 2; i++) {
-        if (!cluster_wait_node_id(c, i, WAIT_MS) ||
-            !cluster_wait_agent_state(c, i, "up", WAIT_MS)) {
-            fprintf(stderr, "agent%d never came up\n", i);
-            return -1;
-        }
-    }
+    if (!cluster_wait_agents_up(c, WAIT_MS))
+        return -1;
     struct listed stories = {"stories", "stored", 3}, other = {"other", "stored", 2};
     if (!h_wait_for(models_list, &stories, WAIT_MS) ||
         !h_wait_for(models_list, &other, WAIT_MS)) {

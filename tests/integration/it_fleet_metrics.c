@@ -49,42 +49,6 @@ static serving front;    /* the coordinator's HTTP */
 
 /* ---- setup ------------------------------------------------------------------ */
 
-static bool add_to_store(const char *file, const char *name, const char *data)
-{
-    const char *args[] = {"cache", "add", file, "--name", name, "--data", data, NULL};
-    char *err = NULL;
-    int rc = h_run("mlx-agent", args, 60000, NULL, &err);
-    if (rc != 0)
-        fprintf(stderr, "mlx-agent cache add %s failed: %s\n", name, err ? err : "");
-    free(err);
-    return rc == 0;
-}
-
-/* The coordinator lists stories on both nodes and slow on the first. */
-static bool fleet_ready(void *arg)
-{
-    char url[128];
-    snprintf(url, sizeof url, "%s/api/v1/models", c->http_url);
-    json_t *doc = h_get_json(url, NULL);
-    size_t i, k;
-    json_t *m, *n;
-    int stories = 0, slow = 0;
-    json_array_foreach(json_object_get(doc, "models"), i, m)
-    {
-        const char *name = json_string_value(json_object_get(m, "name"));
-        json_array_foreach(json_object_get(m, "nodes"), k, n)
-        {
-            const char *st = json_string_value(json_object_get(n, "state"));
-            bool ok = json_is_true(json_object_get(n, "stored")) && st != NULL &&
-                      strcmp(st, "up") == 0;
-            stories += ok && strcmp(name, SERVING_MODEL) == 0;
-            slow += ok && strcmp(name, SLOW_MODEL) == 0;
-        }
-    }
-    json_decref(doc);
-    return stories == 2 && slow == 1;
-}
-
 static int group_setup(void **state)
 {
     curl_global_init(CURL_GLOBAL_ALL);
@@ -100,23 +64,18 @@ static int group_setup(void **state)
     }
     cluster_start_coordinator(c);
     for (int i = 0; i < 2; i++) {
-        char name[16], data[600];
+        char name[16];
         snprintf(name, sizeof name, "agent%d", i);
-        snprintf(data, sizeof data, "%s/%s", c->dir, name);
-        if (!add_to_store(model_file, SERVING_MODEL, data) ||
-            (i == 0 && !add_to_store(slow_file, SLOW_MODEL, data)))
+        if (!cluster_store_add(c, name, model_file, SERVING_MODEL) ||
+            (i == 0 && !cluster_store_add(c, name, slow_file, SLOW_MODEL)))
             return -1;
         cluster_add_agent(c, name);
     }
     snprintf(front.base, sizeof front.base, "%s", c->http_url);
-    for (int i = 0; i < 2; i++) {
-        if (!cluster_wait_node_id(c, i, WAIT_MS) ||
-            !cluster_wait_agent_state(c, i, "up", WAIT_MS)) {
-            fprintf(stderr, "agent%d never came up\n", i);
-            return -1;
-        }
-    }
-    if (!h_wait_for(fleet_ready, NULL, WAIT_MS)) {
+    if (!cluster_wait_agents_up(c, WAIT_MS))
+        return -1;
+    if (!cluster_wait_model(c, SERVING_MODEL, "stored", 2, WAIT_MS) ||
+        !cluster_wait_model(c, SLOW_MODEL, "stored", 1, WAIT_MS)) {
         fprintf(stderr, "the coordinator never listed the models on their nodes\n");
         return -1;
     }
@@ -131,7 +90,7 @@ static int group_setup(void **state)
                                     "\",\"prompt\":\"Once\","
                                     "\"max_tokens\":1}"));
     }
-    if (!cluster_wait_loaded(c, SERVING_MODEL, 2, WAIT_MS)) {
+    if (!cluster_wait_model(c, SERVING_MODEL, "loaded", 2, WAIT_MS)) {
         fprintf(stderr, "the coordinator never saw the model loaded on both agents\n");
         return -1;
     }

@@ -38,62 +38,23 @@ static serving direct[2]; /* the agents' HTTP */
 
 /* ---- setup ------------------------------------------------------------------ */
 
-static bool model_on_both(void *arg)
-{
-    char url[128];
-    snprintf(url, sizeof url, "%s/api/v1/models", c->http_url);
-    json_t *doc = h_get_json(url, NULL);
-    size_t i, k;
-    json_t *m, *n;
-    int stored = 0;
-    json_array_foreach(json_object_get(doc, "models"), i, m)
-    {
-        const char *name = json_string_value(json_object_get(m, "name"));
-        if (name == NULL || strcmp(name, SERVING_MODEL) != 0)
-            continue;
-        json_array_foreach(json_object_get(m, "nodes"), k, n)
-        {
-            const char *st = json_string_value(json_object_get(n, "state"));
-            stored += json_is_true(json_object_get(n, "stored")) && st != NULL &&
-                      strcmp(st, "up") == 0;
-        }
-    }
-    json_decref(doc);
-    return stored == 2;
-}
-
 static int group_setup(void **state)
 {
     c = cluster_create("front", HB, SUSPECT, DOWN);
     cluster_start_coordinator(c);
     for (int i = 0; i < 2; i++) {
-        /* The store is filled before the agent starts, at the data
-         * directory cluster_add_agent gives it. */
-        char name[16], data[600];
+        char name[16];
         snprintf(name, sizeof name, "agent%d", i);
-        snprintf(data, sizeof data, "%s/%s", c->dir, name);
-        const char *args[] = {"cache",       "add",    model_file, "--name",
-                              SERVING_MODEL, "--data", data,       NULL};
-        char *err = NULL;
-        if (h_run("mlx-agent", args, 60000, NULL, &err) != 0) {
-            fprintf(stderr, "mlx-agent cache add failed: %s\n", err ? err : "");
-            free(err);
+        if (!cluster_store_add(c, name, model_file, SERVING_MODEL))
             return -1;
-        }
-        free(err);
         cluster_add_agent(c, name);
         snprintf(direct[i].base, sizeof direct[i].base, "http://127.0.0.1:%d",
                  c->agents[i].http_port);
     }
     snprintf(front.base, sizeof front.base, "%s", c->http_url);
-    for (int i = 0; i < 2; i++) {
-        if (!cluster_wait_node_id(c, i, WAIT_MS) ||
-            !cluster_wait_agent_state(c, i, "up", WAIT_MS)) {
-            fprintf(stderr, "agent%d never came up\n", i);
-            return -1;
-        }
-    }
-    if (!h_wait_for(model_on_both, NULL, WAIT_MS)) {
+    if (!cluster_wait_agents_up(c, WAIT_MS))
+        return -1;
+    if (!cluster_wait_model(c, SERVING_MODEL, "stored", 2, WAIT_MS)) {
         fprintf(stderr, "the coordinator never listed %s on both agents\n",
                 SERVING_MODEL);
         return -1;
@@ -448,7 +409,7 @@ static void test_a_session_keeps_to_one_node_and_fails_over(void **state)
                               "\"max_tokens\":1}"));
     /* Both loaded, so the router's tiers (loaded before stored) cannot
      * change under the session while the test runs. */
-    if (!cluster_wait_loaded(c, SERVING_MODEL, 2, WAIT_MS))
+    if (!cluster_wait_model(c, SERVING_MODEL, "loaded", 2, WAIT_MS))
         fail_msg("the coordinator never saw the model loaded on both agents");
     int first = session_request("conversation-42", "pin-0");
     for (int i = 1; i < 6; i++) {
