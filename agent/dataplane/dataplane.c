@@ -62,8 +62,7 @@ static nng_msg *handle(dataplane *dp, nng_msg *msg)
         mlx_log_error(MOD, "cannot answer", "body=%s err=\"%s\"",
                       wire_body_name(&x.reply), err.msg);
     mlx_free(buf);
-    if (x.reply.body_case == FLEET__ENVELOPE__BODY_TOKEN_CHUNK)
-        mlx_free(x.chunk.text.data);
+    mlx_free(x.chunk.text.data); /* a TokenChunk's, alone or in InferAccepted */
     wire_free(req);
     return out;
 }

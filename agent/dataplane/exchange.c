@@ -198,6 +198,7 @@ static void answer_infer(struct exchange *x)
         mlx_buf_init(&g->pending, PENDING_MAX);
         g->refs = 1; /* ours, while we answer */
         g->start_ns = mlx_time_mono_ns();
+        g->whole = in->whole;
         rc = runtime_submit(dp->rt, &req, &g->job, &err);
         if (rc != 0) {
             g->refs = 0;
@@ -251,6 +252,16 @@ static void answer_infer(struct exchange *x)
     }
     fleet__infer_accepted__init(&x->accepted);
     x->accepted.prompt_tokens = g->prompt_tokens;
+    if (got) {
+        /* Started: the rest of the poll window goes to the first chunk, so
+         * a short answer takes this one exchange and no Next. */
+        dp_answer_chunk(x, g, deadline);
+        if (x->reply.body_case == FLEET__ENVELOPE__BODY_ERROR) {
+            dp_gen_release(dp, g);
+            return;
+        }
+        x->accepted.first = &x->chunk;
+    }
     x->reply.body_case = FLEET__ENVELOPE__BODY_INFER_ACCEPTED;
     x->reply.infer_accepted = &x->accepted;
     mlx_log_debug(MOD, "infer accepted", "id=%s model=\"%s\" prompt_tokens=%u", id,
@@ -263,7 +274,7 @@ static void answer_infer(struct exchange *x)
 void dp_on_infer(struct exchange *x)
 {
     answer_infer(x);
-    if (x->reply.body_case == FLEET__ENVELOPE__BODY_ERROR)
+    if (x->reply.body_case == FLEET__ENVELOPE__BODY_ERROR && !x->counted)
         count(x->dp, x->req->infer->model, (int)x->error.status);
 }
 
@@ -281,19 +292,19 @@ static size_t chunk_len(const char *text, size_t len, size_t max)
     return cut > 0 ? cut : max;
 }
 
-/* Reads what the job has now, into g->pending; true with *end set when the
- * generation is over. Waits up to wait_ms for the first event. */
-static bool gather(dataplane *dp, struct gen *g, int wait_ms, runtime_event *end)
+/* Reads what the job has made into g->pending; true with *end set when
+ * the generation is over. Waits until deadline_ms for the first text of a
+ * streamed generation, for the end of one read whole; either way no longer
+ * than a chunk's worth of text. */
+static bool gather(dataplane *dp, struct gen *g, int64_t deadline_ms, runtime_event *end)
 {
-    int64_t deadline = mlx_time_mono_ms() + wait_ms;
     for (;;) {
-        int64_t left = deadline - mlx_time_mono_ms();
-        int wait = g->pending.len > 0 || left <= 0 ? 0
-                   : left < WAKE_MS                ? (int)left
-                                                   : WAKE_MS;
+        int64_t left = deadline_ms - mlx_time_mono_ms();
+        bool enough = g->pending.len > 0 && !g->whole;
+        int wait = enough || left <= 0 ? 0 : left < WAKE_MS ? (int)left : WAKE_MS;
         runtime_event ev;
         if (runtime_job_next(g->job, &ev, wait) != 0) {
-            if (g->pending.len > 0 || left <= 0 || atomic_load(&dp->stopping))
+            if (enough || left <= 0 || atomic_load(&dp->stopping))
                 return false;
             continue;
         }
@@ -325,20 +336,12 @@ static bool gather(dataplane *dp, struct gen *g, int wait_ms, runtime_event *end
     }
 }
 
-void dp_on_next(struct exchange *x)
+void dp_answer_chunk(struct exchange *x, struct gen *g, int64_t deadline_ms)
 {
     dataplane *dp = x->dp;
-    struct gen *g = dp_gen_find(dp, x->req->request_id);
-    if (g == NULL) {
-        dp_refuse(x, FLEET__ERROR__CODE__NOT_FOUND, 404,
-                  "no generation '%.64s' on this agent: it finished, failed, or was "
-                  "forgotten after %d ms without a Next",
-                  x->req->request_id, dp->idle_ms);
-        return;
-    }
     pthread_mutex_lock(&g->use);
     runtime_event end;
-    bool over = gather(dp, g, dp->poll_ms, &end);
+    bool over = gather(dp, g, deadline_ms, &end);
     size_t n = chunk_len(g->pending.data != NULL ? g->pending.data : "", g->pending.len,
                          MLX_MAX_DATA_CHUNK);
     bool forget = false;
@@ -347,6 +350,7 @@ void dp_on_next(struct exchange *x)
                      g->model, end.message);
         dp_refuse_code(x, end.error, end.message);
         count(dp, g->model, (int)x->error.status);
+        x->counted = true;
         forget = true;
     } else {
         fleet__token_chunk__init(&x->chunk);
@@ -356,7 +360,6 @@ void dp_on_next(struct exchange *x)
             if (x->chunk.text.data == NULL) {
                 dp_refuse(x, FLEET__ERROR__CODE__INTERNAL, 507, "out of memory");
                 pthread_mutex_unlock(&g->use);
-                dp_gen_release(dp, g);
                 return;
             }
             memcpy(x->chunk.text.data, g->pending.data, n);
@@ -399,6 +402,20 @@ void dp_on_next(struct exchange *x)
     pthread_mutex_unlock(&g->use);
     if (forget)
         dp_gen_forget(dp, g);
+}
+
+void dp_on_next(struct exchange *x)
+{
+    dataplane *dp = x->dp;
+    struct gen *g = dp_gen_find(dp, x->req->request_id);
+    if (g == NULL) {
+        dp_refuse(x, FLEET__ERROR__CODE__NOT_FOUND, 404,
+                  "no generation '%.64s' on this agent: it finished, failed, or was "
+                  "forgotten after %d ms without a Next",
+                  x->req->request_id, dp->idle_ms);
+        return;
+    }
+    dp_answer_chunk(x, g, mlx_time_mono_ms() + dp->poll_ms);
     dp_gen_release(dp, g);
 }
 

@@ -44,6 +44,7 @@ struct gen {
     int refs;        /* guarded by dataplane.mtx */
     int64_t last_ms; /* when it was last asked about; dataplane.mtx */
     int64_t start_ns;
+    bool whole;             /* Infer.whole: answer at the end, not the first text */
     _Atomic bool cancelled; /* the coordinator sent Cancel */
     pthread_mutex_t use;    /* one Next at a time; guards what follows */
     uint32_t prompt_tokens;
@@ -84,6 +85,7 @@ struct exchange {
     Fleet__Ack ack;
     Fleet__InferAccepted accepted;
     Fleet__TokenChunk chunk;
+    bool counted; /* the request is in the metrics already */
     char message[MLX_MAX_ERR_MSG];
 };
 
@@ -105,6 +107,9 @@ void dp_reap_idle(dataplane *dp);
 void dp_refuse(struct exchange *x, Fleet__Error__Code code, uint32_t status,
                const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 void dp_on_infer(struct exchange *x);
+/* The generation's text since the last answer, as x's TokenChunk (or its
+ * Error), waiting until deadline_ms (monotonic) as Next's long poll does. */
+void dp_answer_chunk(struct exchange *x, struct gen *g, int64_t deadline_ms);
 void dp_on_next(struct exchange *x);
 void dp_on_cancel(struct exchange *x);
 

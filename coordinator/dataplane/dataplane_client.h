@@ -11,7 +11,10 @@
  *
  *   dpc_infer   Infer -> InferAccepted: the generation runs; *out streams it
  *   dpc_next    Next -> TokenChunk: one long poll, the text since the last
- *               one; done with finish reason, usage and timings at the end
+ *               one; done with finish reason, usage and timings at the end.
+ *               The first comes with InferAccepted from an agent that has
+ *               started generating (protocol 1.3), so a short answer takes
+ *               one exchange; dpc_next then answers it without asking
  *   dpc_cancel  Cancel -> Ack, best effort; a later dpc_next ends the
  *               stream with finish reason "cancelled"
  *
@@ -101,6 +104,9 @@ typedef struct dpc_request {
     const char *const *stops;
     size_t n_stops;
     int64_t keep_alive_ms; /* 0: the agent's; -1: unload when done */
+    bool whole; /* the text is passed on whole: the agent answers at the end
+                   (or after a chunk's worth, or a long poll), not at the
+                   first text, which saves exchanges */
 } dpc_request;
 
 typedef enum dpc_failure {

@@ -40,6 +40,8 @@ struct dpc_stream {
     char id[MLX_MAX_REQUEST_ID + 1];
     uint32_t prompt_tokens;
     enum stream_state state;
+    wire_envelope *accepted; /* InferAccepted with its first chunk, until
+                                dpc_next takes it */
     char *text; /* the last chunk's text (dpc_chunk.text points here) */
 };
 
@@ -261,6 +263,7 @@ static int send_infer(dpc_stream *s, const dpc_request *req, dpc_error *e)
     in.n_stop = req->n_stops;
     in.stop = req->n_stops > 0 ? stops : NULL;
     in.keep_alive_ms = req->keep_alive_ms;
+    in.whole = req->whole;
     wire_envelope env = FLEET__ENVELOPE__INIT;
     env.request_id = s->id;
     env.body_case = FLEET__ENVELOPE__BODY_INFER;
@@ -273,12 +276,17 @@ static int send_infer(dpc_stream *s, const dpc_request *req, dpc_error *e)
     mlx_free(msg_ptrs);
     if (rc != 0)
         return rc;
-    if (r->body_case == FLEET__ENVELOPE__BODY_INFER_ACCEPTED)
+    if (r->body_case == FLEET__ENVELOPE__BODY_INFER_ACCEPTED) {
         s->prompt_tokens = r->infer_accepted->prompt_tokens;
-    else if (r->body_case == FLEET__ENVELOPE__BODY_ERROR)
+        if (r->infer_accepted->first != NULL) {
+            s->accepted = r; /* the first dpc_next's answer */
+            return 0;
+        }
+    } else if (r->body_case == FLEET__ENVELOPE__BODY_ERROR) {
         rc = from_error(s->conn, r->error, e);
-    else
+    } else {
         rc = unexpected(s->conn, r, "infer", e);
+    }
     wire_free(r);
     return rc;
 }
@@ -383,6 +391,38 @@ static int read_chunk(dpc_stream *s, const Fleet__TokenChunk *c, dpc_chunk *out,
     return 0;
 }
 
+/* Asks the node for the next chunk. */
+static int poll_next(dpc_stream *s, int timeout_ms, dpc_chunk *out, dpc_error *e)
+{
+    Fleet__Next next = FLEET__NEXT__INIT;
+    wire_envelope env = FLEET__ENVELOPE__INIT;
+    env.request_id = s->id;
+    env.body_case = FLEET__ENVELOPE__BODY_NEXT;
+    env.next = &next;
+    wire_envelope *r = NULL;
+    int rc = exchange(s->pool, s->conn, s->ctx, s->aio, &env,
+                      timeout_ms > 0 ? timeout_ms : s->pool->opt.timeout_ms, &r, e);
+    if (rc != 0)
+        return rc;
+    if (r->body_case == FLEET__ENVELOPE__BODY_TOKEN_CHUNK) {
+        rc = read_chunk(s, r->token_chunk, out, e);
+    } else if (r->body_case == FLEET__ENVELOPE__BODY_ERROR &&
+               r->error->code == FLEET__ERROR__CODE__NOT_FOUND) {
+        /* the node lost it (restarted, or forgot it unpolled): not the
+         * request's fault, and another node may run it */
+        rc = dpc_fail(e, DPC_NODE_FAILED, 502, MLX_ENOENT,
+                      "node %s no longer knows generation %s: it restarted or gave "
+                      "up waiting for the coordinator",
+                      s->conn->node_id, s->id);
+    } else if (r->body_case == FLEET__ENVELOPE__BODY_ERROR) {
+        rc = from_error(s->conn, r->error, e);
+    } else {
+        rc = unexpected(s->conn, r, "next", e);
+    }
+    wire_free(r);
+    return rc;
+}
+
 int dpc_next(dpc_stream *s, int timeout_ms, dpc_chunk *out, dpc_error *e)
 {
     memset(out, 0, sizeof *out);
@@ -393,31 +433,13 @@ int dpc_next(dpc_stream *s, int timeout_ms, dpc_chunk *out, dpc_error *e)
     if (s->state != STREAM_RUNNING)
         return dpc_fail(e, DPC_REFUSED, 500, MLX_ECLOSED,
                         "generation %s is over; it takes no more polls", s->id);
-    Fleet__Next next = FLEET__NEXT__INIT;
-    wire_envelope env = FLEET__ENVELOPE__INIT;
-    env.request_id = s->id;
-    env.body_case = FLEET__ENVELOPE__BODY_NEXT;
-    env.next = &next;
-    wire_envelope *r = NULL;
-    int rc = exchange(s->pool, s->conn, s->ctx, s->aio, &env,
-                      timeout_ms > 0 ? timeout_ms : s->pool->opt.timeout_ms, &r, e);
-    if (rc == 0) {
-        if (r->body_case == FLEET__ENVELOPE__BODY_TOKEN_CHUNK) {
-            rc = read_chunk(s, r->token_chunk, out, e);
-        } else if (r->body_case == FLEET__ENVELOPE__BODY_ERROR &&
-                   r->error->code == FLEET__ERROR__CODE__NOT_FOUND) {
-            /* the node lost it (restarted, or forgot it unpolled): not the
-             * request's fault, and another node may run it */
-            rc = dpc_fail(e, DPC_NODE_FAILED, 502, MLX_ENOENT,
-                          "node %s no longer knows generation %s: it restarted or gave "
-                          "up waiting for the coordinator",
-                          s->conn->node_id, s->id);
-        } else if (r->body_case == FLEET__ENVELOPE__BODY_ERROR) {
-            rc = from_error(s->conn, r->error, e);
-        } else {
-            rc = unexpected(s->conn, r, "next", e);
-        }
-        wire_free(r);
+    int rc;
+    if (s->accepted != NULL) {
+        rc = read_chunk(s, s->accepted->infer_accepted->first, out, e);
+        wire_free(s->accepted);
+        s->accepted = NULL;
+    } else {
+        rc = poll_next(s, timeout_ms, out, e);
     }
     if (rc != 0 || out->done)
         s->state = STREAM_OVER;
@@ -479,6 +501,7 @@ void dpc_stream_free(dpc_stream *s)
         nng_aio_free(s->aio);
     }
     dpc_conn_release(s->conn);
+    wire_free(s->accepted);
     mlx_free(s->text);
     mlx_free(s);
 }

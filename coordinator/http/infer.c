@@ -115,6 +115,7 @@ static int to_wire(infer_call *c, mlx_err *err)
         .stops = (const char *const *)a->stops,
         .n_stops = a->n_stops,
         .keep_alive_ms = wire_keep_alive(a->keep_alive_ms),
+        .whole = !a->stream,
     };
     return 0;
 }
