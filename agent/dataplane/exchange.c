@@ -389,11 +389,10 @@ void dp_answer_chunk(struct exchange *x, struct gen *g, int64_t deadline_ms)
                          (long long)((mlx_time_mono_ns() - g->start_ns) / 1000000));
             count(dp, g->model, cancelled ? 499 : 200);
             if (dp->inference != NULL)
-                metrics_inference_generation(dp->inference, g->model,
-                                             x->chunk.prompt_tokens,
-                                             (double)end.prompt_ns / 1e9,
-                                             end.completion_tokens,
-                                             (double)end.gen_ns / 1e9);
+                metrics_inference_generation(
+                    dp->inference, g->model, x->chunk.prompt_tokens,
+                    (double)end.prompt_ns / 1e9, end.completion_tokens,
+                    (double)end.gen_ns / 1e9);
             forget = true;
         }
         x->reply.body_case = FLEET__ENVELOPE__BODY_TOKEN_CHUNK;

@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 
 #include "coordinator/dataplane/dataplane_client.h"
+#include "proto/wire.h"
 
 /* An exchange waiting on a link: its aio, aborted when the link's last
  * connection goes. Lives on the waiting thread's stack. */
@@ -85,6 +86,19 @@ struct dpc_pool {
 int dpc_conn_get(dpc_pool *pool, const char *node_id, const char *address,
                  struct dpc_conn **out, dpc_error *e);
 void dpc_conn_release(struct dpc_conn *c);
+
+/* ---- exchange.c ------------------------------------------------------------ */
+
+/* Sends env (its request_id set) on ctx and returns the reply, checked to
+ * answer the same request id (wire_free). Every failure is the node's. */
+int dpc_exchange(dpc_pool *pool, struct dpc_conn *c, nng_ctx ctx, nng_aio *aio,
+                 wire_envelope *env, int timeout_ms, wire_envelope **reply, dpc_error *e);
+/* An Error reply as a failure: the node's 4xx refuses the request, its
+ * 5xx (and a protocol complaint) is the node's failure. */
+int dpc_from_error(const struct dpc_conn *c, const Fleet__Error *er, dpc_error *e);
+/* A reply of the wrong kind to what was asked: the node's failure. */
+int dpc_unexpected(const struct dpc_conn *c, const wire_envelope *r, const char *asked,
+                   dpc_error *e);
 
 /* Fills e (may be NULL) and returns code. */
 int dpc_fail(dpc_error *e, dpc_failure failure, int status, int code, const char *fmt,
