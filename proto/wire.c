@@ -125,10 +125,10 @@ const char *wire_body_name(const wire_envelope *env)
         return "token_chunk";
     case FLEET__ENVELOPE__BODY_CANCEL:
         return "cancel";
-    case FLEET__ENVELOPE__BODY_LOAD_MODEL:
-        return "load_model";
-    case FLEET__ENVELOPE__BODY_MODEL_LOADED:
-        return "model_loaded";
+    case FLEET__ENVELOPE__BODY_LOAD:
+        return "load";
+    case FLEET__ENVELOPE__BODY_LOADED:
+        return "loaded";
     default:
         return "none";
     }
