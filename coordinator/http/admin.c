@@ -33,7 +33,8 @@ static void refuse(const mlx_http_req *req, const auth_result *ar, api_kind kind
                    none ? "missing_api_key" : "invalid_api_key", ar->message);
         mlx_http_resp_header(resp, "WWW-Authenticate", "Bearer");
     } else {
-        gate_error(resp, kind, 403, "permission_error", "insufficient_scope", ar->message);
+        gate_error(resp, kind, 403, "permission_error", "insufficient_scope",
+                   ar->message);
     }
 }
 
@@ -80,13 +81,15 @@ log:;
     int64_t latency = mlx_time_mono_ms() - start_ms;
     auth_log_entry e = {
         .time_unix_ms = mlx_time_wall_ms(),
+        .request_id = g->request_id,
         .key_name = ar.key_name,
         .model = g->model,
         .latency_ms = latency > 0 ? (uint32_t)latency : 0,
         .status = resp->status,
     };
     mlx_err_clear(&err);
-    if (auth_log_request(c->auth, &e, &err) != 0)
+    bool logged = g->logged_by_generation != NULL && *g->logged_by_generation;
+    if (!logged && auth_log_request(c->auth, &e, &err) != 0)
         mlx_log_warn(MOD, "cannot log a request", "err=\"%s\"", err.msg);
     mlx_log_debug(MOD, "request", "method=%s path=%s key=%s status=%d latency_ms=%lld",
                   req->method, req->path, ar.key_name[0] ? ar.key_name : "-",
@@ -109,8 +112,10 @@ void admin_gated(void *ctx, const mlx_http_req *req, mlx_http_resp *resp,
                  bool admin_endpoint, admin_inner fn)
 {
     struct inner_box box = {fn};
-    admin_gate g = {.admin_endpoint = admin_endpoint, .errors = API_OPENAI,
-                    .fn = run_inner, .arg = &box};
+    admin_gate g = {.admin_endpoint = admin_endpoint,
+                    .errors = API_OPENAI,
+                    .fn = run_inner,
+                    .arg = &box};
     admin_gate_run(ctx, req, resp, &g);
 }
 
@@ -140,8 +145,9 @@ static void get_nodes(void *ctx, const mlx_http_req *req, mlx_http_resp *resp)
 }
 
 /* A registry view as the answer, or a 500 with its sentence. */
-static void answer_view(mlx_http_resp *resp, int (*view)(registry *, json_t **, mlx_err *),
-                        registry *reg, const char *what)
+static void answer_view(mlx_http_resp *resp,
+                        int (*view)(registry *, json_t **, mlx_err *), registry *reg,
+                        const char *what)
 {
     json_t *body = NULL;
     mlx_err err;

@@ -8,7 +8,8 @@
  *                              (registry_models_json)
  *   GET    /api/v1/ps          the loaded models of each live node: engine,
  *                              memory, tokens/s (registry_ps_json)
- *   GET    /api/v1/requests    the generations relayed now (stats.h)
+ *   GET    /api/v1/requests    the generations relayed now, a fleet
+ *                              benchmark's too (stats.h)
  *   GET    /metrics            the fleet from heartbeats and the
  *                              coordinator's own series (metrics.c)
  *   GET    /api/v1/keys        every API key, revoked ones too; never a secret
@@ -46,7 +47,10 @@
  * the fleet's JSON errors: 401 (authentication_error, with
  * WWW-Authenticate: Bearer), 403 (permission_error), and 429
  * (rate_limit_error, with Retry-After) when the key's requests-per-minute
- * bucket is empty. Each admitted or refused request goes to the request log.
+ * bucket is empty. Each admitted or refused request goes to the request log:
+ * a generation's row is written when it ends, with its node and tokens
+ * (ledger.c), and a fleet benchmark adds a row per generation it ran, under
+ * its key, beside its own.
  *
  * Lifecycle: admin_start serves at once; admin_stop waits for requests in
  * progress. ctx and what it points to are borrowed and must outlive the

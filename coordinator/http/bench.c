@@ -30,6 +30,14 @@
  *
  * Request ids are "<the HTTP request's id>-<node id>-<n>" (n 0 for the
  * warm-up), so one run's lines can be found in each agent's log.
+ *
+ * Each request, the warm-up too, is a generation in the coordinator's books
+ * like a client's (ledger.c): GET /api/v1/requests lists it while it runs,
+ * with endpoint "/api/v1/bench"; mlx_coordinator_requests_total and the
+ * latency histograms count it, so the coordinator's counts per node agree
+ * with the agents' (which count every request the coordinator sends); and
+ * the request log has a row for it under the key that started the run,
+ * beside the run's own row.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +52,10 @@
 #include "coordinator/http/internal.h"
 
 #define MOD "http"
+
+/* What the ledger lists as the endpoint of the run's generations: the one
+ * that started them. */
+#define BENCH_ENDPOINT "/api/v1/bench"
 
 /* What the body asks for; strings borrowed from the parsed body. */
 struct bench_args {
@@ -268,13 +280,14 @@ static int run_prompt(struct bench_job *job, const struct target *t, size_t n,
     struct prompt_sink s = {.job = job};
     relay_sink sink = {.text = on_text, .gone = on_gone, .arg = &s};
     relay_result res;
+    stats_flight flight;
+    stats_flight_begin(job->ctx->stats, &flight, id, BENCH_ENDPOINT, job->args.model,
+                       job->key_name, false);
     int64_t sent_ns = mlx_time_mono_ns();
-    relay_run(job->ctx->relay, &req, &(relay_route){.node_id = t->id}, &sink, &res);
+    ledger_relay(job->ctx, &flight, &req, &(relay_route){.node_id = t->id}, &sink, &res);
     int64_t end_ns = mlx_time_mono_ns();
+    ledger_end(job->ctx, &flight, &res);
     const dpc_chunk *e = &res.end;
-    uint32_t used = e->prompt_tokens + e->completion_tokens;
-    if (job->key_name[0] != '\0' && used > 0)
-        auth_charge_tokens(job->ctx->auth, job->key_name, 0, used, mlx_time_mono_ms());
     if (res.status == 499)
         job->client_gone = true;
     if (res.status != 200)
@@ -443,7 +456,8 @@ void bench_post(void *vctx, const mlx_http_req *req, mlx_http_resp *resp)
                     .model = job.body_err.code == 0 ? job.args.model : NULL,
                     .errors = API_OPENAI,
                     .fn = admitted,
-                    .arg = &job};
+                    .arg = &job,
+                    .request_id = job.id};
     admin_gate_run(vctx, req, resp, &g);
     json_decref(body);
 }

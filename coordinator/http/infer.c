@@ -166,11 +166,7 @@ void infer_call_end(infer_call *c)
         return;
     c->ended = true;
     admin_slot_give(c->ctx);
-    uint32_t used = c->res.end.prompt_tokens + c->res.end.completion_tokens;
-    if (c->key_name[0] != '\0' && used > 0)
-        auth_charge_tokens(c->ctx->auth, c->key_name, 0, used, mlx_time_mono_ms());
-    stats_flight_end(c->ctx->stats, &c->flight, c->res.status, c->res.node_id,
-                     c->res.attempts);
+    ledger_end(c->ctx, &c->flight, &c->res);
     mlx_log_info(MOD, "generation",
                  "id=%s endpoint=%s model=\"%s\" node=%s attempts=%d status=%d "
                  "prompt_tokens=%u completion_tokens=%u ms=%lld",
@@ -207,38 +203,10 @@ static bool take_slot(infer_call *c)
     return true;
 }
 
-/* The caller's sink with the ledger's notes added. */
-struct noted_sink {
-    infer_call *c;
-    const relay_sink *inner;
-};
-
-static int noted_text(void *arg, const char *p, size_t n)
-{
-    struct noted_sink *ns = arg;
-    stats_flight_text(ns->c->ctx->stats, &ns->c->flight, n);
-    return ns->inner->text(ns->inner->arg, p, n);
-}
-
-static bool noted_gone(void *arg)
-{
-    const struct noted_sink *ns = arg;
-    return ns->inner->gone != NULL && ns->inner->gone(ns->inner->arg);
-}
-
-static void noted_started(void *arg, const char *node_id)
-{
-    struct noted_sink *ns = arg;
-    stats_flight_node(ns->c->ctx->stats, &ns->c->flight, node_id);
-}
-
 void infer_relay(infer_call *c, const relay_sink *sink)
 {
-    struct noted_sink ns = {c, sink};
-    relay_sink noted = {
-        .text = noted_text, .gone = noted_gone, .started = noted_started, .arg = &ns};
-    relay_run(c->ctx->relay, &c->dreq, &(relay_route){.affinity_key = c->affinity},
-              &noted, &c->res);
+    ledger_relay(c->ctx, &c->flight, &c->dreq,
+                 &(relay_route){.affinity_key = c->affinity}, sink, &c->res);
 }
 
 /* ---- whole answers --------------------------------------------------------- */
@@ -336,7 +304,8 @@ static void load_only(infer_call *c, mlx_http_resp *resp)
  * the generation. */
 struct admission {
     infer_call *c;
-    bool taken; /* a stream took c: it may be freed already */
+    bool taken;      /* a stream took c: it may be freed already */
+    bool generation; /* c took a slot: ledger_end writes its log row */
 };
 
 static void admitted(const admin_ctx *ctx, const mlx_http_req *req, const auth_result *ar,
@@ -366,6 +335,7 @@ static void admitted(const admin_ctx *ctx, const mlx_http_req *req, const auth_r
                   (unsigned)c->ctx->max_requests);
         return;
     }
+    adm->generation = true;
     if (c->api.stream) {
         adm->taken = true; /* the stream outlives this handler */
         infer_stream_run(c, resp);
@@ -399,9 +369,12 @@ static void serve(void *vctx, const mlx_http_req *req, mlx_http_resp *resp,
     int rc = api_request_parse(spec, req->body, req->body_len, &c->api, &err);
     if (rc == 0)
         rc = to_wire(c, &err);
-    struct admission adm = {c, false};
-    admin_gate g = {
-        .admin_endpoint = false, .errors = spec->kind, .fn = admitted, .arg = &adm};
+    struct admission adm = {c, false, false};
+    admin_gate g = {.admin_endpoint = false,
+                    .errors = spec->kind,
+                    .fn = admitted,
+                    .arg = &adm,
+                    .logged_by_generation = &adm.generation};
     /* The gate logs the model after fn, when a stream may have freed c. */
     char model[MLX_MAX_MODEL_NAME + 1];
     if (rc != 0) {

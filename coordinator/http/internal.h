@@ -2,8 +2,9 @@
  * internal.h — shared by the files of coordinator/http, not part of its
  * interface: the admission gate every handler but /healthz goes through,
  * the key endpoints (keys.c), the inference endpoints (infer.c) and the
- * fleet's benchmark (bench.c) that admin.c routes to, and one generation in
- * flight (infer.c, infer_stream.c).
+ * fleet's benchmark (bench.c) that admin.c routes to, one generation in
+ * flight (infer.c, infer_stream.c), and the books every generation is kept
+ * in, a client's or the benchmark's (ledger.c).
  */
 #ifndef MLX_COORDINATOR_HTTP_INTERNAL_H
 #define MLX_COORDINATOR_HTTP_INTERNAL_H
@@ -31,6 +32,11 @@ typedef struct admin_gate {
     void (*fn)(const admin_ctx *c, const mlx_http_req *req, const auth_result *ar,
                mlx_http_resp *resp, void *arg);
     void *arg;
+    const char *request_id; /* NULL: the log's row names none */
+    /* NULL, or a flag fn sets once the request became a generation: the
+     * generation writes the request's row when it ends (ledger_end), with
+     * its node and tokens, so the gate writes none. */
+    const bool *logged_by_generation;
 } admin_gate;
 
 void admin_gate_run(void *ctx, const mlx_http_req *req, mlx_http_resp *resp,
@@ -78,7 +84,7 @@ typedef struct infer_call {
 } infer_call;
 
 /* Runs c's generation with the relay into sink, telling the ledger which
- * node accepted it and when text came. */
+ * node accepted it and when text came (ledger_relay). */
 void infer_relay(infer_call *c, const relay_sink *sink);
 
 /* The relay's end as an api_event (DONE with usage and timings). */
@@ -88,10 +94,30 @@ void infer_done_event(const infer_call *c, api_event *out);
  * sentence. */
 int infer_failure(const infer_call *c, const char **code, const char **message);
 
-/* The generation is over: tokens charged to the key, the slot given back,
- * the request logged. Once per call; the response is not touched. */
+/* The generation is over: the slot given back, the generation in the
+ * books (ledger_end), the request logged. Once per call; the response is
+ * not touched. */
 void infer_call_end(infer_call *c);
 void infer_call_free(infer_call *c);
+
+/* ---- one generation in the books (ledger.c) ------------------------------ */
+
+/* Every generation the front relays, a client's (infer.c) or a prompt of
+ * the fleet's benchmark (bench.c), goes through the same steps:
+ *   1. stats_flight_begin once it holds a slot: GET /api/v1/requests lists
+ *      it from then on, under its endpoint ("/api/v1/bench" for the
+ *      benchmark's);
+ *   2. ledger_relay runs it: the relay with the ledger told which node
+ *      accepted it and when its first text came (the flight's node, the
+ *      routing and time-to-first-token histograms);
+ *   3. ledger_end once it is over: its tokens charged to the flight's key,
+ *      the flight counted by model, node and status
+ *      (mlx_coordinator_requests_total, retries, failovers), and one row in
+ *      the request log under that key, with its node, tokens and latency.
+ * f is the caller's from 1 to 3 (stats.h); ctx->relay must not be NULL. */
+void ledger_relay(admin_ctx *ctx, stats_flight *f, const dpc_request *req,
+                  const relay_route *route, const relay_sink *sink, relay_result *res);
+void ledger_end(admin_ctx *ctx, stats_flight *f, const relay_result *res);
 
 /* ---- streams (infer_stream.c) ------------------------------------------- */
 

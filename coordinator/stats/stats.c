@@ -221,8 +221,9 @@ void stats_write_metrics(fleet_stats *s, mlx_buf *b, uint32_t active,
 {
     const char *name = "mlx_coordinator_requests_total";
     mlx_prom_family(b, name, "counter",
-                    "Generation requests answered by the coordinator, by model, the node "
-                    "that ran them (empty when none did) and HTTP status.");
+                    "Generation requests answered by the coordinator, fleet benchmarks' "
+                    "included, by model, the node that ran them (empty when none did) "
+                    "and HTTP status.");
     pthread_mutex_lock(&s->mtx);
     for (size_t i = 0; i < s->n_series; i++) {
         const struct series *v = &s->series[i];

@@ -6,9 +6,12 @@
  * The front registers each generation when it takes a slot, tells the
  * ledger the node that accepted it and the first text, and ends it with
  * the relay's result; requests refused before a slot (a key, the queue,
- * the body) are counted by stats_count alone. Everything here is the
- * coordinator's own view: a node's figures come from its heartbeats, and
- * are the registry's to show.
+ * the body) are counted by stats_count alone. A fleet benchmark's prompts
+ * are generations too, each registered the same way (its endpoint says
+ * which: "/api/v1/bench"), so the counts per node are every generation the
+ * coordinator sent the node, as the node counts them. Everything here is
+ * the coordinator's own view: a node's figures come from its heartbeats,
+ * and are the registry's to show.
  *
  * Series (written by stats_write_metrics):
  *   mlx_coordinator_requests_total{model,node,node_id,status}  counter

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sqlite3.h>
+
 #include "tests/support/testutil.h"
 
 cluster *cluster_create(const char *tag, int heartbeat_ms, int suspect_after,
@@ -256,4 +258,42 @@ bool cluster_wait_model(cluster *c, const char *model, const char *flag, int n,
 {
     struct model_wait w = {c, model, flag, n};
     return h_wait_for(model_on, &w, timeout_ms);
+}
+
+struct log_rows {
+    const char *path, *sql, *arg1, *arg2;
+    long long want, got;
+};
+
+static bool log_rows_are(void *arg)
+{
+    struct log_rows *q = arg;
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    q->got = -1;
+    if (sqlite3_open_v2(q->path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+        sqlite3_busy_timeout(db, 2000);
+        if (sqlite3_prepare_v2(db, q->sql, -1, &st, NULL) == SQLITE_OK) {
+            sqlite3_bind_text(st, 1, q->arg1, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 2, q->arg2, -1, SQLITE_STATIC);
+            if (sqlite3_step(st) == SQLITE_ROW)
+                q->got = sqlite3_column_int64(st, 0);
+        }
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return q->got == q->want;
+}
+
+bool cluster_wait_log_rows(cluster *c, const char *sql, const char *arg1,
+                           const char *arg2, long long want, int timeout_ms,
+                           long long *got)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/coordinator/auth.db", c->dir);
+    struct log_rows q = {path, sql, arg1, arg2, want, -1};
+    bool ok = h_wait_for(log_rows_are, &q, timeout_ms);
+    if (got != NULL)
+        *got = q.got;
+    return ok;
 }

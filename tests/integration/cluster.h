@@ -68,6 +68,15 @@ bool cluster_wait_model(cluster *c, const char *model, const char *flag, int n,
  * index), waiting up to timeout_ms for the line; -1 when none does. */
 int cluster_wait_served_by(cluster *c, const char *request_id, int timeout_ms);
 
+/* Waits until the SQL count query sql over the coordinator's request log
+ * (the requests table of <data>/auth.db), with ?1 and ?2 bound to arg1 and
+ * arg2 (NULL: SQL NULL), counts want rows: the log is written a moment
+ * after a request ends. *got (may be NULL) is the last count, -1 when the
+ * file could not be read. */
+bool cluster_wait_log_rows(cluster *c, const char *sql, const char *arg1,
+                           const char *arg2, long long want, int timeout_ms,
+                           long long *got);
+
 /* Reads agent i's node id from its data dir, waiting for it to appear. */
 bool cluster_wait_node_id(cluster *c, int i, int timeout_ms);
 

@@ -15,7 +15,15 @@
  * node only. A node killed with SIGKILL is reported failed or left out
  * while the other's row is fine. Once keys exist the endpoint needs one
  * with the admin scope. Every step waits for its condition.
+ *
+ * A benchmark's generations are the coordinator's like any other: each is
+ * counted on its /metrics per node, as many as each agent counts under
+ * endpoint "dataplane"; each has a row in the request log (its SQLite
+ * file) with its node and tokens, under the key that started the run; and
+ * GET /api/v1/requests lists one while it runs (on a slow synthetic
+ * model, "other").
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -165,18 +173,26 @@ static size_t keep_body(char *p, size_t size, size_t n, void *arg)
     return size * n;
 }
 
-/* POST /api/v1/bench with body and key (may be NULL). */
-static void post_bench(const char *key, const char *body, struct reply *r)
+/* POST /api/v1/bench with body, key and request id (either may be NULL).
+ * Safe on a thread of its own: fails nothing, r->status 0 when no answer
+ * came. */
+static void post_bench_as(const char *key, const char *id, const char *body,
+                          struct reply *r)
 {
     memset(r, 0, sizeof *r);
-    char url[256], auth[256];
+    char url[256], auth[256], rid[128];
     snprintf(url, sizeof url, "%s/api/v1/bench", c->http_url);
     CURL *curl = curl_easy_init();
-    assert_non_null(curl);
+    if (curl == NULL)
+        return;
     struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
     if (key != NULL) {
         snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
         h = curl_slist_append(h, auth);
+    }
+    if (id != NULL) {
+        snprintf(rid, sizeof rid, "X-Request-Id: %s", id);
+        h = curl_slist_append(h, rid);
     }
     curl_easy_setopt(curl, CURLOPT_URL, url);
     curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
@@ -189,6 +205,11 @@ static void post_bench(const char *key, const char *body, struct reply *r)
         curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r->status);
     curl_slist_free_all(h);
     curl_easy_cleanup(curl);
+}
+
+static void post_bench(const char *key, const char *body, struct reply *r)
+{
+    post_bench_as(key, NULL, body, r);
 }
 
 /* The answer is status want with an error whose message holds every one
@@ -242,6 +263,147 @@ static void cell(const char *line, int col, char *out)
     }
 }
 
+/* ---- the coordinator's books ---------------------------------------------- */
+
+static size_t grow_body(char *p, size_t size, size_t n, void *arg)
+{
+    char **body = arg;
+    size_t have = *body != NULL ? strlen(*body) : 0;
+    char *grown = realloc(*body, have + size * n + 1);
+    if (grown == NULL)
+        return 0;
+    memcpy(grown + have, p, size * n);
+    grown[have + size * n] = '\0';
+    *body = grown;
+    return size * n;
+}
+
+/* GET /metrics of the server at port (caller frees); fails the test when
+ * it does not answer 200. */
+static char *metrics_of(int port)
+{
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", port);
+    char *body = NULL;
+    long status = 0;
+    CURL *curl = curl_easy_init();
+    assert_non_null(curl);
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 5000L);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, grow_body);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+    if (curl_easy_perform(curl) == CURLE_OK)
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(curl);
+    if (status != 200 || body == NULL)
+        fail_msg("GET %s: HTTP %ld", url, status);
+    return body;
+}
+
+/* The sum of the samples of name on page whose labels hold each of the
+ * NULL-terminated needles (label="value"); 0 when none does. */
+static double prom_sum(const char *page, const char *name, const char *const *needles)
+{
+    double sum = 0;
+    size_t n = strlen(name);
+    for (const char *line = page; line != NULL && *line != '\0';) {
+        const char *end = strchr(line, '\n');
+        size_t len = end != NULL ? (size_t)(end - line) : strlen(line);
+        char text[1024];
+        snprintf(text, sizeof text, "%.*s", (int)len, line);
+        char *close = strrchr(text, '}');
+        bool match = strncmp(text, name, n) == 0 && text[n] == '{' && close != NULL &&
+                     close[1] == ' ';
+        for (int i = 0; match && needles[i] != NULL; i++)
+            match = strstr(text, needles[i]) != NULL;
+        double v;
+        if (match && mlx_parse_double(close + 2, &v, NULL) == 0)
+            sum += v;
+        line = end != NULL ? end + 1 : NULL;
+    }
+    return sum;
+}
+
+/* Generations of agent i that ended with status (model NULL: every
+ * model): as the coordinator counts them (requests_total), and as the
+ * agent counts those the coordinator sent it (endpoint "dataplane"). */
+static double coordinator_count(int i, const char *model, const char *status)
+{
+    char node[64], st[32], m[128];
+    snprintf(node, sizeof node, "node_id=\"%s\"", c->agents[i].node_id);
+    snprintf(st, sizeof st, "status=\"%s\"", status);
+    snprintf(m, sizeof m, "model=\"%s\"", model ? model : "");
+    const char *needles[] = {node, st, model ? m : NULL, NULL};
+    char *page = metrics_of(c->http_port);
+    double v = prom_sum(page, "mlx_coordinator_requests_total", needles);
+    free(page);
+    return v;
+}
+
+static double agent_count(int i, const char *model, const char *status)
+{
+    char st[32], m[128];
+    snprintf(st, sizeof st, "status=\"%s\"", status);
+    snprintf(m, sizeof m, "model=\"%s\"", model ? model : "");
+    const char *needles[] = {"endpoint=\"dataplane\"", st, model ? m : NULL, NULL};
+    char *page = metrics_of(c->agents[i].http_port);
+    double v = prom_sum(page, "mlx_requests_total", needles);
+    free(page);
+    return v;
+}
+
+static double coordinator_sample(const char *name)
+{
+    char *page = metrics_of(c->http_port);
+    double v = test_prom_sample(page, name);
+    free(page);
+    return v;
+}
+
+/* Agent i's generations of model with status 200, counted by the
+ * coordinator: want, and the same number as the agent counts. */
+struct counted {
+    int agent;
+    const char *model;
+    double want, coordinator, agent_n;
+};
+
+static bool counted_alike(void *arg)
+{
+    struct counted *k = arg;
+    k->coordinator = coordinator_count(k->agent, k->model, "200");
+    k->agent_n = agent_count(k->agent, k->model, "200");
+    return k->coordinator == k->want && k->agent_n == k->want;
+}
+
+static void expect_counted(int i, const char *model, double want)
+{
+    struct counted k = {i, model, want, -1, -1};
+    if (!h_wait_for(counted_alike, &k, WAIT_MS))
+        fail_msg("%s's generations of %s with status 200: the coordinator counts %g, "
+                 "the agent %g under endpoint=\"dataplane\"; expected %g",
+                 c->agents[i].name, model ? model : "every model", k.coordinator,
+                 k.agent_n, want);
+}
+
+static void expect_log_rows(const char *sql, const char *arg1, const char *arg2,
+                            long long want)
+{
+    long long got;
+    if (!cluster_wait_log_rows(c, sql, arg1, arg2, want, WAIT_MS, &got))
+        fail_msg("the request log has %lld rows for \"%s\" (%s, %s); expected %lld", got,
+                 sql, arg1 ? arg1 : "NULL", arg2 ? arg2 : "NULL", want);
+}
+
+/* Rows of a bootstrap benchmark's generations on one node: request ids
+ * that start with the node's row's request id (?1), served by the node
+ * (?2), with no key. */
+#define GENERATIONS_OF_ROW                                                               \
+    "SELECT count(*) FROM requests WHERE request_id LIKE ?1 || '-%' AND node = ?2"       \
+    " AND key_name IS NULL AND model = 'stories' AND status = 200"                       \
+    " AND prompt_tokens > 0"
+
 /* ---- setup ------------------------------------------------------------------ */
 
 /* model is listed on the agents of the mask (bit i: agent i), up and
@@ -282,8 +444,11 @@ static int group_setup(void **state)
 {
     c = cluster_create("fleet-bench", HB, SUSPECT, DOWN);
     synth_file = test_join(c->dir, "synthetic.gguf");
-    const char *synth[] = {"model", "synth", "--out", synth_file, NULL};
-    if (h_run("mlx-agent", synth, 60000, NULL, NULL) != 0) {
+    /* A few ms a token, so a benchmark of it is seen while it runs. */
+    const char *synth[] = {"model", "synth", "--out",   synth_file, "--layers",   "8",
+                           "--dim", "512",   "--heads", "8",        "--kv-heads", "4",
+                           "--ff",  "1536",  "--type",  "q8_0",     NULL};
+    if (h_run("mlx-agent", synth, 120000, NULL, NULL) != 0) {
         fprintf(stderr, "mlx-agent model synth failed\n");
         return -1;
     }
@@ -474,6 +639,148 @@ static void test_the_endpoint_runs_one_node_named_by_name(void **state)
     json_decref(doc);
 }
 
+static void test_the_coordinator_counts_each_generation_as_the_agents_do(void **state)
+{
+    /* Every generation the agents ran so far came from a benchmark. */
+    double before[2];
+    for (int i = 0; i < 2; i++) {
+        before[i] = coordinator_count(i, NULL, "200");
+        assert_true(before[i] > 0);
+        expect_counted(i, NULL, before[i]);
+    }
+    double routed = coordinator_sample("mlx_coordinator_routing_seconds_count");
+    double first_text =
+        coordinator_sample("mlx_coordinator_time_to_first_token_seconds_count");
+    struct reply r;
+    post_bench_as(NULL, "bench-books",
+                  "{\"model\":\"stories\",\"max_tokens\":" STRING(MAX_TOKENS) "}", &r);
+    if (r.status != 200)
+        fail_msg("HTTP %ld: %s", r.status, r.body);
+    json_t *doc = json_loads(r.body, 0, NULL);
+    assert_non_null(doc);
+    /* The warm-up and ten prompts on each node: counted per node as the
+     * node counts them, each routed once. */
+    for (int i = 0; i < 2; i++)
+        expect_counted(i, NULL, before[i] + 11);
+    assert_true(coordinator_sample("mlx_coordinator_routing_seconds_count") ==
+                routed + 22);
+    assert_true(coordinator_sample("mlx_coordinator_time_to_first_token_seconds_count") >
+                first_text);
+    assert_true(coordinator_sample("mlx_coordinator_requests_active") == 0);
+
+    /* The request log: the run's own row, and one per generation with its
+     * node and tokens. */
+    expect_log_rows("SELECT count(*) FROM requests WHERE request_id = ?1 AND node IS NULL"
+                    " AND model = ?2 AND status = 200",
+                    "bench-books", "stories", 1);
+    for (int i = 0; i < 2; i++) {
+        const char *id = json_string_value(json_object_get(row_of(doc, i), "request_id"));
+        assert_non_null(id);
+        expect_log_rows(GENERATIONS_OF_ROW, id, c->agents[i].node_id, 11);
+    }
+    json_decref(doc);
+}
+
+/* A benchmark of the slow model on agent1, on a thread of its own. */
+struct bench_client {
+    pthread_t thread;
+    struct reply r;
+};
+
+static void *bench_other(void *arg)
+{
+    struct bench_client *b = arg;
+    post_bench_as(NULL, "bench-flight", "{\"model\":\"other\",\"max_tokens\":16}", &b->r);
+    return NULL;
+}
+
+struct flights {
+    json_t *bench; /* a benchmark's generation seen generating (caller decrefs) */
+    size_t n;      /* generations listed at the last look */
+};
+
+static json_t *requests_list(void)
+{
+    char url[128];
+    snprintf(url, sizeof url, "%s/api/v1/requests", c->http_url);
+    return h_get_json(url, NULL);
+}
+
+static bool bench_generating(void *arg)
+{
+    struct flights *w = arg;
+    json_t *doc = requests_list();
+    json_t *list = json_object_get(doc, "requests");
+    size_t i;
+    json_t *r;
+    json_array_foreach(list, i, r)
+    {
+        const char *endpoint = json_string_value(json_object_get(r, "endpoint"));
+        const char *st = json_string_value(json_object_get(r, "state"));
+        if (w->bench == NULL && endpoint != NULL &&
+            strcmp(endpoint, "/api/v1/bench") == 0 && st != NULL &&
+            strcmp(st, "generating") == 0)
+            w->bench = json_incref(r);
+    }
+    w->n = json_array_size(list);
+    json_decref(doc);
+    return w->bench != NULL;
+}
+
+static bool none_in_flight(void *arg)
+{
+    struct flights *w = arg;
+    json_t *doc = requests_list();
+    json_t *list = json_object_get(doc, "requests");
+    w->n = list != NULL ? json_array_size(list) : 99;
+    json_decref(doc);
+    return w->n == 0;
+}
+
+static void test_requests_lists_a_benchmark_generation_while_it_runs(void **state)
+{
+    struct flights w = {NULL, 0};
+    if (!h_wait_for(none_in_flight, &w, WAIT_MS))
+        fail_msg("%zu generations listed before the benchmark", w.n);
+    double before = coordinator_count(1, "other", "200");
+    struct bench_client b;
+    memset(&b, 0, sizeof b);
+    assert_int_equal(pthread_create(&b.thread, NULL, bench_other, &b), 0);
+    bool seen = h_wait_for(bench_generating, &w, RUN_MS);
+    pthread_join(b.thread, NULL);
+    if (!seen)
+        fail_msg("/api/v1/requests never listed a generation of the benchmark "
+                 "(HTTP %ld: %s)",
+                 b.r.status, b.r.body);
+    json_t *f = w.bench;
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "bench-flight-%s-", c->agents[1].node_id);
+    const char *id = json_string_value(json_object_get(f, "id"));
+    assert_non_null(id);
+    if (strncmp(id, prefix, strlen(prefix)) != 0)
+        fail_msg("the benchmark's generation is listed as %s, not %s<n>", id, prefix);
+    assert_string_equal(json_string_value(json_object_get(f, "model")), "other");
+    assert_string_equal(json_string_value(json_object_get(f, "node_id")),
+                        c->agents[1].node_id);
+    assert_string_equal(json_string_value(json_object_get(f, "key")), "");
+    assert_false(json_is_true(json_object_get(f, "stream")));
+    assert_int_equal(json_integer_value(json_object_get(f, "attempts")), 1);
+    json_decref(f);
+
+    /* The run ended well, and left the list and its counts. */
+    if (b.r.status != 200)
+        fail_msg("HTTP %ld: %s", b.r.status, b.r.body);
+    json_t *doc = json_loads(b.r.body, 0, NULL);
+    json_t *row = row_of(doc, 1);
+    assert_non_null(row);
+    assert_string_equal(json_string_value(json_object_get(row, "status")), "ok");
+    assert_null(row_of(doc, 0));
+    json_decref(doc);
+    if (!h_wait_for(none_in_flight, &w, WAIT_MS))
+        fail_msg("%zu generations still listed after the benchmark", w.n);
+    expect_counted(1, "other", before + 11);
+}
+
 static void test_a_killed_node_fails_alone(void **state)
 {
     h_signal(c->agents[0].proc, SIGKILL);
@@ -560,6 +867,14 @@ static void test_once_keys_exist_the_endpoint_needs_an_admin_key(void **state)
     assert_int_equal(ctl(admin, words, &out, NULL), 0);
     assert_non_null(table_line(out, "agent1"));
     free(out);
+    /* The run's generations are logged under the key that started it
+     * (agent0 is down: agent1's eleven), beside the run's own row. */
+    expect_log_rows("SELECT count(*) FROM requests WHERE key_name = ?1 AND node = ?2"
+                    " AND model = 'stories' AND status = 200 AND request_id IS NOT NULL",
+                    "ops", c->agents[1].node_id, 11);
+    expect_log_rows("SELECT count(*) FROM requests WHERE key_name = ?1 AND node IS NULL"
+                    " AND model = ?2 AND status = 200",
+                    "ops", "stories", 1);
     free(admin);
     free(infer);
 }
@@ -581,6 +896,8 @@ int main(void)
         cmocka_unit_test(test_without_a_model_it_runs_what_each_node_has_loaded),
         cmocka_unit_test(test_an_unknown_model_is_named),
         cmocka_unit_test(test_the_endpoint_runs_one_node_named_by_name),
+        cmocka_unit_test(test_the_coordinator_counts_each_generation_as_the_agents_do),
+        cmocka_unit_test(test_requests_lists_a_benchmark_generation_while_it_runs),
         cmocka_unit_test(test_a_killed_node_fails_alone),
         cmocka_unit_test(test_once_keys_exist_the_endpoint_needs_an_admin_key),
     };

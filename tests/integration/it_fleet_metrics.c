@@ -7,6 +7,7 @@
  * coordinator counts must be what the agents count of the same work, the
  * fleet's series must name both nodes, and no series name may come from
  * both kinds of target (so summing over every job adds nothing twice).
+ * The request log holds one row per generation, with its node and tokens.
  * A slow streamed generation shows in /api/v1/requests with its node while
  * it runs and leaves the list when its client goes. A node killed while a
  * session is pinned to it shows as a retry and a failover, and then as
@@ -165,6 +166,27 @@ static void test_prometheus_reads_the_fleet(void **state)
     }
     const char *missing = "{\"model\":\"no-such-model\",\"prompt\":\"hi\"}";
     assert_int_equal(post("/v1/completions", NULL, missing), 404);
+
+    /* The request log: one row per generation, with its node and tokens
+     * (the unknown model's with none). The log keeps the order requests
+     * ended in, so once the last request's row is there every one's is. */
+    long long got = -1;
+    if (!cluster_wait_log_rows(c,
+                               "SELECT count(*) FROM requests WHERE model = ?1 AND node"
+                               " IS NULL AND status = 404",
+                               "no-such-model", NULL, 1, WAIT_MS, &got))
+        fail_msg("the request log has %lld rows of the unknown model", got);
+    if (!cluster_wait_log_rows(
+            c,
+            "SELECT count(*) FROM requests WHERE model = '" SERVING_MODEL
+            "' AND node IN (?1, ?2) AND status = 200 AND request_id IS"
+            " NOT NULL AND prompt_tokens > 0 AND completion_tokens > 0",
+            c->agents[0].node_id, c->agents[1].node_id, N_SERVED, 0, &got) ||
+        !cluster_wait_log_rows(c, "SELECT count(*) FROM requests WHERE model = ?1",
+                               SERVING_MODEL, NULL, N_SERVED, 0, &got))
+        fail_msg("the request log has %lld rows of " SERVING_MODEL "; expected one per "
+                 "generation (%d), with its node and tokens",
+                 got, N_SERVED);
 
     int coordinator_port = c->http_port;
     int agent_ports[] = {c->agents[0].http_port, c->agents[1].http_port};
