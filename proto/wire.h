@@ -29,7 +29,7 @@
 #define WIRE_MAJOR   1
 /* 1.1: the data plane (Infer, Next, TokenChunk, Cancel; Error's status).
  * 1.2: the model inventory (StoredModel in Register and Heartbeat).
- * 1.3: InferAccepted.first, Infer.whole, log probabilities, Load. */
+ * 1.3: InferAccepted.first, Infer.whole, log probabilities, LoadModel. */
 #define WIRE_MINOR   3
 #define WIRE_VERSION ((uint32_t)(WIRE_MAJOR << 16 | WIRE_MINOR))
 
