@@ -149,15 +149,6 @@ static wire_envelope *ask(nng_ctx ctx, const char *id, Fleet__Envelope__BodyCase
     return exchange(ctx, &env);
 }
 
-static void expect_accepted(wire_envelope *r, uint32_t prompt_tokens)
-{
-    if (r->body_case == FLEET__ENVELOPE__BODY_ERROR)
-        fail_msg("Infer refused: %s", r->error->message);
-    assert_int_equal(r->body_case, FLEET__ENVELOPE__BODY_INFER_ACCEPTED);
-    assert_int_equal(r->infer_accepted->prompt_tokens, prompt_tokens);
-    wire_free(r);
-}
-
 static void expect_error(wire_envelope *r, Fleet__Error__Code code, uint32_t status,
                          const char *needle)
 {
@@ -172,7 +163,7 @@ static void expect_error(wire_envelope *r, Fleet__Error__Code code, uint32_t sta
     wire_free(r);
 }
 
-/* What Next gave until done. */
+/* What InferAccepted and the Nexts gave, until done. */
 typedef struct result {
     char text[8192];
     size_t len;
@@ -180,7 +171,42 @@ typedef struct result {
     char finish[32];
     int64_t eval_ns;
     int chunks;
+    bool done;
 } result;
+
+/* Adds one chunk to res; true when it was the last. */
+static bool take_chunk(result *res, const Fleet__TokenChunk *c)
+{
+    assert_true(res->len + c->text.len < sizeof res->text);
+    if (c->text.len > 0)
+        memcpy(res->text + res->len, c->text.data, c->text.len);
+    res->len += c->text.len;
+    res->text[res->len] = '\0';
+    res->chunks++;
+    res->done = c->done;
+    if (c->done) {
+        res->prompt_tokens = c->prompt_tokens;
+        res->completion_tokens = c->completion_tokens;
+        res->eval_ns = c->eval_ns;
+        snprintf(res->finish, sizeof res->finish, "%s", c->finish_reason);
+    }
+    return c->done;
+}
+
+/* InferAccepted with the prompt's token count; res starts with the first
+ * chunk it carries (protocol 1.3: an agent that has started generating
+ * sends it along), which the Nexts of run_to_end continue. */
+static void expect_accepted(wire_envelope *r, uint32_t prompt_tokens, result *res)
+{
+    if (r->body_case == FLEET__ENVELOPE__BODY_ERROR)
+        fail_msg("Infer refused: %s", r->error->message);
+    assert_int_equal(r->body_case, FLEET__ENVELOPE__BODY_INFER_ACCEPTED);
+    assert_int_equal(r->infer_accepted->prompt_tokens, prompt_tokens);
+    memset(res, 0, sizeof *res);
+    if (r->infer_accepted->first != NULL)
+        take_chunk(res, r->infer_accepted->first);
+    wire_free(r);
+}
 
 /* One Next into res; true when it was the last. */
 static bool next_into(nng_ctx ctx, const char *id, result *res)
@@ -189,29 +215,16 @@ static bool next_into(nng_ctx ctx, const char *id, result *res)
     if (r->body_case == FLEET__ENVELOPE__BODY_ERROR)
         fail_msg("Next for %s refused: %s", id, r->error->message);
     assert_int_equal(r->body_case, FLEET__ENVELOPE__BODY_TOKEN_CHUNK);
-    const Fleet__TokenChunk *c = r->token_chunk;
-    assert_true(res->len + c->text.len < sizeof res->text);
-    if (c->text.len > 0)
-        memcpy(res->text + res->len, c->text.data, c->text.len);
-    res->len += c->text.len;
-    res->text[res->len] = '\0';
-    res->chunks++;
-    bool done = c->done;
-    if (done) {
-        res->prompt_tokens = c->prompt_tokens;
-        res->completion_tokens = c->completion_tokens;
-        res->eval_ns = c->eval_ns;
-        snprintf(res->finish, sizeof res->finish, "%s", c->finish_reason);
-    }
+    bool done = take_chunk(res, r->token_chunk);
     wire_free(r);
     return done;
 }
 
+/* Polls the generation res was started with (expect_accepted) to its end. */
 static void run_to_end(nng_ctx ctx, const char *id, result *res)
 {
-    memset(res, 0, sizeof *res);
     int64_t deadline = h_now_ms() + 2 * TIMEOUT_MS;
-    while (!next_into(ctx, id, res))
+    while (!res->done && !next_into(ctx, id, res))
         assert_true(h_now_ms() < deadline);
 }
 
@@ -222,8 +235,9 @@ static void test_greedy_text_and_usage(void **state)
     (void)state;
     nng_ctx ctx = open_ctx();
     Fleet__Sampling s = greedy();
-    expect_accepted(infer(ctx, "greedy-1", SERVING_MODEL, PROMPT, GREEDY_TOKENS, &s), 5);
     result res;
+    expect_accepted(infer(ctx, "greedy-1", SERVING_MODEL, PROMPT, GREEDY_TOKENS, &s), 5,
+                    &res);
     run_to_end(ctx, "greedy-1", &res);
     assert_string_equal(res.text, serving_greedy_text(PROMPT));
     assert_int_equal(res.prompt_tokens, 5);
@@ -271,10 +285,11 @@ static void test_refusals(void **state)
                  FLEET__ERROR__CODE__NOT_FOUND, 404, "never-seen");
 
     /* an id already running */
-    expect_accepted(infer(ctx, "twice", SERVING_MODEL, PROMPT, GREEDY_TOKENS, &s), 5);
+    result res;
+    expect_accepted(infer(ctx, "twice", SERVING_MODEL, PROMPT, GREEDY_TOKENS, &s), 5,
+                    &res);
     expect_error(infer(ctx, "twice", SERVING_MODEL, PROMPT, 4, &s),
                  FLEET__ERROR__CODE__BAD_REQUEST, 409, "already running");
-    result res;
     run_to_end(ctx, "twice", &res);
     assert_string_equal(res.text, serving_greedy_text(PROMPT));
 
@@ -295,20 +310,20 @@ static void test_cancel_stops_early_and_frees_the_slot(void **state)
     Fleet__Sampling s = greedy();
     /* four at once take every slot (--parallel 4) */
     const char *ids[] = {"cancel-1", "cancel-2", "cancel-3", "cancel-4"};
+    result res[4];
     for (size_t i = 0; i < 4; i++)
-        expect_accepted(infer(ctx, ids[i], SERVING_MODEL, PROMPT, 400, &s), 5);
+        expect_accepted(infer(ctx, ids[i], SERVING_MODEL, PROMPT, 400, &s), 5, &res[i]);
     for (size_t i = 0; i < 4; i++) {
         wire_envelope *r = ask(ctx, ids[i], FLEET__ENVELOPE__BODY_CANCEL);
         assert_int_equal(r->body_case, FLEET__ENVELOPE__BODY_ACK);
         wire_free(r);
     }
     for (size_t i = 0; i < 4; i++) {
-        result res;
-        run_to_end(ctx, ids[i], &res);
-        assert_string_equal(res.finish, "cancelled");
-        if (res.completion_tokens >= 400)
+        run_to_end(ctx, ids[i], &res[i]);
+        assert_string_equal(res[i].finish, "cancelled");
+        if (res[i].completion_tokens >= 400)
             fail_msg("%s went on to %u tokens after Cancel", ids[i],
-                     res.completion_tokens);
+                     res[i].completion_tokens);
     }
     /* cancelling what is gone is acknowledged too */
     wire_envelope *r = ask(ctx, "cancel-1", FLEET__ENVELOPE__BODY_CANCEL);
@@ -317,10 +332,9 @@ static void test_cancel_stops_early_and_frees_the_slot(void **state)
 
     /* the slots are free: a new generation runs to the end */
     expect_accepted(infer(ctx, "after-cancel", SERVING_MODEL, PROMPT, GREEDY_TOKENS, &s),
-                    5);
-    result res;
-    run_to_end(ctx, "after-cancel", &res);
-    assert_string_equal(res.text, serving_greedy_text(PROMPT));
+                    5, &res[0]);
+    run_to_end(ctx, "after-cancel", &res[0]);
+    assert_string_equal(res[0].text, serving_greedy_text(PROMPT));
     nng_ctx_close(ctx);
 }
 
@@ -338,13 +352,15 @@ static void test_interleaved_on_several_contexts(void **state)
     Fleet__Sampling s = greedy();
     for (int i = 0; i < N; i++) {
         ctx[i] = open_ctx();
-        memset(&res[i], 0, sizeof res[i]);
         snprintf(ids[i], sizeof ids[i], "mix-%d", i);
         expect_accepted(
             infer(ctx[i], ids[i], SERVING_MODEL, prompts[i % 3], GREEDY_TOKENS, &s),
-            prompt_tokens[i % 3]);
+            prompt_tokens[i % 3], &res[i]);
+        done[i] = res[i].done;
     }
-    int left = N;
+    int left = 0;
+    for (int i = 0; i < N; i++)
+        left += !done[i];
     int64_t deadline = h_now_ms() + 4 * TIMEOUT_MS;
     while (left > 0) {
         assert_true(h_now_ms() < deadline);
@@ -410,9 +426,9 @@ static void test_malformed_and_other_versions(void **state)
     expect_error(r, FLEET__ERROR__CODE__VERSION, 400, "2.0");
 
     /* and the agent goes on serving */
-    expect_accepted(infer(ctx, "after-junk", SERVING_MODEL, PROMPT, GREEDY_TOKENS, &s),
-                    5);
     result res;
+    expect_accepted(infer(ctx, "after-junk", SERVING_MODEL, PROMPT, GREEDY_TOKENS, &s), 5,
+                    &res);
     run_to_end(ctx, "after-junk", &res);
     assert_string_equal(res.text, serving_greedy_text(PROMPT));
     assert_true(serving_healthy(&agent));
