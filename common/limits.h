@@ -78,6 +78,12 @@
  * at once, each Next holding one for up to its long poll. */
 #define MLX_DATA_CONTEXTS 16
 
+/* Of those, how many may wait in a LoadModel (a model read from disk:
+ * seconds) at once, so the rest stay free for the long polls of running
+ * generations. Past it a LoadModel is refused as busy and the coordinator
+ * tries another node. */
+#define MLX_DATA_LOADS (MLX_DATA_CONTEXTS / 2)
+
 /* Generations one agent tracks for its coordinator at once (running,
  * queued, or finished and not yet fetched); past it Infer is refused. */
 #define MLX_MAX_DATA_REQUESTS 1024
@@ -131,12 +137,12 @@
  * 128 heads, 128k vocabulary), low enough that sizes computed from them
  * cannot overflow 64 bits and a hostile file cannot make us allocate
  * absurd KV caches. */
-#define MLX_MAX_MODEL_EMBD  65536
+#define MLX_MAX_MODEL_EMBD   65536
 #define MLX_MAX_MODEL_LAYERS 1024
-#define MLX_MAX_MODEL_HEADS 1024
-#define MLX_MAX_MODEL_FF    (1u << 20)
-#define MLX_MAX_MODEL_VOCAB (1u << 20)
-#define MLX_MAX_MODEL_CTX   (1u << 20)
+#define MLX_MAX_MODEL_HEADS  1024
+#define MLX_MAX_MODEL_FF     (1u << 20)
+#define MLX_MAX_MODEL_VOCAB  (1u << 20)
+#define MLX_MAX_MODEL_CTX    (1u << 20)
 
 /* Worker threads of one model's forward pass. */
 #define MLX_MAX_ENGINE_THREADS 256

@@ -43,11 +43,13 @@ static nng_msg *handle(dataplane *dp, nng_msg *msg)
         dp_on_next(&x);
     } else if (req->body_case == FLEET__ENVELOPE__BODY_CANCEL) {
         dp_on_cancel(&x);
+    } else if (req->body_case == FLEET__ENVELOPE__BODY_LOAD) {
+        dp_on_load(&x);
     } else {
         mlx_log_warn(MOD, "refused message", "body=%s", wire_body_name(req));
         dp_refuse(&x, FLEET__ERROR__CODE__BAD_MESSAGE, 400,
-                  "the agent's data plane does not accept %s requests; send infer, next "
-                  "or cancel",
+                  "the agent's data plane does not accept %s requests; send infer, "
+                  "next, cancel or load",
                   wire_body_name(req));
     }
     x.reply.node_id = dp->node_id;

@@ -14,6 +14,12 @@
  *             at the end. Error 404 for an id not (or no longer) known.
  *   Cancel -> Ack: the generation stops before its next token; a later Next
  *             gets what was made and done with finish reason "cancelled".
+ *   LoadModel -> Loaded with the load's time (0 when it was loaded), once
+ *             the model is in memory: Ollama's request with nothing to
+ *             generate. keep_alive_ms -1 unloads it instead (at once, or
+ *             when its running requests end; nothing is loaded for that).
+ *             Error 400 bad name, 404 unknown model, 503 when
+ *             MLX_DATA_LOADS workers already wait on loads, 507 no memory.
  *
  * A generation whose Next has not come for idle_timeout_ms is cancelled and
  * forgotten: its coordinator is taken to be gone. Every incoming message is
@@ -26,12 +32,13 @@
  * runtime_submit; its answer waits for the model to load (up to poll_ms),
  * so an unknown model is an Error rather than an accepted generation.
  *
- * Each Infer refused, and each generation ended, is counted in the agent's
- * inference metrics under endpoint "dataplane", beside its HTTP requests, so
- * an agent's /metrics shows all the work it did.
+ * Each Infer refused, each generation ended, and each LoadModel is counted
+ * in the agent's inference metrics under endpoint "dataplane", beside its
+ * HTTP requests, so an agent's /metrics shows all the work it did.
  *
  * Threads: MLX_DATA_CONTEXTS workers, each with its own NNG context, answer
- * requests one at a time; a Next holds its worker for its long poll. The
+ * requests one at a time; a Next holds its worker for its long poll, a
+ * LoadModel for the load (at most MLX_DATA_LOADS of them at once). The
  * table of generations is guarded by one mutex; two Nexts for the same
  * generation are answered one after the other.
  *
@@ -50,12 +57,12 @@
 typedef struct dataplane dataplane;
 
 typedef struct dataplane_config {
-    const char *listen;  /* NNG URL, tcp://HOST:PORT (borrowed) */
-    runtime *rt;         /* borrowed; must outlive the data plane */
-    const char *node_id; /* put in every reply (copied) */
-    size_t max_msg;      /* largest message accepted; 0: MLX_MAX_DATA_MSG */
-    int idle_timeout_ms; /* forget a generation not polled this long; 0: 30 s */
-    int poll_ms;         /* how long a Next waits for text; 0: 1 s */
+    const char *listen;           /* NNG URL, tcp://HOST:PORT (borrowed) */
+    runtime *rt;                  /* borrowed; must outlive the data plane */
+    const char *node_id;          /* put in every reply (copied) */
+    size_t max_msg;               /* largest message accepted; 0: MLX_MAX_DATA_MSG */
+    int idle_timeout_ms;          /* forget a generation not polled this long; 0: 30 s */
+    int poll_ms;                  /* how long a Next waits for text; 0: 1 s */
     metrics_inference *inference; /* borrowed; NULL: generations not counted */
 } dataplane_config;
 

@@ -22,9 +22,7 @@ void dp_refuse(struct exchange *x, Fleet__Error__Code code, uint32_t status,
     x->error.status = status;
 }
 
-/* An MLX_E* code from the runtime as the Error the coordinator maps to an
- * HTTP answer (the same statuses as agent/http's). */
-static void dp_refuse_code(struct exchange *x, int code, const char *message)
+void dp_refuse_code(struct exchange *x, int code, const char *message)
 {
     Fleet__Error__Code c;
     uint32_t status;
@@ -74,16 +72,9 @@ static bool request_id_ok(const char *id)
 static int read_infer(const Fleet__Infer *in, runtime_request *req, engine_msg *msgs,
                       const char **stops, mlx_err *err)
 {
-    if (in->model[0] == '\0')
-        return mlx_err_set(err, MLX_EINVAL,
-                           "'model' is empty; name one of the models the agent's store "
-                           "holds (mlx-agent cache list)");
-    if (strlen(in->model) > MLX_MAX_MODEL_NAME ||
-        !mlx_text_is_clean(in->model, MLX_MAX_MODEL_NAME))
-        return mlx_err_set(err, MLX_EINVAL,
-                           "'model' is not a model name (printable text of at most %d "
-                           "bytes)",
-                           MLX_MAX_MODEL_NAME);
+    int rc = dp_check_model(in->model, err);
+    if (rc != 0)
+        return rc;
     if (in->n_messages > 0 && in->prompt[0] != '\0')
         return mlx_err_set(err, MLX_EINVAL,
                            "the request has both a prompt and messages; send one");
@@ -147,10 +138,6 @@ static int read_infer(const Fleet__Infer *in, runtime_request *req, engine_msg *
     }
     return engine_sampling_check(&req->sampling, err);
 }
-
-/* The endpoint label of the data plane's requests in the inference
- * metrics. */
-#define METRICS_ENDPOINT "dataplane"
 
 /* One request answered, with its status; a model no store has is counted
  * as "", as the HTTP API counts it. */

@@ -5,6 +5,7 @@
  *   dataplane.c  the socket, its workers, dispatch, start and stop
  *   table.c      the table of generations: add, find, forget, reap
  *   exchange.c   the answers to Infer, Next and Cancel
+ *   load.c       the answer to LoadModel
  */
 #ifndef MLX_AGENT_DATAPLANE_INTERNAL_H
 #define MLX_AGENT_DATAPLANE_INTERNAL_H
@@ -32,6 +33,9 @@
 /* Text a generation may hold that its coordinator has not fetched; the job
  * itself cancels a reader that falls further behind. */
 #define PENDING_MAX (64u << 20)
+/* The endpoint label of the data plane's requests in the inference
+ * metrics. */
+#define METRICS_ENDPOINT "dataplane"
 
 /* One generation the coordinator asked for. It is referenced by the table
  * and by each handler using it; the last reference frees it. Text taken
@@ -69,6 +73,7 @@ struct dataplane {
     nng_socket sock;
     struct worker workers[MLX_DATA_CONTEXTS];
     _Atomic bool stopping;
+    _Atomic int loads; /* workers in a LoadModel now (at most MLX_DATA_LOADS) */
 
     pthread_mutex_t mtx; /* guards the table, refs, last_ms, last_reap_ms */
     struct gen *table[MLX_MAX_DATA_REQUESTS];
@@ -85,6 +90,7 @@ struct exchange {
     Fleet__Ack ack;
     Fleet__InferAccepted accepted;
     Fleet__TokenChunk chunk;
+    Fleet__Loaded loaded;
     bool counted; /* the request is in the metrics already */
     char message[MLX_MAX_ERR_MSG];
 };
@@ -106,11 +112,21 @@ void dp_reap_idle(dataplane *dp);
 
 void dp_refuse(struct exchange *x, Fleet__Error__Code code, uint32_t status,
                const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* An MLX_E* code from the runtime as the Error the coordinator maps to an
+ * HTTP answer (the same statuses as agent/http's). */
+void dp_refuse_code(struct exchange *x, int code, const char *message);
 void dp_on_infer(struct exchange *x);
 /* The generation's text since the last answer, as x's TokenChunk (or its
  * Error), waiting until deadline_ms (monotonic) as Next's long poll does. */
 void dp_answer_chunk(struct exchange *x, struct gen *g, int64_t deadline_ms);
 void dp_on_next(struct exchange *x);
 void dp_on_cancel(struct exchange *x);
+
+/* ---- loads (load.c) ------------------------------------------------------- */
+
+/* MLX_EINVAL, with the sentence the HTTP API gives, unless model is a
+ * model name: not empty, printable, at most MLX_MAX_MODEL_NAME bytes. */
+int dp_check_model(const char *model, mlx_err *err);
+void dp_on_load(struct exchange *x);
 
 #endif

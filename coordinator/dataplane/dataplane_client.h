@@ -17,6 +17,9 @@
  *               one exchange; dpc_next then answers it without asking
  *   dpc_cancel  Cancel -> Ack, best effort; a later dpc_next ends the
  *               stream with finish reason "cancelled"
+ *   dpc_load    LoadModel -> Loaded: a model loaded (or unloaded) on a
+ *               node with nothing to generate, waiting as long as a load
+ *               from disk may take
  *
  * Failures say who is at fault, because the caller acts on it:
  *   DPC_NODE_FAILED  unreachable, timed out, a malformed answer, the node's
@@ -56,6 +59,7 @@ typedef struct dpc_stream dpc_stream;
 typedef struct dpc_options {
     int timeout_ms;        /* one Infer or Cancel exchange; 0: 30 s */
     int cancel_timeout_ms; /* a Cancel's exchange; 0: 2 s */
+    int load_timeout_ms;   /* a LoadModel's exchange, the whole load; 0: 5 min */
     size_t max_msg;        /* largest message either way; 0: MLX_MAX_DATA_MSG */
 } dpc_options;
 
@@ -104,9 +108,9 @@ typedef struct dpc_request {
     const char *const *stops;
     size_t n_stops;
     int64_t keep_alive_ms; /* 0: the agent's; -1: unload when done */
-    bool whole; /* the text is passed on whole: the agent answers at the end
-                   (or after a chunk's worth, or a long poll), not at the
-                   first text, which saves exchanges */
+    bool whole;            /* the text is passed on whole: the agent answers at the end
+                              (or after a chunk's worth, or a long poll), not at the
+                              first text, which saves exchanges */
 } dpc_request;
 
 typedef enum dpc_failure {
@@ -156,6 +160,17 @@ int dpc_next(dpc_stream *s, int timeout_ms, dpc_chunk *out, dpc_error *e);
 void dpc_cancel(dpc_stream *s);
 
 void dpc_stream_free(dpc_stream *s); /* NULL is a no-op */
+
+/* Loads model on node_id (dialing address as dpc_infer does) and waits up
+ * to the pool's load timeout for it to be in memory; keep_alive_ms as the
+ * wire has it (0: the agent's; -1: unload it now instead; more: stay
+ * loaded that long once idle). *load_ns (may be NULL): the load's time, 0
+ * when it was loaded already or for an unload. Failures as dpc_infer's:
+ * 404 an unknown model and 400 a bad one are DPC_REFUSED (an empty model
+ * or a keep-alive below -1 without asking the node); 503 (the node busy
+ * with other loads), 507 (no memory) and the rest DPC_NODE_FAILED. */
+int dpc_load(dpc_pool *pool, const char *node_id, const char *address, const char *model,
+             int64_t keep_alive_ms, int64_t *load_ns, dpc_error *e);
 
 const char *dpc_stream_id(const dpc_stream *s);         /* the request id */
 const char *dpc_stream_node(const dpc_stream *s);       /* the node's id */

@@ -20,6 +20,9 @@
 #define MOD                       "dpc"
 #define DEFAULT_TIMEOUT_MS        30000
 #define DEFAULT_CANCEL_TIMEOUT_MS 2000
+/* Ollama gives a model's load five minutes (OLLAMA_LOAD_TIMEOUT); a node
+ * that dies meanwhile is noticed at once by its link. */
+#define DEFAULT_LOAD_TIMEOUT_MS (5 * 60 * 1000)
 /* How long the last reference waits for NNG to close a socket (see
  * mlx_nng_close). */
 #define CLOSE_TIMEOUT_MS 2000
@@ -62,6 +65,8 @@ int dpc_open(const dpc_options *opt, dpc_pool **out, mlx_err *err)
         pool->opt.timeout_ms = DEFAULT_TIMEOUT_MS;
     if (pool->opt.cancel_timeout_ms <= 0)
         pool->opt.cancel_timeout_ms = DEFAULT_CANCEL_TIMEOUT_MS;
+    if (pool->opt.load_timeout_ms <= 0)
+        pool->opt.load_timeout_ms = DEFAULT_LOAD_TIMEOUT_MS;
     if (pool->opt.max_msg == 0)
         pool->opt.max_msg = MLX_MAX_DATA_MSG;
     pthread_mutex_init(&pool->mtx, NULL);

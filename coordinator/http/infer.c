@@ -22,7 +22,9 @@
  * that node is eligible (router.h).
  *
  * A whole answer is gathered here, on the connection's thread; a streamed
- * one runs on a thread of its own (infer_stream.c).
+ * one runs on a thread of its own (infer_stream.c). Ollama's request with
+ * nothing to generate is a load (or unload) on the fleet (relay_load),
+ * answered here too.
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -271,33 +273,28 @@ static void answer_whole(infer_call *c, mlx_http_resp *resp)
 
 /* ---- the endpoints --------------------------------------------------------- */
 
-/* Ollama's request that only loads (or unloads) its model: the fleet loads
- * a model where a request sends it, so there is nothing to do but say
- * whether some node holds it. */
-static int count_holder(void *arg, const registry_candidate *cand)
-{
-    ++*(size_t *)arg;
-    return 0;
-}
-
+/* Ollama's request that only loads (or unloads) its model: the relay loads
+ * it where a generation of it would go (or unloads it wherever it is
+ * loaded), and the answer is the agent's. It holds a slot (taken) and is
+ * in the ledger like a generation: a load can take as long as one. */
 static void load_only(infer_call *c, mlx_http_resp *resp)
 {
-    size_t holders = 0;
-    mlx_err err;
-    mlx_err_clear(&err);
-    int rc = registry_candidates(c->ctx->reg, c->api.model, count_holder, &holders, &err);
-    if (rc != 0) {
-        api_error(resp, API_OLLAMA, 500, "internal_error", "%s", mlx_err_text(&err, rc));
-        return;
-    }
-    if (holders == 0) {
-        router_outcome_error(ROUTER_NO_MODEL, c->api.model, &err);
-        api_error(resp, API_OLLAMA, 404, "model_not_found", "%s", err.msg);
-        return;
-    }
-    mlx_http_resp_json(
-        resp, 200,
-        api_answer_load(&c->answer, c->api.keep_alive_ms == 0 ? "unload" : "load", 0));
+    int64_t keep_alive = wire_keep_alive(c->api.keep_alive_ms);
+    relay_load_result lr;
+    relay_load(c->ctx->relay, c->api.model, keep_alive,
+               &(relay_route){.affinity_key = c->affinity}, &lr);
+    c->res.status = lr.status;
+    c->res.err = lr.err;
+    c->res.attempts = lr.attempts;
+    snprintf(c->res.node_id, sizeof c->res.node_id, "%s", lr.node_id);
+    if (lr.status == 200)
+        mlx_http_resp_json(resp, 200,
+                           api_answer_load(&c->answer,
+                                           keep_alive == -1 ? "unload" : "load",
+                                           lr.load_ns));
+    else
+        answer_failure(c, resp);
+    infer_call_end(c);
 }
 
 /* After the gate admitted the client: the body's verdict, the queue, then
@@ -323,10 +320,6 @@ static void admitted(const admin_ctx *ctx, const mlx_http_req *req, const auth_r
     }
     bool nothing = c->api.chat ? c->api.n_messages == 0
                                : c->api.prompt == NULL || c->api.prompt[0] == '\0';
-    if (c->spec->kind == API_OLLAMA && nothing) {
-        load_only(c, resp);
-        return;
-    }
     if (!take_slot(c)) {
         mlx_http_resp_header(resp, "Retry-After", "1");
         api_error(resp, c->spec->kind, 503, "overloaded",
@@ -336,6 +329,10 @@ static void admitted(const admin_ctx *ctx, const mlx_http_req *req, const auth_r
         return;
     }
     adm->generation = true;
+    if (c->spec->kind == API_OLLAMA && nothing) {
+        load_only(c, resp);
+        return;
+    }
     if (c->api.stream) {
         adm->taken = true; /* the stream outlives this handler */
         infer_stream_run(c, resp);

@@ -12,39 +12,12 @@
 #include "common/log.h"
 #include "common/rand.h"
 #include "coordinator/membership/membership.h"
+#include "coordinator/relay/internal.h"
 
 #define MOD "relay"
 
 #define DEFAULT_POLL_TIMEOUT_MS    10000
 #define DEFAULT_REQUEST_TIMEOUT_MS (10 * 60 * 1000)
-
-/* The coordinator's own count of requests on a node: the router's load. */
-struct in_flight {
-    char node_id[MLX_NODE_ID_LEN + 1];
-    uint32_t n;
-};
-
-struct relay {
-    relay_config cfg;
-    pthread_mutex_t mtx; /* guards the counts */
-    struct in_flight *counts;
-    size_t n_counts, cap_counts;
-};
-
-/* A candidate copied out of the registry's callback, with its strings. */
-struct holder {
-    char node_id[MLX_NODE_ID_LEN + 1];
-    char address[MLX_MAX_ADDRESS + 1];
-    node_state state;
-    bool loaded, stored;
-    double tokens_per_s;
-};
-
-struct holders {
-    struct holder *v;
-    size_t n, cap;
-    const char *only; /* keep this node only; NULL: every node */
-};
 
 int relay_create(const relay_config *cfg, relay **out, mlx_err *err)
 {
@@ -103,6 +76,11 @@ static void count_add(relay *r, const char *node_id, int delta)
     pthread_mutex_unlock(&r->mtx);
 }
 
+void relay_count_add(relay *r, const char *node_id, int delta)
+{
+    count_add(r, node_id, delta);
+}
+
 uint32_t relay_in_flight(relay *r, const char *node_id)
 {
     uint32_t n = 0;
@@ -116,7 +94,7 @@ uint32_t relay_in_flight(relay *r, const char *node_id)
 
 /* ---- candidates ------------------------------------------------------------ */
 
-static int keep_holder(void *arg, const registry_candidate *c)
+int relay_keep_holder(void *arg, const registry_candidate *c)
 {
     struct holders *h = arg;
     if (h->only != NULL && strcmp(c->node_id, h->only) != 0)
@@ -145,16 +123,14 @@ static int keep_holder(void *arg, const registry_candidate *c)
     return 0;
 }
 
-/* Picks a node for model among those route allows and not in tried; fills
- * *picked. */
-static router_outcome pick(relay *r, const char *model, const relay_route *route,
-                           const char *const *tried, size_t n_tried, uint64_t *rng,
-                           struct holder *picked, mlx_err *err)
+router_outcome relay_pick(relay *r, const char *model, const relay_route *route,
+                          const char *const *tried, size_t n_tried, uint64_t *rng,
+                          struct holder *picked, mlx_err *err)
 {
     struct holders h = {.only = route->node_id};
     router_candidate *cands = NULL;
     router_outcome o = ROUTER_NO_MODEL;
-    if (registry_candidates(r->cfg.reg, model, keep_holder, &h, err) != 0)
+    if (registry_candidates(r->cfg.reg, model, relay_keep_holder, &h, err) != 0)
         goto out;
     cands = mlx_calloc(h.n ? h.n : 1, sizeof *cands);
     if (cands == NULL) {
@@ -277,8 +253,8 @@ int relay_run(relay *r, const dpc_request *req, const relay_route *route,
     for (;;) {
         struct holder node;
         mlx_err_clear(&out->err);
-        router_outcome o = pick(r, req->model, route, tried, (size_t)out->attempts,
-                                &rng, &node, &out->err);
+        router_outcome o = relay_pick(r, req->model, route, tried, (size_t)out->attempts,
+                                      &rng, &node, &out->err);
         if (o != ROUTER_PICKED) {
             /* After a failed attempt, "all tried" is that attempt's failure. */
             out->status = out->attempts > 0 && o == ROUTER_ALL_EXCLUDED

@@ -27,7 +27,8 @@
  *   no node                   404 naming the model, or 503
  *   deadline passed           Cancel, status 504
  *
- * Thread safety: relay_run may be called from any number of threads.
+ * Thread safety: relay_run and relay_load may be called from any number of
+ * threads.
  * Lifecycle: relay_create, relay_run…, relay_destroy after the last run.
  * The registry, pool and health are borrowed and must outlive the relay.
  */
@@ -97,5 +98,35 @@ int relay_run(relay *r, const dpc_request *req, const relay_route *route,
 /* The coordinator's requests in flight on node_id now (for /metrics and the
  * admin API). */
 uint32_t relay_in_flight(relay *r, const char *node_id);
+
+/* ---- load-only requests (load.c) ----------------------------------------- */
+
+/* What relay_load did. */
+typedef struct relay_load_result {
+    int status;                        /* 200 when the model is loaded (or unloaded) */
+    mlx_err err;                       /* the sentence when status is not 200 */
+    int attempts;                      /* nodes tried (a load) */
+    char node_id[MLX_NODE_ID_LEN + 1]; /* the node that loaded it (or last
+                                          tried); for an unload, the one
+                                          that failed it, else "" */
+    int64_t load_ns; /* the load's time: 0 when it was loaded already, and
+                        for an unload */
+    int unloaded;    /* an unload: the nodes that unloaded it (those whose
+                        heartbeat said they had it loaded) */
+} relay_load_result;
+
+/* Ollama's request with nothing to generate; route NULL: any node.
+ * keep_alive_ms as the wire has it (dpc_request's): 0 the agent's, more
+ * that long once idle: the model is loaded on the node a generation of it
+ * would be sent to (the router's pick with route's affinity; loaded nodes
+ * first, so usually one that has it already), retried on another node
+ * when that one fails as relay_run retries. -1: unloaded from every node
+ * route allows whose heartbeat says it has the model loaded; done (200)
+ * also when none has (as Ollama), 404 naming the model when no node holds
+ * it at all, and the first failure when a node could not unload it.
+ * Always fills *out; returns 0 when out->status is 200, else an MLX_E*
+ * code. */
+int relay_load(relay *r, const char *model, int64_t keep_alive_ms,
+               const relay_route *route, relay_load_result *out);
 
 #endif

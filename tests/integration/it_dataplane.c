@@ -4,11 +4,16 @@
  *
  * Infer then Next until done gives llama.cpp's greedy text (the same as
  * /v1/completions) with the right usage, the first text already in
- * InferAccepted; read whole, a short answer comes in InferAccepted alone; an unknown
- * model, bad values and an unknown request id are Errors with HTTP-like statuses and a
- * sentence; Cancel stops a generation early (finish "cancelled") and frees its slot;
+ * InferAccepted; read whole, a short answer comes in InferAccepted alone;
+ * an unknown model, bad values and an unknown request id are Errors with
+ * HTTP-like statuses and a sentence; Cancel stops a generation early
+ * (finish "cancelled") and frees its slot;
  * several generations interleave on several contexts; random bytes, a cut
  * envelope and another major version are refused and the agent goes on.
+ * LoadModel loads a model (the agent's /api/ps shows it) with its load
+ * time, 0 the second time, unloads it with keep_alive_ms -1 without
+ * loading what is not loaded, refuses a bad name, an unknown model and a
+ * bad keep-alive, and is counted under endpoint "dataplane".
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -25,6 +30,7 @@
 #include "common/alloc.h"
 #include "common/limits.h"
 #include "common/nng_util.h"
+#include "common/parse.h"
 #include "proto/wire.h"
 #include "tests/integration/serving.h"
 
@@ -468,6 +474,115 @@ static void test_malformed_and_other_versions(void **state)
     nng_ctx_close(ctx);
 }
 
+/* LoadModel; the reply (wire_free). */
+static wire_envelope *load_model(nng_ctx ctx, const char *id, const char *model,
+                                 int64_t keep_alive_ms)
+{
+    Fleet__LoadModel load = FLEET__LOAD_MODEL__INIT;
+    load.model = (char *)model;
+    load.keep_alive_ms = keep_alive_ms;
+    wire_envelope env = FLEET__ENVELOPE__INIT;
+    env.request_id = (char *)id;
+    env.body_case = FLEET__ENVELOPE__BODY_LOAD;
+    env.load = &load;
+    return exchange(ctx, &env);
+}
+
+/* The load time of a Loaded reply. */
+static int64_t expect_loaded(wire_envelope *r)
+{
+    if (r->body_case == FLEET__ENVELOPE__BODY_ERROR)
+        fail_msg("LoadModel refused: %s", r->error->message);
+    assert_int_equal(r->body_case, FLEET__ENVELOPE__BODY_LOADED);
+    int64_t ns = r->loaded->load_ns;
+    wire_free(r);
+    return ns;
+}
+
+/* Whether the agent's /api/ps lists the model (arg: "1" loaded, "0" not). */
+static bool ps_says(void *arg)
+{
+    char url[128];
+    snprintf(url, sizeof url, "%s/api/ps", agent.base);
+    json_t *ps = h_get_json(url, NULL);
+    bool listed = false;
+    size_t i;
+    json_t *m;
+    json_array_foreach(json_object_get(ps, "models"), i, m)
+    {
+        const char *name = json_string_value(json_object_get(m, "name"));
+        listed |= name != NULL && strcmp(name, SERVING_MODEL) == 0;
+    }
+    json_decref(ps);
+    return listed == (strcmp(arg, "1") == 0);
+}
+
+/* The sum of the agent's mlx_requests_total{endpoint="dataplane"} with
+ * status. */
+static double dataplane_requests(int status)
+{
+    serving_reply r;
+    assert_int_equal(serving_call(&agent, "GET", "/metrics", NULL, NULL, 0, &r), 0);
+    assert_int_equal(r.status, 200);
+    char want_status[32];
+    snprintf(want_status, sizeof want_status, "status=\"%d\"", status);
+    double sum = 0;
+    for (char *line = r.body; line != NULL && *line != '\0';) {
+        char *nl = strchr(line, '\n');
+        if (nl != NULL)
+            *nl = '\0';
+        char *close = strrchr(line, '}');
+        double value = 0;
+        if (strncmp(line, "mlx_requests_total{", 19) == 0 && close != NULL &&
+            strstr(line, "endpoint=\"dataplane\"") != NULL &&
+            strstr(line, want_status) != NULL &&
+            mlx_parse_double(close + 2, &value, NULL) == 0)
+            sum += value;
+        line = nl != NULL ? nl + 1 : NULL;
+    }
+    serving_reply_free(&r);
+    return sum;
+}
+
+static void test_load_and_unload(void **state)
+{
+    (void)state;
+    nng_ctx ctx = open_ctx();
+    double ok_before = dataplane_requests(200);
+    double bad_before = dataplane_requests(400) + dataplane_requests(404);
+
+    /* The generations above left it loaded: -1 unloads it at once. */
+    assert_int_equal(expect_loaded(load_model(ctx, "unload-1", SERVING_MODEL, -1)), 0);
+    if (!h_wait_for(ps_says, "0", TIMEOUT_MS))
+        fail_msg("/api/ps still lists %s after an unload", SERVING_MODEL);
+    /* Unloading what is not loaded is done, and loads nothing. */
+    assert_int_equal(expect_loaded(load_model(ctx, "unload-2", SERVING_MODEL, -1)), 0);
+    assert_true(ps_says("0"));
+
+    /* 0: the agent's keep-alive. The load took time, and /api/ps shows it. */
+    assert_true(expect_loaded(load_model(ctx, "load-1", SERVING_MODEL, 0)) > 0);
+    assert_true(ps_says("1"));
+    /* Loaded already: no time, and it stays. */
+    assert_int_equal(expect_loaded(load_model(ctx, "load-2", SERVING_MODEL, 600000)), 0);
+    assert_true(ps_says("1"));
+
+    /* Refusals, as an Infer's. */
+    expect_error(load_model(ctx, "load-bad-1", "", 0), FLEET__ERROR__CODE__BAD_REQUEST,
+                 400, "'model' is empty");
+    expect_error(load_model(ctx, "load-bad-2", "bad\x01name", 0),
+                 FLEET__ERROR__CODE__BAD_REQUEST, 400, "not a model name");
+    expect_error(load_model(ctx, "load-bad-3", "no-such-model", 0),
+                 FLEET__ERROR__CODE__NOT_FOUND, 404, "no-such-model");
+    expect_error(load_model(ctx, "load-bad-4", SERVING_MODEL, -5),
+                 FLEET__ERROR__CODE__BAD_REQUEST, 400, "keep_alive_ms");
+    assert_true(ps_says("1"));
+
+    /* Each counted, as the HTTP API counts its load-only requests. */
+    assert_true(dataplane_requests(200) - ok_before == 4);
+    assert_true(dataplane_requests(400) + dataplane_requests(404) - bad_before == 4);
+    nng_ctx_close(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -477,6 +592,7 @@ int main(void)
         cmocka_unit_test(test_cancel_stops_early_and_frees_the_slot),
         cmocka_unit_test(test_interleaved_on_several_contexts),
         cmocka_unit_test(test_malformed_and_other_versions),
+        cmocka_unit_test(test_load_and_unload),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

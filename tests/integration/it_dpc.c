@@ -6,10 +6,13 @@
  * reference, not ourselves) with the right usage; sixteen streams from
  * sixteen threads share one pool and one connection; Cancel ends a stream
  * early as "cancelled"; an unknown model and a bad request are refused
- * (4xx, never retried) while the agent goes on. Last, the agent is killed
- * with SIGKILL mid-generation: the waiting poll and a new Infer both end as
- * the node's failure (retryable) within their timeouts, and once the agent
- * is back on the same address the same pool serves again.
+ * (4xx, never retried) while the agent goes on. A load (dpc_load) takes
+ * time once, none when the model is loaded, and an unload none; an unknown
+ * or bad model is refused, a node nobody answers for is its failure.
+ * Last, the agent is killed with SIGKILL mid-generation: the waiting poll
+ * and a new Infer both end as the node's failure (retryable) within their
+ * timeouts, and once the agent is back on the same address the same pool
+ * serves again.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -288,6 +291,60 @@ static void test_refused_requests_are_not_retried(void **state)
     assert_true(serving_healthy(&agent));
 }
 
+/* ---- loads ------------------------------------------------------------------- */
+
+/* dpc_load; its code, with *ns the load time and e the failure. */
+static int load(const char *node, const char *address, const char *model,
+                int64_t keep_alive_ms, int64_t *ns, dpc_error *e)
+{
+    *ns = -1;
+    return dpc_load(pool, node, address, model, keep_alive_ms, ns, e);
+}
+
+static void test_load_and_unload(void **state)
+{
+    (void)state;
+    int64_t ns;
+    dpc_error e;
+    /* Loaded by the generations above: -1 unloads it (no load time)... */
+    assert_int_equal(load(NODE, agent.listen, SERVING_MODEL, -1, &ns, &e), 0);
+    assert_int_equal(ns, 0);
+    /* ...so a load takes time, and the next finds it loaded. */
+    if (load(NODE, agent.listen, SERVING_MODEL, 0, &ns, &e) != 0)
+        fail_msg("dpc_load failed (%s, %d): %s", dpc_failure_name(e.failure), e.status,
+                 e.err.msg);
+    assert_true(ns > 0);
+    assert_int_equal(load(NODE, agent.listen, SERVING_MODEL, 300000, &ns, &e), 0);
+    assert_int_equal(ns, 0);
+
+    /* The node's refusals: the request's fault, never retried. */
+    assert_int_equal(load(NODE, agent.listen, "no-such-model", 0, &ns, &e), MLX_ENOENT);
+    assert_int_equal(e.failure, DPC_REFUSED);
+    assert_int_equal(e.status, 404);
+    assert_non_null(strstr(e.err.msg, "no-such-model"));
+    assert_int_equal(ns, 0);
+    assert_int_equal(load(NODE, agent.listen, "bad\x01name", 0, &ns, &e), MLX_EINVAL);
+    assert_int_equal(e.failure, DPC_REFUSED);
+    assert_int_equal(e.status, 400);
+    assert_non_null(strstr(e.err.msg, "model name"));
+    /* Refused before the wire. */
+    assert_int_equal(load(NODE, agent.listen, "", 0, &ns, &e), MLX_EINVAL);
+    assert_int_equal(e.failure, DPC_REFUSED);
+    assert_int_equal(e.status, 400);
+    assert_int_equal(load(NODE, agent.listen, SERVING_MODEL, -2, &ns, &e), MLX_EINVAL);
+    assert_int_equal(e.failure, DPC_REFUSED);
+    assert_non_null(strstr(e.err.msg, "keep_alive_ms"));
+
+    /* Nobody listening: the node's failure, for the relay to try another. */
+    char nobody[48];
+    snprintf(nobody, sizeof nobody, "tcp://127.0.0.1:%d", h_free_port());
+    assert_int_not_equal(load("node-nobody", nobody, SERVING_MODEL, 0, &ns, &e), 0);
+    assert_int_equal(e.failure, DPC_NODE_FAILED);
+    assert_int_equal(e.status, 502);
+    dpc_forget(pool, "node-nobody");
+    assert_true(serving_healthy(&agent));
+}
+
 /* ---- a killed agent --------------------------------------------------------- */
 
 static bool agent_up(void *arg)
@@ -388,6 +445,7 @@ int main(void)
         cmocka_unit_test(test_sixteen_concurrent_streams),
         cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_refused_requests_are_not_retried),
+        cmocka_unit_test(test_load_and_unload),
         cmocka_unit_test(test_killed_agent_fails_fast_and_the_pool_recovers),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -6,7 +6,10 @@
  * llama.cpp's; an affinity key keeps to one node; a refused request is not
  * tried elsewhere; a client that goes away cancels; an unknown model is
  * 404 and nodes marked down 503; and when the chosen agent is killed, the
- * same request succeeds on the other one.
+ * same request succeeds on the other one. A load-only request (relay_load)
+ * goes where a generation would (the affinity key's node, a node with the
+ * model loaded first), an unload to every node the registry says has it
+ * loaded, and a load fails over as a generation does.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -244,6 +247,105 @@ static void test_nodes_marked_down_are_passed_over(void **state)
     must(registry_set_state(reg, ids[0], "up", &err), &err, "registry_set_state");
 }
 
+/* ---- load-only requests ------------------------------------------------------ */
+
+static int load(const char *model, int64_t keep_alive_ms, const relay_route *route,
+                relay_load_result *res)
+{
+    return relay_load(rl, model, keep_alive_ms, route, res);
+}
+
+/* What the control plane records from node i's heartbeat: the model loaded,
+ * or nothing. */
+static void heartbeat_says_loaded(int i, bool loaded)
+{
+    mlx_err err;
+    mlx_err_clear(&err);
+    registry_loaded m = {.name = SERVING_MODEL, .engine = "mlx", .memory_bytes = 1};
+    must(registry_set_loaded(reg, ids[i], &m, loaded ? 1 : 0, 0, 0, &err), &err,
+         "registry_set_loaded");
+}
+
+/* Whether agent i's /api/ps lists the model. */
+static bool agent_has_it(int i)
+{
+    char url[128];
+    snprintf(url, sizeof url, "%s/api/ps", agents[i].base);
+    json_t *ps = h_get_json(url, NULL);
+    bool listed = false;
+    size_t k;
+    json_t *m;
+    json_array_foreach(json_object_get(ps, "models"), k, m)
+    {
+        const char *name = json_string_value(json_object_get(m, "name"));
+        listed |= name != NULL && strcmp(name, SERVING_MODEL) == 0;
+    }
+    json_decref(ps);
+    return listed;
+}
+
+static void test_a_load_goes_where_a_generation_would(void **state)
+{
+    /* The affinity key's node. */
+    struct collected c = {0};
+    relay_result gen;
+    assert_int_equal(run(SERVING_MODEL, "load-key", &greedy, 2, &c, &gen), 0);
+    relay_load_result res;
+    assert_int_equal(
+        load(SERVING_MODEL, 0, &(relay_route){.affinity_key = "load-key"}, &res), 0);
+    assert_int_equal(res.status, 200);
+    assert_int_equal(res.attempts, 1);
+    assert_string_equal(res.node_id, gen.node_id);
+    assert_int_equal(res.load_ns, 0); /* the generation loaded it */
+    assert_int_equal(relay_in_flight(rl, res.node_id), 0);
+
+    /* Without a key, a node that has it loaded before one that stores it. */
+    heartbeat_says_loaded(1, true);
+    for (int k = 0; k < 6; k++) {
+        assert_int_equal(load(SERVING_MODEL, 0, NULL, &res), 0);
+        assert_string_equal(res.node_id, ids[1]);
+    }
+    heartbeat_says_loaded(1, false);
+
+    /* A model no node holds: 404 naming it, no node asked. */
+    assert_int_not_equal(load("no-such-model", 0, NULL, &res), 0);
+    assert_int_equal(res.status, 404);
+    assert_int_equal(res.attempts, 0);
+    assert_non_null(strstr(res.err.msg, "no-such-model"));
+}
+
+static void test_an_unload_reaches_every_node_with_it_loaded(void **state)
+{
+    relay_load_result res;
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(load(SERVING_MODEL, 0, &(relay_route){.node_id = ids[i]}, &res),
+                         0);
+        assert_string_equal(res.node_id, ids[i]);
+        assert_true(agent_has_it(i));
+        heartbeat_says_loaded(i, true);
+    }
+    assert_int_equal(load(SERVING_MODEL, -1, NULL, &res), 0);
+    assert_int_equal(res.status, 200);
+    assert_int_equal(res.unloaded, 2);
+    assert_int_equal(res.load_ns, 0);
+    for (int i = 0; i < 2; i++)
+        assert_false(agent_has_it(i));
+    /* The registry says so still (no heartbeat came): asked again, the
+     * agents load nothing to unload it. */
+    assert_int_equal(load(SERVING_MODEL, -1, NULL, &res), 0);
+    for (int i = 0; i < 2; i++) {
+        assert_false(agent_has_it(i));
+        heartbeat_says_loaded(i, false);
+    }
+    /* None has it loaded: done, nobody asked. */
+    assert_int_equal(load(SERVING_MODEL, -1, NULL, &res), 0);
+    assert_int_equal(res.status, 200);
+    assert_int_equal(res.unloaded, 0);
+    assert_int_not_equal(load("no-such-model", -1, NULL, &res), 0);
+    assert_int_equal(res.status, 404);
+    assert_non_null(strstr(res.err.msg, "no-such-model"));
+}
+
 /* Last: kills the agent an affinity key goes to. The registry still says
  * it is up (no heartbeats are watched here), so the relay tries it, fails,
  * and serves the request on the other agent without the client seeing. */
@@ -272,6 +374,20 @@ static void test_a_killed_node_fails_over_before_the_first_token(void **state)
     assert_int_equal(relay_in_flight(rl, ids[victim]), 0);
 }
 
+/* After the kill: a load with the same key tries the dead node (the
+ * registry still says it is up), then loads on the other. */
+static void test_a_load_fails_over_too(void **state)
+{
+    relay_load_result res;
+    assert_int_equal(
+        load(SERVING_MODEL, 0, &(relay_route){.affinity_key = "failover"}, &res), 0);
+    assert_int_equal(res.status, 200);
+    assert_int_equal(res.attempts, 2);
+    int survivor = node_index(res.node_id);
+    assert_non_null(agents[survivor].agent);
+    assert_true(agent_has_it(survivor));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -282,7 +398,10 @@ int main(void)
         cmocka_unit_test(test_an_unknown_model_is_404_naming_it),
         cmocka_unit_test(test_a_client_gone_cancels),
         cmocka_unit_test(test_nodes_marked_down_are_passed_over),
+        cmocka_unit_test(test_a_load_goes_where_a_generation_would),
+        cmocka_unit_test(test_an_unload_reaches_every_node_with_it_loaded),
         cmocka_unit_test(test_a_killed_node_fails_over_before_the_first_token),
+        cmocka_unit_test(test_a_load_fails_over_too),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
