@@ -206,13 +206,13 @@ static attempt_end attempt(relay *r, const struct holder *node, const dpc_reques
 {
     dpc_stream *s = NULL;
     dpc_error e;
+    if (sink->started != NULL)
+        sink->started(sink->arg, node->node_id);
     if (dpc_infer(r->cfg.pool, node->node_id, node->address, req, &s, &e) != 0) {
         out->status = e.status;
         out->err = e.err;
         return e.failure == DPC_REFUSED ? ATTEMPT_REFUSED : ATTEMPT_NODE_FAILED;
     }
-    if (sink->started != NULL)
-        sink->started(sink->arg, node->node_id);
     attempt_end end;
     for (;;) {
         int64_t left = deadline_ms - mlx_time_mono_ms();

@@ -60,8 +60,9 @@ void relay_destroy(relay *r); /* NULL is a no-op */
 /* Where the text goes. text returns 0, or nonzero when the client is gone
  * (the generation is then cancelled); gone (may be NULL) is asked between
  * chunks, so a client that left while no text came is noticed too; started
- * (may be NULL) is told each node that accepts the request, so a caller can
- * say where a request runs and how long routing took. */
+ * (may be NULL) is told each node the request is sent to, before it is sent
+ * (a short answer read whole comes back with the node's acceptance), so a
+ * caller can say where a request runs and how long routing took. */
 typedef struct relay_sink {
     int (*text)(void *arg, const char *p, size_t n);
     bool (*gone)(void *arg);

@@ -249,12 +249,12 @@ void stats_write_metrics(fleet_stats *s, mlx_buf *b, uint32_t active,
                     "limit).");
     mlx_prom_sample(b, "mlx_coordinator_requests_active", NULL, 0, (double)active);
     mlx_prom_family(b, "mlx_coordinator_routing_seconds", "histogram",
-                    "From a generation's arrival to a node accepting it: the choice, "
-                    "the dial and the node's answer.");
+                    "From a generation's arrival to its sending to a node: the "
+                    "checks and the choice of node.");
     mlx_prom_histogram_write(b, "mlx_coordinator_routing_seconds", NULL, 0, &s->routing);
     mlx_prom_family(b, "mlx_coordinator_time_to_first_token_seconds", "histogram",
                     "From a generation's arrival to its first text reaching the "
-                    "client.");
+                    "client (for an answer sent whole, the answer).");
     mlx_prom_histogram_write(b, "mlx_coordinator_time_to_first_token_seconds", NULL, 0,
                              &s->ttft);
 }

@@ -57,7 +57,7 @@ typedef struct stats_flight {
     int64_t started_unix_ms, started_mono_ms;
     /* written under the ledger's lock: */
     char node_id[MLX_NODE_ID_LEN + 1]; /* the node running it; "" while routed */
-    int attempts;                      /* nodes that accepted it so far */
+    int attempts;                      /* nodes it was sent to so far */
     int64_t first_text_mono_ms;        /* 0: no text yet */
     uint64_t text_bytes;
     struct stats_flight *prev, *next;
@@ -69,7 +69,7 @@ void stats_flight_begin(fleet_stats *s, stats_flight *f, const char *id,
                         const char *endpoint, const char *model, const char *key_name,
                         bool stream);
 
-/* node_id accepted the generation: the first acceptance ends its routing
+/* The generation goes to node_id: the first node chosen ends its routing
  * time. */
 void stats_flight_node(fleet_stats *s, stats_flight *f, const char *node_id);
 

@@ -19,7 +19,10 @@
  *
  * Then the ratios coordinator/direct and coordinator/nginx, and what each
  * proxy adds to the direct p50, with a verdict on the goal: the
- * coordinator adds no more than nginx does.
+ * coordinator adds no more than nginx does. Last, the floor under each
+ * proxy (transport_floor.h): one plain TCP round trip, which is about what
+ * nginx adds, and one NNG REQ/REP exchange, the least the coordinator's
+ * data plane adds.
  *
  * Usage: bench_route. Exits 77 when nginx is not installed
  * (deploy/install-deps.sh installs it). Prints results and the machine; it
@@ -36,6 +39,7 @@
 #include <jansson.h>
 
 #include "tests/bench/benchutil.h"
+#include "tests/bench/transport_floor.h"
 #include "tests/integration/cluster.h"
 #include "tests/integration/harness.h"
 #include "tests/support/testutil.h"
@@ -53,6 +57,7 @@
 #define LOAD_MS      1000
 #define HEARTBEAT_MS 1000
 #define WAIT_MS      30000 /* for a process to answer, or the model to be routable */
+#define FLOOR_TRIPS  2000  /* round trips timed per transport */
 
 enum { DIRECT, COORDINATOR, NGINX, N_TARGETS };
 
@@ -444,6 +449,20 @@ int main(void)
                        b.t, r, stream);
         }
         free(body);
+    }
+    transport_floor f;
+    if (rc == 0 && (rc = transport_floor_measure(FLOOR_TRIPS, &f)) == 0) {
+        printf("\ntransport floor (one round trip between two threads on loopback, %d "
+               "times, 128-byte messages)\n",
+               FLOOR_TRIPS);
+        printf(
+            "plain TCP            p50 %.3f ms   p99 %.3f ms   (what a proxy like nginx "
+            "pays)\n",
+            f.tcp_p50, f.tcp_p99);
+        printf(
+            "NNG REQ/REP          p50 %.3f ms   p99 %.3f ms   (one data-plane exchange; "
+            "%.1fx TCP)\n",
+            f.nng_p50, f.nng_p99, f.nng_p50 / f.tcp_p50);
     }
     printf("\n");
     bench_stop(&b);

@@ -3,9 +3,10 @@
  * real `mlx-agent serve` with stories260K, dialed with an NNG REQ socket.
  *
  * Infer then Next until done gives llama.cpp's greedy text (the same as
- * /v1/completions) with the right usage; an unknown model, bad values and
- * an unknown request id are Errors with HTTP-like statuses and a sentence;
- * Cancel stops a generation early (finish "cancelled") and frees its slot;
+ * /v1/completions) with the right usage, the first text already in
+ * InferAccepted; read whole, a short answer comes in InferAccepted alone; an unknown
+ * model, bad values and an unknown request id are Errors with HTTP-like statuses and a
+ * sentence; Cancel stops a generation early (finish "cancelled") and frees its slot;
  * several generations interleave on several contexts; random bytes, a cut
  * envelope and another major version are refused and the agent goes on.
  * With top_logprobs every token comes once, in order, with its
@@ -121,20 +122,28 @@ static Fleet__Sampling greedy(void)
     return s;
 }
 
-/* Infer; the reply (wire_free). */
-static wire_envelope *infer(nng_ctx ctx, const char *id, const char *model,
-                            const char *prompt, int32_t max_tokens, Fleet__Sampling *s)
+/* Infer, streamed or read whole; the reply (wire_free). */
+static wire_envelope *infer_as(nng_ctx ctx, const char *id, const char *model,
+                               const char *prompt, int32_t max_tokens, Fleet__Sampling *s,
+                               bool whole)
 {
     Fleet__Infer in = FLEET__INFER__INIT;
     in.model = (char *)model;
     in.prompt = (char *)prompt;
     in.max_tokens = max_tokens;
     in.sampling = s;
+    in.whole = whole;
     wire_envelope env = FLEET__ENVELOPE__INIT;
     env.request_id = (char *)id;
     env.body_case = FLEET__ENVELOPE__BODY_INFER;
     env.infer = &in;
     return exchange(ctx, &env);
+}
+
+static wire_envelope *infer(nng_ctx ctx, const char *id, const char *model,
+                            const char *prompt, int32_t max_tokens, Fleet__Sampling *s)
+{
+    return infer_as(ctx, id, model, prompt, max_tokens, s, false);
 }
 
 static wire_envelope *ask(nng_ctx ctx, const char *id, Fleet__Envelope__BodyCase body)
@@ -151,15 +160,6 @@ static wire_envelope *ask(nng_ctx ctx, const char *id, Fleet__Envelope__BodyCase
     return exchange(ctx, &env);
 }
 
-static void expect_accepted(wire_envelope *r, uint32_t prompt_tokens)
-{
-    if (r->body_case == FLEET__ENVELOPE__BODY_ERROR)
-        fail_msg("Infer refused: %s", r->error->message);
-    assert_int_equal(r->body_case, FLEET__ENVELOPE__BODY_INFER_ACCEPTED);
-    assert_int_equal(r->infer_accepted->prompt_tokens, prompt_tokens);
-    wire_free(r);
-}
-
 static void expect_error(wire_envelope *r, Fleet__Error__Code code, uint32_t status,
                          const char *needle)
 {
@@ -174,7 +174,7 @@ static void expect_error(wire_envelope *r, Fleet__Error__Code code, uint32_t sta
     wire_free(r);
 }
 
-/* What Next gave until done. */
+/* What a generation gave: InferAccepted's first chunk, then each Next's. */
 typedef struct result {
     char text[8192];
     size_t len;
@@ -182,7 +182,42 @@ typedef struct result {
     char finish[32];
     int64_t eval_ns;
     int chunks;
+    bool done;
 } result;
+
+static void add_chunk(result *res, const Fleet__TokenChunk *c)
+{
+    assert_false(res->done);
+    assert_true(res->len + c->text.len < sizeof res->text);
+    if (c->text.len > 0)
+        memcpy(res->text + res->len, c->text.data, c->text.len);
+    res->len += c->text.len;
+    res->text[res->len] = '\0';
+    res->chunks++;
+    if (c->done) {
+        res->done = true;
+        res->prompt_tokens = c->prompt_tokens;
+        res->completion_tokens = c->completion_tokens;
+        res->eval_ns = c->eval_ns;
+        snprintf(res->finish, sizeof res->finish, "%s", c->finish_reason);
+    }
+}
+
+/* Checks r is InferAccepted and starts res (may be NULL) with its first
+ * chunk. */
+static void expect_accepted(wire_envelope *r, uint32_t prompt_tokens, result *res)
+{
+    if (r->body_case == FLEET__ENVELOPE__BODY_ERROR)
+        fail_msg("Infer refused: %s", r->error->message);
+    assert_int_equal(r->body_case, FLEET__ENVELOPE__BODY_INFER_ACCEPTED);
+    assert_int_equal(r->infer_accepted->prompt_tokens, prompt_tokens);
+    if (res != NULL) {
+        memset(res, 0, sizeof *res);
+        if (r->infer_accepted->first != NULL)
+            add_chunk(res, r->infer_accepted->first);
+    }
+    wire_free(r);
+}
 
 /* One Next into res; true when it was the last. */
 static bool next_into(nng_ctx ctx, const char *id, result *res)
@@ -191,29 +226,16 @@ static bool next_into(nng_ctx ctx, const char *id, result *res)
     if (r->body_case == FLEET__ENVELOPE__BODY_ERROR)
         fail_msg("Next for %s refused: %s", id, r->error->message);
     assert_int_equal(r->body_case, FLEET__ENVELOPE__BODY_TOKEN_CHUNK);
-    const Fleet__TokenChunk *c = r->token_chunk;
-    assert_true(res->len + c->text.len < sizeof res->text);
-    if (c->text.len > 0)
-        memcpy(res->text + res->len, c->text.data, c->text.len);
-    res->len += c->text.len;
-    res->text[res->len] = '\0';
-    res->chunks++;
-    bool done = c->done;
-    if (done) {
-        res->prompt_tokens = c->prompt_tokens;
-        res->completion_tokens = c->completion_tokens;
-        res->eval_ns = c->eval_ns;
-        snprintf(res->finish, sizeof res->finish, "%s", c->finish_reason);
-    }
+    add_chunk(res, r->token_chunk);
     wire_free(r);
-    return done;
+    return res->done;
 }
 
+/* Polls until done, after expect_accepted started res. */
 static void run_to_end(nng_ctx ctx, const char *id, result *res)
 {
-    memset(res, 0, sizeof *res);
     int64_t deadline = h_now_ms() + 2 * TIMEOUT_MS;
-    while (!next_into(ctx, id, res))
+    while (!res->done && !next_into(ctx, id, res))
         assert_true(h_now_ms() < deadline);
 }
 
@@ -224,8 +246,11 @@ static void test_greedy_text_and_usage(void **state)
     (void)state;
     nng_ctx ctx = open_ctx();
     Fleet__Sampling s = greedy();
-    expect_accepted(infer(ctx, "greedy-1", SERVING_MODEL, PROMPT, GREEDY_TOKENS, &s), 5);
     result res;
+    expect_accepted(infer(ctx, "greedy-1", SERVING_MODEL, PROMPT, GREEDY_TOKENS, &s), 5,
+                    &res);
+    /* a streamed generation's answer brings its first text along */
+    assert_true(res.len > 0);
     run_to_end(ctx, "greedy-1", &res);
     assert_string_equal(res.text, serving_greedy_text(PROMPT));
     assert_int_equal(res.prompt_tokens, 5);
@@ -246,6 +271,28 @@ static void test_greedy_text_and_usage(void **state)
     /* done means forgotten */
     expect_error(ask(ctx, "greedy-1", FLEET__ENVELOPE__BODY_NEXT),
                  FLEET__ERROR__CODE__NOT_FOUND, 404, "greedy-1");
+    nng_ctx_close(ctx);
+}
+
+/* Read whole, a short generation is one exchange: InferAccepted brings the
+ * text, the usage and the end, and the agent forgets it at once. */
+static void test_whole_answer_in_one_exchange(void **state)
+{
+    (void)state;
+    nng_ctx ctx = open_ctx();
+    Fleet__Sampling s = greedy();
+    result res;
+    expect_accepted(
+        infer_as(ctx, "whole-1", SERVING_MODEL, PROMPT, GREEDY_TOKENS, &s, true), 5,
+        &res);
+    assert_true(res.done);
+    assert_int_equal(res.chunks, 1);
+    assert_string_equal(res.text, serving_greedy_text(PROMPT));
+    assert_int_equal(res.prompt_tokens, 5);
+    assert_int_equal(res.completion_tokens, GREEDY_TOKENS);
+    assert_string_equal(res.finish, "length");
+    expect_error(ask(ctx, "whole-1", FLEET__ENVELOPE__BODY_NEXT),
+                 FLEET__ERROR__CODE__NOT_FOUND, 404, "whole-1");
     nng_ctx_close(ctx);
 }
 
@@ -272,13 +319,16 @@ static void test_refusals(void **state)
     expect_error(ask(ctx, "never-seen", FLEET__ENVELOPE__BODY_NEXT),
                  FLEET__ERROR__CODE__NOT_FOUND, 404, "never-seen");
 
-    /* an id already running */
-    expect_accepted(infer(ctx, "twice", SERVING_MODEL, PROMPT, GREEDY_TOKENS, &s), 5);
+    /* an id already running (long enough not to end within its Infer) */
+    result res;
+    expect_accepted(infer(ctx, "twice", SERVING_MODEL, PROMPT, 400, &s), 5, &res);
     expect_error(infer(ctx, "twice", SERVING_MODEL, PROMPT, 4, &s),
                  FLEET__ERROR__CODE__BAD_REQUEST, 409, "already running");
-    result res;
+    wire_envelope *c = ask(ctx, "twice", FLEET__ENVELOPE__BODY_CANCEL);
+    assert_int_equal(c->body_case, FLEET__ENVELOPE__BODY_ACK);
+    wire_free(c);
     run_to_end(ctx, "twice", &res);
-    assert_string_equal(res.text, serving_greedy_text(PROMPT));
+    assert_string_equal(res.finish, "cancelled");
 
     /* a body the data plane does not take */
     Fleet__Deregister d = FLEET__DEREGISTER__INIT;
@@ -297,20 +347,20 @@ static void test_cancel_stops_early_and_frees_the_slot(void **state)
     Fleet__Sampling s = greedy();
     /* four at once take every slot (--parallel 4) */
     const char *ids[] = {"cancel-1", "cancel-2", "cancel-3", "cancel-4"};
+    result res[4];
     for (size_t i = 0; i < 4; i++)
-        expect_accepted(infer(ctx, ids[i], SERVING_MODEL, PROMPT, 400, &s), 5);
+        expect_accepted(infer(ctx, ids[i], SERVING_MODEL, PROMPT, 400, &s), 5, &res[i]);
     for (size_t i = 0; i < 4; i++) {
         wire_envelope *r = ask(ctx, ids[i], FLEET__ENVELOPE__BODY_CANCEL);
         assert_int_equal(r->body_case, FLEET__ENVELOPE__BODY_ACK);
         wire_free(r);
     }
     for (size_t i = 0; i < 4; i++) {
-        result res;
-        run_to_end(ctx, ids[i], &res);
-        assert_string_equal(res.finish, "cancelled");
-        if (res.completion_tokens >= 400)
+        run_to_end(ctx, ids[i], &res[i]);
+        assert_string_equal(res[i].finish, "cancelled");
+        if (res[i].completion_tokens >= 400)
             fail_msg("%s went on to %u tokens after Cancel", ids[i],
-                     res.completion_tokens);
+                     res[i].completion_tokens);
     }
     /* cancelling what is gone is acknowledged too */
     wire_envelope *r = ask(ctx, "cancel-1", FLEET__ENVELOPE__BODY_CANCEL);
@@ -318,11 +368,11 @@ static void test_cancel_stops_early_and_frees_the_slot(void **state)
     wire_free(r);
 
     /* the slots are free: a new generation runs to the end */
+    result after;
     expect_accepted(infer(ctx, "after-cancel", SERVING_MODEL, PROMPT, GREEDY_TOKENS, &s),
-                    5);
-    result res;
-    run_to_end(ctx, "after-cancel", &res);
-    assert_string_equal(res.text, serving_greedy_text(PROMPT));
+                    5, &after);
+    run_to_end(ctx, "after-cancel", &after);
+    assert_string_equal(after.text, serving_greedy_text(PROMPT));
     nng_ctx_close(ctx);
 }
 
@@ -340,18 +390,17 @@ static void test_interleaved_on_several_contexts(void **state)
     Fleet__Sampling s = greedy();
     for (int i = 0; i < N; i++) {
         ctx[i] = open_ctx();
-        memset(&res[i], 0, sizeof res[i]);
         snprintf(ids[i], sizeof ids[i], "mix-%d", i);
         expect_accepted(
             infer(ctx[i], ids[i], SERVING_MODEL, prompts[i % 3], GREEDY_TOKENS, &s),
-            prompt_tokens[i % 3]);
+            prompt_tokens[i % 3], &res[i]);
     }
     int left = N;
     int64_t deadline = h_now_ms() + 4 * TIMEOUT_MS;
     while (left > 0) {
         assert_true(h_now_ms() < deadline);
         for (int i = 0; i < N; i++) {
-            if (!done[i] && next_into(ctx[i], ids[i], &res[i])) {
+            if (!done[i] && (res[i].done || next_into(ctx[i], ids[i], &res[i]))) {
                 done[i] = true;
                 left--;
             }
@@ -529,9 +578,9 @@ static void test_malformed_and_other_versions(void **state)
     expect_error(r, FLEET__ERROR__CODE__VERSION, 400, "2.0");
 
     /* and the agent goes on serving */
-    expect_accepted(infer(ctx, "after-junk", SERVING_MODEL, PROMPT, GREEDY_TOKENS, &s),
-                    5);
     result res;
+    expect_accepted(infer(ctx, "after-junk", SERVING_MODEL, PROMPT, GREEDY_TOKENS, &s), 5,
+                    &res);
     run_to_end(ctx, "after-junk", &res);
     assert_string_equal(res.text, serving_greedy_text(PROMPT));
     assert_true(serving_healthy(&agent));
@@ -542,6 +591,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_greedy_text_and_usage),
+        cmocka_unit_test(test_whole_answer_in_one_exchange),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_cancel_stops_early_and_frees_the_slot),
         cmocka_unit_test(test_interleaved_on_several_contexts),

@@ -148,6 +148,16 @@ static void test_greedy_text(void **state)
     assert_int_equal(dpc_next(s, POLL_MS, &c, &e), MLX_ECLOSED);
     dpc_stream_free(s);
 
+    /* read whole: one chunk, all the text and the end */
+    req.whole = true;
+    s = infer_ok(&req);
+    assert_int_equal(dpc_next(s, POLL_MS, &c, &e), 0);
+    assert_true(c.done);
+    assert_int_equal(c.len, strlen(serving_greedy_text(PROMPT)));
+    assert_memory_equal(c.text, serving_greedy_text(PROMPT), c.len);
+    assert_int_equal(c.completion_tokens, GREEDY_TOKENS);
+    dpc_stream_free(s);
+
     /* a chat, and the caller's own request id */
     dpc_message msgs[] = {{"user", "Tell me a story."}};
     dpc_request chat = {.request_id = "chat-1",
@@ -273,16 +283,18 @@ static void test_refused_requests_are_not_retried(void **state)
     assert_int_equal(dpc_infer(pool, NODE, agent.listen, &req, &s, &e), MLX_EINVAL);
     assert_int_equal(e.failure, DPC_REFUSED);
 
-    /* an id already running on the node: 409 */
-    req = completion(PROMPT, GREEDY_TOKENS);
+    /* an id already running on the node (long enough not to end within its
+     * Infer): 409 */
+    req = completion(PROMPT, 400);
     req.request_id = "same-id";
     dpc_stream *first = infer_ok(&req);
     assert_int_equal(dpc_infer(pool, NODE, agent.listen, &req, &s, &e), MLX_EEXIST);
     assert_int_equal(e.failure, DPC_REFUSED);
     assert_int_equal(e.status, 409);
+    dpc_cancel(first);
     result res;
     assert_int_equal(run_to_end(first, &res, &e), 0);
-    assert_string_equal(res.text, serving_greedy_text(PROMPT));
+    assert_string_equal(res.finish, "cancelled");
     dpc_stream_free(first);
     assert_true(serving_healthy(&agent));
 }
