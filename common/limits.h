@@ -142,12 +142,12 @@
  * 128 heads, 128k vocabulary), low enough that sizes computed from them
  * cannot overflow 64 bits and a hostile file cannot make us allocate
  * absurd KV caches. */
-#define MLX_MAX_MODEL_EMBD   65536
+#define MLX_MAX_MODEL_EMBD  65536
 #define MLX_MAX_MODEL_LAYERS 1024
-#define MLX_MAX_MODEL_HEADS  1024
-#define MLX_MAX_MODEL_FF     (1u << 20)
-#define MLX_MAX_MODEL_VOCAB  (1u << 20)
-#define MLX_MAX_MODEL_CTX    (1u << 20)
+#define MLX_MAX_MODEL_HEADS 1024
+#define MLX_MAX_MODEL_FF    (1u << 20)
+#define MLX_MAX_MODEL_VOCAB (1u << 20)
+#define MLX_MAX_MODEL_CTX   (1u << 20)
 
 /* Worker threads of one model's forward pass. */
 #define MLX_MAX_ENGINE_THREADS 256
