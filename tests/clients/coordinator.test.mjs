@@ -79,13 +79,14 @@ describe('openai through the coordinator', () => {
     const req = { ...chat('Tell me a story about a bird.'), logprobs: true, top_logprobs: 3 };
     const at = (await atOpenAI.chat.completions.create(req)).choices[0].logprobs.content;
     assert.ok(at.length > 0, 'the agent gave log probabilities');
-    // The first token's value may differ in its last bits between nodes: it
-    // comes from a prefill, or from a cached prefix's last token alone.
+    // Values may differ in their last digits between nodes: where a node
+    // reuses a cached prefix, the prompt's last token is computed alone
+    // rather than in the prefill, and the rounding carries on.
     const same = (got, what) => {
       assert.equal(got.length, at.length, `${what}: one entry per token`);
       got.forEach((e, i) => {
         assert.equal(e.token, at[i].token, `${what}: token ${i}`);
-        assert.ok(Math.abs(e.logprob - at[i].logprob) <= 1e-5, `${what}: logprob ${i}`);
+        assert.ok(Math.abs(e.logprob - at[i].logprob) <= 1e-3, `${what}: logprob ${i}`);
         assert.deepEqual(e.top_logprobs.map((t) => t.token),
           at[i].top_logprobs.map((t) => t.token), `${what}: alternatives ${i}`);
       });

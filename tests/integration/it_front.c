@@ -232,12 +232,14 @@ static void test_sse_streams_equal_an_agent_s(void **state)
 #define CHAT_LP       CHAT ",\"logprobs\":true,\"top_logprobs\":3"
 #define COMPLETION_LP COMPLETION ",\"logprobs\":2"
 
-/* Log probabilities may differ in their last bits between two answers:
- * the first token's logits come from the whole prompt's prefill, or from
- * its last token alone where the node reuses a cached prefix of the same
- * prompt (an earlier test's), and the two round differently. So numbers
- * are equal within LOGPROB_TOLERANCE; everything else is equal exactly. */
-#define LOGPROB_TOLERANCE 1e-5
+/* Log probabilities may differ in their last digits between two nodes:
+ * where a node reuses a cached prefix of the prompt (an earlier test's),
+ * the prompt's last token is computed alone rather than in the prefill,
+ * which rounds differently, and the difference carries on to later tokens
+ * (about 1e-5 after 40 in a debug build). So numbers are equal within
+ * LOGPROB_TOLERANCE, far below what a token's value differs by from its
+ * neighbours'; tokens and alternatives are equal exactly. */
+#define LOGPROB_TOLERANCE 1e-3
 
 static bool json_near(json_t *a, json_t *b)
 {
