@@ -74,6 +74,17 @@
  * next Next. Half the message, leaving room for the envelope. */
 #define MLX_MAX_DATA_CHUNK (MLX_MAX_DATA_MSG / 2)
 
+/* Log probabilities in one TokenChunk (Infer.top_logprobs): tokens, the
+ * alternatives of one token (OpenAI's top_logprobs allows 20), and bytes of
+ * one token's or alternative's piece (the engine's ENGINE_MAX_PIECE). A
+ * token encodes in under 3 KiB (its piece, and 20 alternatives whose pieces
+ * the runtime keeps to 2 KiB together), so a chunk's tokens need under
+ * 768 KiB beside its MLX_MAX_DATA_CHUNK of text; more wait for the next
+ * Next. */
+#define MLX_MAX_CHUNK_TOKENS 256
+#define MLX_MAX_TOP_LOGPROBS 20
+#define MLX_MAX_TOKEN_PIECE  512
+
 /* Contexts (and threads) on an agent's data-plane socket: requests answered
  * at once, each Next holding one for up to its long poll. */
 #define MLX_DATA_CONTEXTS 16

@@ -64,7 +64,7 @@ static nng_msg *handle(dataplane *dp, nng_msg *msg)
         mlx_log_error(MOD, "cannot answer", "body=%s err=\"%s\"",
                       wire_body_name(&x.reply), err.msg);
     mlx_free(buf);
-    mlx_free(x.chunk.text.data); /* a TokenChunk's, alone or in InferAccepted */
+    dp_chunk_free(&x.chunk);
     wire_free(req);
     return out;
 }

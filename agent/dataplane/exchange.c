@@ -108,6 +108,12 @@ static int read_infer(const Fleet__Infer *in, runtime_request *req, engine_msg *
         return mlx_err_set(err, MLX_EINVAL,
                            "keep_alive_ms %lld is below -1 (unload when done)",
                            (long long)in->keep_alive_ms);
+    if (in->top_logprobs < -1 || in->top_logprobs > RUNTIME_MAX_TOP_LOGPROBS)
+        return mlx_err_set(
+            err, MLX_EINVAL,
+            "top_logprobs %d is out of range; give 0 for none, -1 for each "
+            "token's log probability alone, or 1 to %d alternatives",
+            (int)in->top_logprobs, RUNTIME_MAX_TOP_LOGPROBS);
     req->model = in->model;
     if (in->n_messages > 0) {
         req->messages = msgs;
@@ -120,6 +126,7 @@ static int read_infer(const Fleet__Infer *in, runtime_request *req, engine_msg *
     req->max_tokens = in->max_tokens > 0 ? in->max_tokens : -1;
     req->stops = stops;
     req->n_stops = in->n_stop;
+    req->top_logprobs = in->top_logprobs;
     req->keep_alive_ms = in->keep_alive_ms == 0    ? -1
                          : in->keep_alive_ms == -1 ? 0
                                                    : in->keep_alive_ms;
@@ -183,9 +190,11 @@ static void answer_infer(struct exchange *x)
         snprintf(g->model, sizeof g->model, "%s", in->model);
         pthread_mutex_init(&g->use, NULL);
         mlx_buf_init(&g->pending, PENDING_MAX);
+        mlx_buf_init(&g->pending_lp, PENDING_MAX);
         g->refs = 1; /* ours, while we answer */
         g->start_ns = mlx_time_mono_ns();
         g->whole = in->whole;
+        g->top_logprobs = req.top_logprobs;
         rc = runtime_submit(dp->rt, &req, &g->job, &err);
         if (rc != 0) {
             g->refs = 0;
@@ -267,6 +276,10 @@ void dp_on_infer(struct exchange *x)
 
 /* ---- Next ----------------------------------------------------------------- */
 
+/* Bytes of a TokenChunk's envelope and fields but its text and tokens, at
+ * most: ids, the finish reason, usage and timings. */
+#define CHUNK_ENVELOPE_MAX 4096
+
 /* Bytes of text to send now: at most max, cut before a UTF-8 character. */
 static size_t chunk_len(const char *text, size_t len, size_t max)
 {
@@ -279,15 +292,16 @@ static size_t chunk_len(const char *text, size_t len, size_t max)
     return cut > 0 ? cut : max;
 }
 
-/* Reads what the job has made into g->pending; true with *end set when
- * the generation is over. Waits until deadline_ms for the first text of a
+/* Reads what the job has made into g->pending (and its tokens' log
+ * probabilities into g->pending_lp); true with *end set when the
+ * generation is over. Waits until deadline_ms for the first text of a
  * streamed generation, for the end of one read whole; either way no longer
- * than a chunk's worth of text. */
+ * than a chunk's worth of text or tokens. */
 static bool gather(dataplane *dp, struct gen *g, int64_t deadline_ms, runtime_event *end)
 {
     for (;;) {
         int64_t left = deadline_ms - mlx_time_mono_ms();
-        bool enough = g->pending.len > 0 && !g->whole;
+        bool enough = (g->pending.len > 0 || g->n_pending_lp > 0) && !g->whole;
         int wait = enough || left <= 0 ? 0 : left < WAKE_MS ? (int)left : WAKE_MS;
         runtime_event ev;
         if (runtime_job_next(g->job, &ev, wait) != 0) {
@@ -300,19 +314,25 @@ static bool gather(dataplane *dp, struct gen *g, int64_t deadline_ms, runtime_ev
             g->prompt_tokens = ev.prompt_tokens;
             break;
         case RUNTIME_TEXT:
-            if (mlx_buf_append(&g->pending, ev.text, ev.len) != 0) {
-                /* the coordinator fell far behind: stop rather than grow */
+            if (mlx_buf_append(&g->pending, ev.text, ev.len) != 0 ||
+                (g->top_logprobs != 0 && dp_lp_keep(g, ev.tokens, ev.n_tokens) != 0)) {
+                /* the coordinator fell far behind: stop rather than grow,
+                 * and drop what waits, so the error is the next answer */
                 runtime_job_cancel(g->job);
+                mlx_buf_fini(&g->pending);
+                mlx_buf_fini(&g->pending_lp);
+                g->n_pending_lp = 0;
                 memset(end, 0, sizeof *end);
                 end->kind = RUNTIME_ERROR;
                 end->error = MLX_ENOMEM;
                 snprintf(end->message, sizeof end->message,
-                         "more than %u bytes of text waited unfetched; the generation "
-                         "was stopped",
+                         "more than %u bytes of text or log probabilities waited "
+                         "unfetched; the generation was stopped",
                          PENDING_MAX);
                 return true;
             }
-            if (g->pending.len >= MLX_MAX_DATA_CHUNK)
+            if (g->pending.len >= MLX_MAX_DATA_CHUNK ||
+                g->n_pending_lp >= MLX_MAX_CHUNK_TOKENS)
                 return false;
             break;
         case RUNTIME_DONE:
@@ -332,7 +352,7 @@ void dp_answer_chunk(struct exchange *x, struct gen *g, int64_t deadline_ms)
     size_t n = chunk_len(g->pending.data != NULL ? g->pending.data : "", g->pending.len,
                          MLX_MAX_DATA_CHUNK);
     bool forget = false;
-    if (over && end.kind == RUNTIME_ERROR && n == 0) {
+    if (over && end.kind == RUNTIME_ERROR && n == 0 && g->n_pending_lp == 0) {
         mlx_log_info(MOD, "generation failed", "id=%s model=\"%s\" err=\"%s\"", g->id,
                      g->model, end.message);
         dp_refuse_code(x, end.error, end.message);
@@ -344,19 +364,31 @@ void dp_answer_chunk(struct exchange *x, struct gen *g, int64_t deadline_ms)
         x->chunk.prompt_tokens = g->prompt_tokens;
         if (n > 0) {
             x->chunk.text.data = mlx_malloc(n);
-            if (x->chunk.text.data == NULL) {
-                dp_refuse(x, FLEET__ERROR__CODE__INTERNAL, 507, "out of memory");
-                pthread_mutex_unlock(&g->use);
-                return;
+            if (x->chunk.text.data != NULL) {
+                memcpy(x->chunk.text.data, g->pending.data, n);
+                x->chunk.text.len = n;
             }
-            memcpy(x->chunk.text.data, g->pending.data, n);
-            x->chunk.text.len = n;
+        }
+        /* The text leaves pending only once the tokens are taken too, so
+         * that running out of memory for either loses neither. */
+        size_t room = dp->max_msg > n + CHUNK_ENVELOPE_MAX
+                          ? dp->max_msg - n - CHUNK_ENVELOPE_MAX
+                          : 0;
+        if ((n > 0 && x->chunk.text.data == NULL) ||
+            (g->n_pending_lp > 0 && dp_lp_take(g, room, &x->chunk) != 0)) {
+            dp_refuse(x, FLEET__ERROR__CODE__INTERNAL, 507, "out of memory");
+            pthread_mutex_unlock(&g->use);
+            return;
+        }
+        if (n > 0) {
             memmove(g->pending.data, g->pending.data + n, g->pending.len - n);
             g->pending.len -= n;
         }
-        /* The end goes out once every byte before it has; an error after
-         * text is answered to the next Next (the job repeats its end). */
-        if (over && end.kind == RUNTIME_DONE && g->pending.len == 0) {
+        /* The end goes out once every byte and token before it has; an
+         * error after them is answered to the next Next (the job repeats
+         * its end). */
+        if (over && end.kind == RUNTIME_DONE && g->pending.len == 0 &&
+            g->n_pending_lp == 0) {
             bool cancelled = atomic_load(&g->cancelled);
             x->chunk.done = true;
             x->chunk.finish_reason =
@@ -388,6 +420,14 @@ void dp_answer_chunk(struct exchange *x, struct gen *g, int64_t deadline_ms)
     pthread_mutex_unlock(&g->use);
     if (forget)
         dp_gen_forget(dp, g);
+}
+
+void dp_chunk_free(Fleet__TokenChunk *c)
+{
+    mlx_free(c->text.data);
+    mlx_free(c->logprobs); /* the block of dp_lp_take */
+    c->text.data = NULL;
+    c->logprobs = NULL;
 }
 
 void dp_on_next(struct exchange *x)

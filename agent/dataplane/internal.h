@@ -6,6 +6,7 @@
  *   table.c      the table of generations: add, find, forget, reap
  *   exchange.c   the answers to Infer, Next and Cancel
  *   load.c       the answer to LoadModel
+ *   logprobs.c   the log probabilities waiting for a Next
  */
 #ifndef MLX_AGENT_DATAPLANE_INTERNAL_H
 #define MLX_AGENT_DATAPLANE_INTERNAL_H
@@ -40,7 +41,17 @@
 /* One generation the coordinator asked for. It is referenced by the table
  * and by each handler using it; the last reference frees it. Text taken
  * from the runtime job waits in pending until a Next sends it, at most
- * MLX_MAX_DATA_CHUNK bytes a chunk, cut between UTF-8 characters. */
+ * MLX_MAX_DATA_CHUNK bytes a chunk, cut between UTF-8 characters.
+ *
+ * With Infer.top_logprobs, each token's log probabilities wait beside it in
+ * pending_lp, one record per token in the order made, until a Next sends
+ * them, at most MLX_MAX_CHUNK_TOKENS a chunk. A record, packed:
+ *
+ *   float logprob | uint16 len | uint8 n_top | len bytes of its piece
+ *   then n_top times: float logprob | uint16 len | len bytes of its piece
+ *
+ * Records are cut from the front as text is, but apart from it: a chunk's
+ * tokens need not be those of its text, each is sent once, in order. */
 struct gen {
     char id[MLX_MAX_REQUEST_ID + 1];
     char model[MLX_MAX_MODEL_NAME + 1];
@@ -52,7 +63,10 @@ struct gen {
     _Atomic bool cancelled; /* the coordinator sent Cancel */
     pthread_mutex_t use;    /* one Next at a time; guards what follows */
     uint32_t prompt_tokens;
-    mlx_buf pending; /* text taken from the job, not yet sent */
+    mlx_buf pending;      /* text taken from the job, not yet sent */
+    int32_t top_logprobs; /* Infer.top_logprobs; 0: no records */
+    mlx_buf pending_lp;   /* token records, not yet sent (see above) */
+    size_t n_pending_lp;  /* records in pending_lp */
 };
 
 struct worker {
@@ -108,6 +122,17 @@ void dp_gen_forget(dataplane *dp, struct gen *g);
 /* Cancels and forgets generations nobody has asked about for idle_ms. */
 void dp_reap_idle(dataplane *dp);
 
+/* ---- log probabilities (logprobs.c) -------------------------------------- */
+
+/* Keeps the tokens' records in g->pending_lp. MLX_ETOOBIG past PENDING_MAX
+ * or MLX_ENOMEM; every record waiting is then dropped. */
+int dp_lp_keep(struct gen *g, const runtime_token *tokens, size_t n);
+/* Moves the first waiting records into c (logprobs, n_logprobs; freed by
+ * dp_chunk_free): at most MLX_MAX_CHUNK_TOKENS, whose encoded size fits
+ * room, though one always goes when c has no text. MLX_ENOMEM leaves g and
+ * c as they were. */
+int dp_lp_take(struct gen *g, size_t room, Fleet__TokenChunk *c);
+
 /* ---- the answers (exchange.c) -------------------------------------------- */
 
 void dp_refuse(struct exchange *x, Fleet__Error__Code code, uint32_t status,
@@ -119,6 +144,8 @@ void dp_on_infer(struct exchange *x);
 /* The generation's text since the last answer, as x's TokenChunk (or its
  * Error), waiting until deadline_ms (monotonic) as Next's long poll does. */
 void dp_answer_chunk(struct exchange *x, struct gen *g, int64_t deadline_ms);
+/* Frees what a reply's TokenChunk holds (alone or in InferAccepted). */
+void dp_chunk_free(Fleet__TokenChunk *c);
 void dp_on_next(struct exchange *x);
 void dp_on_cancel(struct exchange *x);
 

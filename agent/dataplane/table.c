@@ -17,6 +17,7 @@ void dp_gen_release(dataplane *dp, struct gen *g)
         return;
     runtime_job_free(g->job); /* cancels if still running */
     mlx_buf_fini(&g->pending);
+    mlx_buf_fini(&g->pending_lp);
     pthread_mutex_destroy(&g->use);
     mlx_free(g);
 }

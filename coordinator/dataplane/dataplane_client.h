@@ -27,8 +27,9 @@
  *                    node no longer knows: try another node (router.h)
  *   DPC_REFUSED      the request is bad (the node's 4xx): answer the
  *                    client with the status and sentence; never retry
- * Every reply's request id, body, text length and strings are checked
- * before use; a reply that fails a check is the node's failure.
+ * Every reply's request id, body, text length, strings and log
+ * probabilities (counts, piece lengths, finite values) are checked before
+ * use; a reply that fails a check is the node's failure.
  *
  * Lifecycle:
  *   1. dpc_open, then any number of requests from any threads.
@@ -111,6 +112,9 @@ typedef struct dpc_request {
     bool whole;            /* the text is passed on whole: the agent answers at the end
                               (or after a chunk's worth, or a long poll), not at the
                               first text, which saves exchanges */
+    int32_t top_logprobs;  /* 0: none; k > 0 (at most MLX_MAX_TOP_LOGPROBS):
+                              each token's log probability and its k most
+                              likely alternatives; -1: each token's alone */
 } dpc_request;
 
 typedef enum dpc_failure {
@@ -127,11 +131,34 @@ typedef struct dpc_error {
     mlx_err err; /* code and sentence */
 } dpc_error;
 
+/* A generated token's log probability (dpc_request.top_logprobs), and
+ * its most likely alternatives. A piece is the token's bytes, which may be
+ * part of a UTF-8 character; at most MLX_MAX_TOKEN_PIECE bytes, not
+ * NUL-terminated. Logprobs are finite. */
+typedef struct dpc_alt {
+    const char *text;
+    size_t len;
+    float logprob;
+} dpc_alt;
+
+typedef struct dpc_token {
+    const char *text;
+    size_t len;
+    float logprob;
+    const dpc_alt *top; /* n_top, most likely first; at most the k asked for */
+    size_t n_top;
+} dpc_token;
+
 /* What one dpc_next brought. */
 typedef struct dpc_chunk {
     const char *text; /* len bytes, UTF-8, not NUL-terminated; borrowed from
                          the stream until its next dpc_next or free */
     size_t len;
+    /* With top_logprobs: the tokens made since the last chunk, in order,
+     * at most MLX_MAX_CHUNK_TOKENS; borrowed as text is. They need not be
+     * the tokens of this chunk's text: a chunk may have either alone. */
+    const dpc_token *tokens;
+    size_t n_tokens;
     bool done;              /* the last chunk: what follows is set */
     char finish_reason[16]; /* "stop", "length", "cancelled" */
     uint32_t prompt_tokens;

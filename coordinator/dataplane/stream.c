@@ -5,6 +5,7 @@
  */
 #include <nng/nng.h>
 #include <nng/supplemental/util/platform.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -33,10 +34,13 @@ struct dpc_stream {
     nng_aio *aio;
     char id[MLX_MAX_REQUEST_ID + 1];
     uint32_t prompt_tokens;
+    int32_t top_logprobs; /* as asked: what a chunk's tokens may hold */
     enum stream_state state;
     wire_envelope *accepted; /* InferAccepted with its first chunk, until
                                 dpc_next takes it */
     char *text;              /* the last chunk's text (dpc_chunk.text points here) */
+    void *tokens;            /* the last chunk's tokens, their alternatives and
+                                pieces, one block (dpc_chunk.tokens points here) */
 };
 
 /* ---- Infer ---------------------------------------------------------------- */
@@ -72,6 +76,11 @@ static int check_request(const dpc_request *req, dpc_error *e)
         return dpc_fail(e, DPC_REFUSED, 400, MLX_EINVAL,
                         "%zu stop strings are more than the %d allowed", req->n_stops,
                         MLX_MAX_INFER_STOPS);
+    if (req->top_logprobs < -1 || req->top_logprobs > MLX_MAX_TOP_LOGPROBS)
+        return dpc_fail(e, DPC_REFUSED, 400, MLX_EINVAL,
+                        "top_logprobs %d is out of range; give 0 for none, -1 for each "
+                        "token's log probability alone, or 1 to %d alternatives",
+                        (int)req->top_logprobs, MLX_MAX_TOP_LOGPROBS);
     if (req->request_id != NULL && !request_id_ok(req->request_id))
         return dpc_fail(e, DPC_REFUSED, 400, MLX_EINVAL,
                         "request id '%.80s' is not fit for the data plane: give 1 to %d "
@@ -130,6 +139,7 @@ static int send_infer(dpc_stream *s, const dpc_request *req, dpc_error *e)
     in.stop = req->n_stops > 0 ? stops : NULL;
     in.keep_alive_ms = req->keep_alive_ms;
     in.whole = req->whole;
+    in.top_logprobs = req->top_logprobs;
     wire_envelope env = FLEET__ENVELOPE__INIT;
     env.request_id = s->id;
     env.body_case = FLEET__ENVELOPE__BODY_INFER;
@@ -171,6 +181,7 @@ int dpc_infer(dpc_pool *pool, const char *node_id, const char *address,
         return dpc_fail(e, DPC_NODE_FAILED, 503, MLX_ENOMEM, "out of memory");
     s->pool = pool;
     s->state = STREAM_RUNNING;
+    s->top_logprobs = req->top_logprobs;
     if (req->request_id != NULL) {
         snprintf(s->id, sizeof s->id, "%s", req->request_id);
     } else {
@@ -219,7 +230,109 @@ int dpc_infer(dpc_pool *pool, const char *node_id, const char *address,
 
 /* ---- Next ----------------------------------------------------------------- */
 
-/* Copies a checked TokenChunk into out (text into s->text). */
+/* Why a piece is malformed, or NULL. */
+static const char *bad_piece(const ProtobufCBinaryData *b)
+{
+    if (b->len > MLX_MAX_TOKEN_PIECE)
+        return "a piece longer than a token's bytes may be";
+    if (b->len > 0 && b->data == NULL)
+        return "a piece without bytes";
+    return NULL;
+}
+
+/* Why a token's entry is malformed, or NULL; *n_alts and *bytes grow by
+ * what it holds. k: the alternatives asked for. */
+static const char *bad_token(const Fleet__TokenLogprob *t, size_t k, size_t *n_alts,
+                             size_t *bytes)
+{
+    if (t == NULL)
+        return "an empty entry";
+    const char *why = bad_piece(&t->text);
+    if (why != NULL)
+        return why;
+    if (!isfinite(t->logprob))
+        return "a log probability that is not a finite number";
+    if (t->n_top > k || (t->n_top > 0 && t->top == NULL))
+        return "more alternatives than were asked for";
+    *bytes += t->text.len;
+    for (size_t j = 0; j < t->n_top; j++) {
+        const Fleet__TokenAlternative *a = t->top[j];
+        if (a == NULL)
+            return "an empty alternative";
+        if ((why = bad_piece(&a->text)) != NULL)
+            return why;
+        if (!isfinite(a->logprob))
+            return "an alternative's log probability that is not a finite number";
+        *bytes += a->text.len;
+    }
+    *n_alts += t->n_top;
+    return NULL;
+}
+
+/* Checks the chunk's log probabilities and copies them into out (their
+ * block into s->tokens). */
+static int read_tokens(dpc_stream *s, const Fleet__TokenChunk *c, dpc_chunk *out,
+                       dpc_error *e)
+{
+    if (c->n_logprobs == 0)
+        return 0;
+    if (s->top_logprobs == 0)
+        return dpc_fail(e, DPC_NODE_FAILED, 502, MLX_EPROTO,
+                        "node %s sent log probabilities for generation %s, which asked "
+                        "for none",
+                        s->conn->node_id, s->id);
+    if (c->n_logprobs > MLX_MAX_CHUNK_TOKENS || c->logprobs == NULL)
+        return dpc_fail(e, DPC_NODE_FAILED, 502, MLX_EPROTO,
+                        "node %s sent %zu tokens' log probabilities in one chunk, more "
+                        "than the %d allowed",
+                        s->conn->node_id, c->n_logprobs, MLX_MAX_CHUNK_TOKENS);
+    size_t k = s->top_logprobs > 0 ? (size_t)s->top_logprobs : 0;
+    size_t n_alts = 0, bytes = 0;
+    for (size_t i = 0; i < c->n_logprobs; i++) {
+        const char *why = bad_token(c->logprobs[i], k, &n_alts, &bytes);
+        if (why != NULL)
+            return dpc_fail(e, DPC_NODE_FAILED, 502, MLX_EPROTO,
+                            "node %s sent a malformed log probability for generation %s "
+                            "(token %zu of the chunk has %s)",
+                            s->conn->node_id, s->id, i, why);
+    }
+    /* One block: the tokens, the alternatives, then their pieces. */
+    size_t n = c->n_logprobs;
+    size_t at_alts = n * sizeof(dpc_token);
+    size_t at_bytes = at_alts + n_alts * sizeof(dpc_alt);
+    char *block = mlx_malloc(at_bytes + bytes + 1);
+    if (block == NULL)
+        return dpc_fail(e, DPC_NODE_FAILED, 503, MLX_ENOMEM, "out of memory");
+    dpc_token *toks = (dpc_token *)block;
+    dpc_alt *alts = (dpc_alt *)(block + at_alts);
+    char *p = block + at_bytes;
+    size_t a = 0;
+    for (size_t i = 0; i < n; i++) {
+        const Fleet__TokenLogprob *t = c->logprobs[i];
+        toks[i] = (dpc_token){.text = p,
+                              .len = t->text.len,
+                              .logprob = t->logprob,
+                              .top = &alts[a],
+                              .n_top = t->n_top};
+        if (t->text.len > 0)
+            memcpy(p, t->text.data, t->text.len);
+        p += t->text.len;
+        for (size_t j = 0; j < t->n_top; j++, a++) {
+            const Fleet__TokenAlternative *alt = t->top[j];
+            alts[a] = (dpc_alt){.text = p, .len = alt->text.len, .logprob = alt->logprob};
+            if (alt->text.len > 0)
+                memcpy(p, alt->text.data, alt->text.len);
+            p += alt->text.len;
+        }
+    }
+    s->tokens = block;
+    out->tokens = toks;
+    out->n_tokens = n;
+    return 0;
+}
+
+/* Copies a checked TokenChunk into out (text into s->text, tokens into
+ * s->tokens). */
 static int read_chunk(dpc_stream *s, const Fleet__TokenChunk *c, dpc_chunk *out,
                       dpc_error *e)
 {
@@ -236,6 +349,9 @@ static int read_chunk(dpc_stream *s, const Fleet__TokenChunk *c, dpc_chunk *out,
         return dpc_fail(e, DPC_NODE_FAILED, 502, MLX_EPROTO,
                         "node %s ended generation %s without a valid finish reason",
                         s->conn->node_id, s->id);
+    int rc = read_tokens(s, c, out, e);
+    if (rc != 0)
+        return rc;
     if (c->text.len > 0) {
         char *text = mlx_malloc(c->text.len);
         if (text == NULL)
@@ -295,7 +411,9 @@ int dpc_next(dpc_stream *s, int timeout_ms, dpc_chunk *out, dpc_error *e)
     if (e != NULL)
         memset(e, 0, sizeof *e);
     mlx_free(s->text);
+    mlx_free(s->tokens);
     s->text = NULL;
+    s->tokens = NULL;
     if (s->state != STREAM_RUNNING)
         return dpc_fail(e, DPC_REFUSED, 500, MLX_ECLOSED,
                         "generation %s is over; it takes no more polls", s->id);
@@ -369,6 +487,7 @@ void dpc_stream_free(dpc_stream *s)
     dpc_conn_release(s->conn);
     wire_free(s->accepted);
     mlx_free(s->text);
+    mlx_free(s->tokens);
     mlx_free(s);
 }
 

@@ -51,6 +51,9 @@ struct stream {
     bool gone;       /* the client went away (or the stream broke) */
     bool failed;     /* the producer could not write a chunk: cut the stream */
     mlx_buf scratch; /* the producer's own, for one chunk */
+    /* The producer's own, for one chunk's log probabilities. */
+    api_token *tokens;
+    size_t cap_tokens;
 };
 
 static void stream_free(struct stream *s)
@@ -61,6 +64,7 @@ static void stream_free(struct stream *s)
         nng_mtx_free(s->mtx);
     mlx_buf_fini(&s->out);
     mlx_buf_fini(&s->scratch);
+    mlx_free(s->tokens);
     infer_call_free(s->c);
     mlx_free(s);
 }
@@ -93,20 +97,44 @@ static int publish(struct stream *s, bool text)
     return rc;
 }
 
-static int on_text(void *arg, const char *p, size_t n)
+/* The producer cannot go on (out of memory): the stream is cut. Returns
+ * nonzero, as a sink does for a client gone. */
+static int producer_failed(struct stream *s)
 {
-    struct stream *s = arg;
-    api_event ev = {.kind = API_EVENT_TEXT, .text = p, .len = n};
-    if (api_write_chunk(&s->c->answer, &ev, &s->scratch) != 0) {
-        nng_mtx_lock(s->mtx);
-        s->failed = true;
-        nng_cv_wake(s->cv);
-        nng_mtx_unlock(s->mtx);
-        return 1;
-    }
+    nng_mtx_lock(s->mtx);
+    s->failed = true;
+    nng_cv_wake(s->cv);
+    nng_mtx_unlock(s->mtx);
+    return 1;
+}
+
+/* Writes a TEXT event as the API's chunk and publishes it. */
+static int write_text(struct stream *s, const api_event *ev)
+{
+    if (api_write_chunk(&s->c->answer, ev, &s->scratch) != 0)
+        return producer_failed(s);
     if (s->scratch.len == 0)
         return 0;
     return publish(s, true);
+}
+
+static int on_text(void *arg, const char *p, size_t n)
+{
+    api_event ev = {.kind = API_EVENT_TEXT, .text = p, .len = n};
+    return write_text(arg, &ev);
+}
+
+static int on_tokens(void *arg, const dpc_chunk *chunk)
+{
+    struct stream *s = arg;
+    if (infer_tokens_of(chunk->tokens, chunk->n_tokens, &s->tokens, &s->cap_tokens) != 0)
+        return producer_failed(s);
+    api_event ev = {.kind = API_EVENT_TEXT,
+                    .text = chunk->text,
+                    .len = chunk->len,
+                    .tokens = s->tokens,
+                    .n_tokens = chunk->n_tokens};
+    return write_text(s, &ev);
 }
 
 static bool on_gone(void *arg)
@@ -122,7 +150,10 @@ static void produce(void *arg)
 {
     struct stream *s = arg;
     infer_call *c = s->c;
-    relay_sink sink = {.text = on_text, .gone = on_gone, .arg = s};
+    relay_sink sink = {.text = on_text,
+                       .gone = on_gone,
+                       .arg = s,
+                       .tokens = c->api.logprobs ? on_tokens : NULL};
     infer_relay(c, &sink);
     int rc = 0;
     if (c->res.status == 200) {

@@ -87,6 +87,10 @@ typedef struct infer_call {
  * node accepted it and when text came (ledger_relay). */
 void infer_relay(infer_call *c, const relay_sink *sink);
 
+/* The data plane's tokens as common/api's, in *scratch (grown to *cap as
+ * needed; caller frees), borrowing their pieces. MLX_ENOMEM. */
+int infer_tokens_of(const dpc_token *tokens, size_t n, api_token **scratch, size_t *cap);
+
 /* The relay's end as an api_event (DONE with usage and timings). */
 void infer_done_event(const infer_call *c, api_event *out);
 

@@ -26,6 +26,13 @@ static int noted_text(void *arg, const char *p, size_t n)
     return ns->inner->text(ns->inner->arg, p, n);
 }
 
+static int noted_tokens(void *arg, const dpc_chunk *chunk)
+{
+    struct noted_sink *ns = arg;
+    stats_flight_text(ns->stats, ns->flight, chunk->len);
+    return ns->inner->tokens(ns->inner->arg, chunk);
+}
+
 static bool noted_gone(void *arg)
 {
     const struct noted_sink *ns = arg;
@@ -44,8 +51,11 @@ void ledger_relay(admin_ctx *ctx, stats_flight *f, const dpc_request *req,
                   const relay_route *route, const relay_sink *sink, relay_result *res)
 {
     struct noted_sink ns = {ctx->stats, f, sink};
-    relay_sink noted = {
-        .text = noted_text, .gone = noted_gone, .started = noted_started, .arg = &ns};
+    relay_sink noted = {.text = noted_text,
+                        .gone = noted_gone,
+                        .started = noted_started,
+                        .arg = &ns,
+                        .tokens = sink->tokens != NULL ? noted_tokens : NULL};
     relay_run(ctx->relay, req, route, &noted, res);
 }
 

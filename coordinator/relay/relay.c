@@ -212,9 +212,12 @@ static attempt_end attempt(relay *r, const struct holder *node, const dpc_reques
             end = e.failure == DPC_REFUSED ? ATTEMPT_REFUSED : ATTEMPT_NODE_FAILED;
             break;
         }
-        if (chunk.len > 0) {
+        if (chunk.len > 0 || (sink->tokens != NULL && chunk.n_tokens > 0)) {
             out->streamed = true;
-            if (sink->text(sink->arg, chunk.text, chunk.len) != 0) {
+            int gone = sink->tokens != NULL
+                           ? sink->tokens(sink->arg, &chunk)
+                           : sink->text(sink->arg, chunk.text, chunk.len);
+            if (gone != 0) {
                 end = ATTEMPT_CLIENT_GONE;
                 break;
             }
@@ -223,6 +226,8 @@ static attempt_end attempt(relay *r, const struct holder *node, const dpc_reques
             out->end = chunk;
             out->end.text = NULL;
             out->end.len = 0;
+            out->end.tokens = NULL;
+            out->end.n_tokens = 0;
             out->status = 200;
             end = ATTEMPT_DONE;
             break;

@@ -63,12 +63,18 @@ void relay_destroy(relay *r); /* NULL is a no-op */
  * chunks, so a client that left while no text came is noticed too; started
  * (may be NULL) is told each node the request is sent to, before it is sent
  * (a short answer read whole comes back with the node's acceptance), so a
- * caller can say where a request runs and how long routing took. */
+ * caller can say where a request runs and how long routing took.
+ *
+ * tokens (may be NULL) takes text's place for a request with
+ * top_logprobs: it is given each chunk's text with the log probabilities
+ * of the tokens that came with it (dpc_chunk: text, tokens; borrowed for
+ * the call), for every chunk that has either, and returns as text does. */
 typedef struct relay_sink {
     int (*text)(void *arg, const char *p, size_t n);
     bool (*gone)(void *arg);
     void (*started)(void *arg, const char *node_id);
     void *arg;
+    int (*tokens)(void *arg, const dpc_chunk *chunk);
 } relay_sink;
 
 /* Where a request may go. affinity_key: NULL or "" for none. node_id:
@@ -83,10 +89,11 @@ typedef struct relay_route {
 typedef struct relay_result {
     int status;                        /* 200 when the generation ended normally */
     mlx_err err;                       /* the sentence when status is not 200 */
-    bool streamed;                     /* some text reached the sink */
+    bool streamed;                     /* some text (or tokens) reached the sink */
     int attempts;                      /* nodes tried */
     char node_id[MLX_NODE_ID_LEN + 1]; /* the node that served (or last tried) */
-    dpc_chunk end; /* with status 200: finish reason, usage, timings (no text) */
+    dpc_chunk end; /* with status 200: finish reason, usage, timings (no text,
+                      no tokens) */
 } relay_result;
 
 /* Runs req (its model names what to route on) on the best node route

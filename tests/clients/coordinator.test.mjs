@@ -1,8 +1,8 @@
 // coordinator.test.mjs — the coordinator's OpenAI and Ollama API as the
 // official `openai` and `ollama` packages use it, with three agents behind
 // it: greedy answers, whole and streamed, chat and completion, equal what
-// an agent gives directly; the model list names the fleet's model; and an
-// error arrives as each library's own error type.
+// an agent gives directly, log probabilities too; the model list names the
+// fleet's model; and an error arrives as each library's own error type.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -73,6 +73,32 @@ describe('openai through the coordinator', () => {
     const stream = await viaOpenAI.completions.create({ ...req, stream: true });
     const text = await collect(stream, (c) => c.choices[0]?.text);
     assert.equal(text, at.choices[0].text);
+  });
+
+  test('logprobs, whole and streamed, equal the agent\'s', async () => {
+    const req = { ...chat('Tell me a story about a bird.'), logprobs: true, top_logprobs: 3 };
+    const at = (await atOpenAI.chat.completions.create(req)).choices[0].logprobs.content;
+    assert.ok(at.length > 0, 'the agent gave log probabilities');
+    // Values may differ in their last digits between nodes: where a node
+    // reuses a cached prefix, the prompt's last token is computed alone
+    // rather than in the prefill, and the rounding carries on.
+    const same = (got, what) => {
+      assert.equal(got.length, at.length, `${what}: one entry per token`);
+      got.forEach((e, i) => {
+        assert.equal(e.token, at[i].token, `${what}: token ${i}`);
+        assert.ok(Math.abs(e.logprob - at[i].logprob) <= 1e-3, `${what}: logprob ${i}`);
+        assert.deepEqual(e.top_logprobs.map((t) => t.token),
+          at[i].top_logprobs.map((t) => t.token), `${what}: alternatives ${i}`);
+      });
+    };
+    const via = await viaOpenAI.chat.completions.create(req);
+    same(via.choices[0].logprobs.content, 'whole');
+
+    const stream = await viaOpenAI.chat.completions.create({ ...req, stream: true });
+    const streamed = [];
+    for await (const part of stream)
+      streamed.push(...(part.choices[0]?.logprobs?.content ?? []));
+    same(streamed, 'streamed');
   });
 
   test('the model list names the fleet\'s model', async () => {

@@ -14,6 +14,8 @@
  * time, 0 the second time, unloads it with keep_alive_ms -1 without
  * loading what is not loaded, refuses a bad name, an unknown model and a
  * bad keep-alive, and is counted under endpoint "dataplane".
+ * With top_logprobs every token comes once, in order, with its
+ * alternatives, at most MLX_MAX_CHUNK_TOKENS a chunk, streamed or whole.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -424,6 +426,124 @@ static void test_interleaved_on_several_contexts(void **state)
     }
 }
 
+/* ---- log probabilities ------------------------------------------------------ */
+
+/* What the chunks of a generation with top_logprobs brought. */
+typedef struct lp_result {
+    char text[16384];
+    size_t len;
+    char pieces[16384]; /* every token's piece, joined */
+    size_t pieces_len;
+    size_t tokens, max_in_chunk;
+    uint32_t completion_tokens;
+    bool done;
+} lp_result;
+
+static void lp_add(lp_result *res, const Fleet__TokenChunk *c, size_t top)
+{
+    assert_true(res->len + c->text.len < sizeof res->text);
+    if (c->text.len > 0)
+        memcpy(res->text + res->len, c->text.data, c->text.len);
+    res->len += c->text.len;
+    assert_true(c->n_logprobs <= MLX_MAX_CHUNK_TOKENS);
+    if (c->n_logprobs > res->max_in_chunk)
+        res->max_in_chunk = c->n_logprobs;
+    for (size_t i = 0; i < c->n_logprobs; i++) {
+        const Fleet__TokenLogprob *t = c->logprobs[i];
+        assert_true(res->pieces_len + t->text.len < sizeof res->pieces);
+        if (t->text.len > 0)
+            memcpy(res->pieces + res->pieces_len, t->text.data, t->text.len);
+        res->pieces_len += t->text.len;
+        assert_int_equal(t->n_top, top);
+        assert_true(t->logprob <= 0);
+        for (size_t k = 1; k < t->n_top; k++) /* most likely first */
+            assert_true(t->top[k]->logprob <= t->top[k - 1]->logprob);
+        res->tokens++;
+    }
+    if (c->done) {
+        res->done = true;
+        res->completion_tokens = c->completion_tokens;
+    }
+}
+
+/* Infer with top_logprobs, then Next until done. */
+static void lp_run(nng_ctx ctx, const char *id, int32_t max_tokens, int32_t top,
+                   bool whole, lp_result *res)
+{
+    memset(res, 0, sizeof *res);
+    Fleet__Sampling s = greedy();
+    Fleet__Infer in = FLEET__INFER__INIT;
+    in.model = SERVING_MODEL;
+    in.prompt = PROMPT;
+    in.max_tokens = max_tokens;
+    in.sampling = &s;
+    in.top_logprobs = top;
+    in.whole = whole;
+    wire_envelope env = FLEET__ENVELOPE__INIT;
+    env.request_id = (char *)id;
+    env.body_case = FLEET__ENVELOPE__BODY_INFER;
+    env.infer = &in;
+    wire_envelope *r = exchange(ctx, &env);
+    if (r->body_case == FLEET__ENVELOPE__BODY_ERROR)
+        fail_msg("Infer refused: %s", r->error->message);
+    assert_int_equal(r->body_case, FLEET__ENVELOPE__BODY_INFER_ACCEPTED);
+    size_t k = top > 0 ? (size_t)top : 0;
+    if (r->infer_accepted->first != NULL)
+        lp_add(res, r->infer_accepted->first, k);
+    wire_free(r);
+    int64_t deadline = h_now_ms() + 4 * TIMEOUT_MS;
+    while (!res->done) {
+        assert_true(h_now_ms() < deadline);
+        r = ask(ctx, id, FLEET__ENVELOPE__BODY_NEXT);
+        if (r->body_case == FLEET__ENVELOPE__BODY_ERROR)
+            fail_msg("Next refused: %s", r->error->message);
+        assert_int_equal(r->body_case, FLEET__ENVELOPE__BODY_TOKEN_CHUNK);
+        lp_add(res, r->token_chunk, k);
+        wire_free(r);
+    }
+}
+
+static void test_log_probabilities_ride_the_chunks(void **state)
+{
+    (void)state;
+    nng_ctx ctx = open_ctx();
+    Fleet__Sampling s = greedy();
+    Fleet__Infer in = FLEET__INFER__INIT;
+    in.model = SERVING_MODEL;
+    in.prompt = PROMPT;
+    in.sampling = &s;
+    wire_envelope env = FLEET__ENVELOPE__INIT;
+    env.body_case = FLEET__ENVELOPE__BODY_INFER;
+    env.infer = &in;
+    in.top_logprobs = 21;
+    env.request_id = "lp-bad-1";
+    expect_error(exchange(ctx, &env), FLEET__ERROR__CODE__BAD_REQUEST, 400,
+                 "top_logprobs");
+    in.top_logprobs = -2;
+    env.request_id = "lp-bad-2";
+    expect_error(exchange(ctx, &env), FLEET__ERROR__CODE__BAD_REQUEST, 400,
+                 "top_logprobs");
+
+    /* streamed: each token once, in order, the text's own pieces */
+    lp_result res;
+    lp_run(ctx, "lp-1", GREEDY_TOKENS, 2, false, &res);
+    assert_int_equal(res.completion_tokens, GREEDY_TOKENS);
+    assert_int_equal(res.tokens, GREEDY_TOKENS);
+    assert_int_equal(res.pieces_len, res.len);
+    assert_memory_equal(res.pieces, res.text, res.len);
+    res.text[res.len] = '\0';
+    assert_string_equal(res.text, serving_greedy_text(PROMPT));
+
+    /* read whole, past a chunk's worth of tokens: cut across chunks */
+    lp_run(ctx, "lp-2", 2 * MLX_MAX_CHUNK_TOKENS - 100, -1, true, &res);
+    assert_true(res.completion_tokens > MLX_MAX_CHUNK_TOKENS);
+    assert_int_equal(res.tokens, res.completion_tokens);
+    assert_true(res.max_in_chunk <= MLX_MAX_CHUNK_TOKENS);
+    assert_int_equal(res.pieces_len, res.len);
+    assert_memory_equal(res.pieces, res.text, res.len);
+    nng_ctx_close(ctx);
+}
+
 static void test_malformed_and_other_versions(void **state)
 {
     (void)state;
@@ -591,6 +711,7 @@ int main(void)
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_cancel_stops_early_and_frees_the_slot),
         cmocka_unit_test(test_interleaved_on_several_contexts),
+        cmocka_unit_test(test_log_probabilities_ride_the_chunks),
         cmocka_unit_test(test_malformed_and_other_versions),
         cmocka_unit_test(test_load_and_unload),
     };

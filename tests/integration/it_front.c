@@ -3,11 +3,11 @@
  * coordinator and two agents on loopback, stories260K in both stores.
  * Through the coordinator, greedy chat and completions (whole and SSE) and
  * Ollama's NDJSON generate give what the same request gives at an agent
- * directly; /v1/models and /api/tags list the model with its nodes; an
- * unknown model is 404 naming it and a malformed body 400, each in its
- * API's error shape; X-Session-Id keeps requests on one node (seen in the
- * agents' logs by request id); and when that node is killed with SIGKILL,
- * the next requests with the key are served by the other.
+ * directly, log probabilities included (tokens, values, alternatives); /v1/models and
+ * /api/tags list the model with its nodes; an unknown model is 404 naming it and a
+ * malformed body 400, each in its API's error shape; X-Session-Id keeps requests on one
+ * node (seen in the agents' logs by request id); and when that node is killed with
+ * SIGKILL, the next requests with the key are served by the other.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <math.h>
 
 #include "tests/integration/cluster.h"
 #include "tests/integration/serving.h"
@@ -140,6 +141,44 @@ static char *sse_text(const char *body, bool chat)
     return text;
 }
 
+/* The logprobs of an SSE stream's chunks joined into one: a chat's content
+ * items in one array, a completion's four parallel arrays each joined.
+ * Fails unless the stream ends with data: [DONE]. Caller decrefs. */
+static json_t *sse_logprobs(const char *body, bool chat)
+{
+    static const char *const keys[] = {"tokens", "token_logprobs", "top_logprobs",
+                                       "text_offset"};
+    json_t *all =
+        chat ? json_pack("{s:[]}", "content")
+             : json_pack("{s:[], s:[], s:[], s:[]}", keys[0], keys[1], keys[2], keys[3]);
+    assert_non_null(all);
+    const char *p = body;
+    const char *last = NULL;
+    while ((p = strstr(p, "data: ")) != NULL) {
+        p += 6;
+        const char *end = strstr(p, "\n\n");
+        assert_non_null(end);
+        last = p;
+        if (strncmp(p, "[DONE]", 6) != 0) {
+            json_t *v = json_loadb(p, (size_t)(end - p), 0, NULL);
+            assert_non_null(v);
+            json_t *lp = json_object_get(json_array_get(json_object_get(v, "choices"), 0),
+                                         "logprobs");
+            if (chat && json_is_object(lp))
+                json_array_extend(json_object_get(all, "content"),
+                                  json_object_get(lp, "content"));
+            for (size_t k = 0; !chat && json_is_object(lp) && k < 4; k++)
+                json_array_extend(json_object_get(all, keys[k]),
+                                  json_object_get(lp, keys[k]));
+            json_decref(v);
+        }
+        p = end;
+    }
+    assert_non_null(last);
+    assert_int_equal(strncmp(last, "[DONE]", 6), 0);
+    return all;
+}
+
 /* ---- tests ------------------------------------------------------------------ */
 
 static void test_whole_answers_equal_an_agent_s(void **state)
@@ -188,6 +227,121 @@ static void test_sse_streams_equal_an_agent_s(void **state)
     free(text);
     serving_reply_free(&r);
     json_decref(at);
+}
+
+#define CHAT_LP       CHAT ",\"logprobs\":true,\"top_logprobs\":3"
+#define COMPLETION_LP COMPLETION ",\"logprobs\":2"
+
+/* Log probabilities may differ in their last digits between two nodes:
+ * where a node reuses a cached prefix of the prompt (an earlier test's),
+ * the prompt's last token is computed alone rather than in the prefill,
+ * which rounds differently, and the difference carries on to later tokens
+ * (about 1e-5 after 40 in a debug build). So numbers are equal within
+ * LOGPROB_TOLERANCE, far below what a token's value differs by from its
+ * neighbours'; tokens and alternatives are equal exactly. */
+#define LOGPROB_TOLERANCE 1e-3
+
+static bool json_near(json_t *a, json_t *b)
+{
+    if (json_is_real(a) && json_is_real(b))
+        return fabs(json_real_value(a) - json_real_value(b)) <= LOGPROB_TOLERANCE;
+    if (json_is_array(a) && json_is_array(b)) {
+        if (json_array_size(a) != json_array_size(b))
+            return false;
+        for (size_t i = 0; i < json_array_size(a); i++)
+            if (!json_near(json_array_get(a, i), json_array_get(b, i)))
+                return false;
+        return true;
+    }
+    if (json_is_object(a) && json_is_object(b)) {
+        if (json_object_size(a) != json_object_size(b))
+            return false;
+        const char *key;
+        json_t *v;
+        json_object_foreach(a, key, v)
+        {
+            if (!json_near(v, json_object_get(b, key)))
+                return false;
+        }
+        return true;
+    }
+    return json_equal(a, b);
+}
+
+/* Fails, showing both, unless got equals want (json_near). */
+static void expect_json_equal(const char *what, json_t *got, json_t *want)
+{
+    if (json_near(got, want))
+        return;
+    char *g = json_dumps(got, JSON_COMPACT);
+    char *w = json_dumps(want, JSON_COMPACT);
+    fprintf(stderr, "got:  %s\nwant: %s\n", g ? g : "(null)", w ? w : "(null)");
+    free(g);
+    free(w);
+    fail_msg("%s differ", what);
+}
+
+static json_t *logprobs_of(json_t *answer)
+{
+    return json_object_get(json_array_get(json_object_get(answer, "choices"), 0),
+                           "logprobs");
+}
+
+static void test_logprobs_equal_an_agent_s(void **state)
+{
+    /* whole chat: every token, its log probability and three alternatives */
+    json_t *via = post_json(&front, "/v1/chat/completions", CHAT_LP "}");
+    json_t *chat = post_json(&direct[0], "/v1/chat/completions", CHAT_LP "}");
+    json_t *content = json_object_get(logprobs_of(chat), "content");
+    json_int_t n = json_integer_value(
+        json_object_get(json_object_get(chat, "usage"), "completion_tokens"));
+    assert_true(n > 0);
+    assert_int_equal(json_array_size(content), (size_t)n);
+    for (size_t i = 0; i < json_array_size(content); i++)
+        assert_int_equal(
+            json_array_size(json_object_get(json_array_get(content, i), "top_logprobs")),
+            3);
+    expect_json_equal("the coordinator's chat logprobs and the agent's", logprobs_of(via),
+                      logprobs_of(chat));
+    assert_string_equal(str_at(via, "choices", 0, "message", "content"),
+                        str_at(chat, "choices", 0, "message", "content"));
+    json_decref(via);
+
+    /* whole completion: the legacy arrays, text offsets included */
+    via = post_json(&front, "/v1/completions", COMPLETION_LP "}");
+    json_t *cmpl = post_json(&direct[1], "/v1/completions", COMPLETION_LP "}");
+    assert_true(json_array_size(json_object_get(logprobs_of(cmpl), "tokens")) > 0);
+    expect_json_equal("the coordinator's completion logprobs and the agent's",
+                      logprobs_of(via), logprobs_of(cmpl));
+    json_decref(via);
+
+    /* streamed, chunk by chunk: joined, the same as the agent's stream and
+     * as its whole answer */
+    for (int i = 0; i < 2; i++) {
+        bool is_chat = i == 0;
+        const char *path = is_chat ? "/v1/chat/completions" : "/v1/completions";
+        const char *body =
+            is_chat ? CHAT_LP ",\"stream\":true}" : COMPLETION_LP ",\"stream\":true}";
+        serving_reply r = post(&front, path, NULL, body);
+        serving_reply at = post(&direct[i], path, NULL, body);
+        assert_int_equal(r.status, 200);
+        assert_int_equal(at.status, 200);
+        json_t *got = sse_logprobs(r.body, is_chat);
+        json_t *want = sse_logprobs(at.body, is_chat);
+        expect_json_equal(
+            is_chat ? "streamed chat logprobs, the coordinator's and the agent's"
+                    : "streamed completion logprobs, the coordinator's and the agent's",
+            got, want);
+        expect_json_equal(is_chat ? "streamed and whole chat logprobs"
+                                  : "streamed and whole completion logprobs",
+                          got, logprobs_of(is_chat ? chat : cmpl));
+        json_decref(got);
+        json_decref(want);
+        serving_reply_free(&r);
+        serving_reply_free(&at);
+    }
+    json_decref(chat);
+    json_decref(cmpl);
 }
 
 static void test_ollama_ndjson_equals_an_agent_s(void **state)
@@ -442,6 +596,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_whole_answers_equal_an_agent_s),
         cmocka_unit_test(test_sse_streams_equal_an_agent_s),
+        cmocka_unit_test(test_logprobs_equal_an_agent_s),
         cmocka_unit_test(test_ollama_ndjson_equals_an_agent_s),
         cmocka_unit_test(test_model_lists_name_the_model_and_its_nodes),
         cmocka_unit_test(test_ollama_info_endpoints_speak_for_the_fleet),
