@@ -168,9 +168,12 @@ static void produce(void *arg)
         fail.message = message;
         rc = api_write_fail(&c->answer, &fail, &s->scratch);
     }
+    /* The books close before the last bytes go out: a client that sends
+     * its next request the moment it reads the end finds the slot free and
+     * its tokens charged. */
+    infer_call_end(c);
     if (rc == 0 && s->scratch.len > 0)
         publish(s, false);
-    infer_call_end(c);
     nng_mtx_lock(s->mtx);
     s->ended = true;
     nng_cv_wake(s->cv);
