@@ -55,4 +55,23 @@ router_outcome relay_pick(relay *r, const char *model, const relay_route *route,
                           const char *const *tried, size_t n_tried, uint64_t *rng,
                           struct holder *picked, mlx_err *err);
 
+/* The nodes one request has been sent to, so the router passes them over
+ * on a retry. */
+struct relay_tries {
+    uint64_t rng;
+    int n;
+    char ids[ROUTER_MAX_RETRIES + 1][MLX_NODE_ID_LEN + 1];
+    const char *tried[ROUTER_MAX_RETRIES + 1];
+};
+
+void relay_tries_init(struct relay_tries *t);
+
+/* Picks the node for model's next try (relay_pick, passing over those
+ * tried) and records it in t. Otherwise fills *status (after a failed
+ * try, "all tried" is 502, that try's failure) and err, and returns err's
+ * code. */
+int relay_next_node(relay *r, const char *model, const relay_route *route,
+                    struct relay_tries *t, struct holder *node, int *status,
+                    mlx_err *err);
+
 #endif

@@ -7,7 +7,6 @@
 #include "common/alloc.h"
 #include "common/clock.h"
 #include "common/log.h"
-#include "common/rand.h"
 #include "coordinator/relay/internal.h"
 
 #define MOD "relay"
@@ -16,35 +15,21 @@
 static int load(relay *r, const char *model, int64_t keep_alive_ms,
                 const relay_route *route, relay_load_result *out)
 {
-    uint64_t rng;
-    if (mlx_rand_bytes(&rng, sizeof rng, NULL) != 0)
-        rng = (uint64_t)mlx_time_mono_ns();
-    char tried_ids[ROUTER_MAX_RETRIES + 1][MLX_NODE_ID_LEN + 1];
-    const char *tried[ROUTER_MAX_RETRIES + 1];
+    struct relay_tries tries;
+    relay_tries_init(&tries);
     for (;;) {
         struct holder node;
-        mlx_err_clear(&out->err);
-        router_outcome o = relay_pick(r, model, route, tried, (size_t)out->attempts, &rng,
-                                      &node, &out->err);
-        if (o != ROUTER_PICKED) {
-            /* After a failed attempt, "all tried" is that attempt's failure. */
-            out->status = out->attempts > 0 && o == ROUTER_ALL_EXCLUDED
-                              ? 502
-                              : router_outcome_status(o);
-            if (out->err.code == 0)
-                mlx_err_set(&out->err, MLX_EIO, "no node could be chosen");
-            return out->err.code;
-        }
+        int rc = relay_next_node(r, model, route, &tries, &node, &out->status, &out->err);
+        if (rc != 0)
+            return rc;
         snprintf(out->node_id, sizeof out->node_id, "%s", node.node_id);
-        snprintf(tried_ids[out->attempts], sizeof tried_ids[0], "%s", node.node_id);
-        tried[out->attempts] = tried_ids[out->attempts];
-        out->attempts++;
+        out->attempts = tries.n;
 
         /* A load occupies the node as a generation does: the router sees it. */
         relay_count_add(r, node.node_id, +1);
         dpc_error e;
-        int rc = dpc_load(r->cfg.pool, node.node_id, node.address, model, keep_alive_ms,
-                          &out->load_ns, &e);
+        rc = dpc_load(r->cfg.pool, node.node_id, node.address, model, keep_alive_ms,
+                      &out->load_ns, &e);
         relay_count_add(r, node.node_id, -1);
         if (rc == 0) {
             out->status = 200;

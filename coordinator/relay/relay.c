@@ -167,6 +167,34 @@ out:
     return o;
 }
 
+/* ---- the next node ---------------------------------------------------------- */
+
+void relay_tries_init(struct relay_tries *t)
+{
+    memset(t, 0, sizeof *t);
+    if (mlx_rand_bytes(&t->rng, sizeof t->rng, NULL) != 0)
+        t->rng = (uint64_t)mlx_time_mono_ns();
+}
+
+int relay_next_node(relay *r, const char *model, const relay_route *route,
+                    struct relay_tries *t, struct holder *node, int *status, mlx_err *err)
+{
+    mlx_err_clear(err);
+    router_outcome o =
+        relay_pick(r, model, route, t->tried, (size_t)t->n, &t->rng, node, err);
+    if (o != ROUTER_PICKED) {
+        /* After a failed try, "all tried" is that try's failure. */
+        *status = t->n > 0 && o == ROUTER_ALL_EXCLUDED ? 502 : router_outcome_status(o);
+        if (err->code == 0)
+            mlx_err_set(err, MLX_EIO, "no node could be chosen");
+        return err->code;
+    }
+    snprintf(t->ids[t->n], sizeof t->ids[0], "%s", node->node_id);
+    t->tried[t->n] = t->ids[t->n];
+    t->n++;
+    return 0;
+}
+
 /* ---- one attempt ----------------------------------------------------------- */
 
 typedef enum attempt_end {
@@ -250,29 +278,16 @@ int relay_run(relay *r, const dpc_request *req, const relay_route *route,
         rt.node_id = NULL;
     route = &rt;
     int64_t deadline_ms = mlx_time_mono_ms() + r->cfg.request_timeout_ms;
-    uint64_t rng;
-    if (mlx_rand_bytes(&rng, sizeof rng, NULL) != 0)
-        rng = (uint64_t)mlx_time_mono_ns();
-    char tried_ids[ROUTER_MAX_RETRIES + 1][MLX_NODE_ID_LEN + 1];
-    const char *tried[ROUTER_MAX_RETRIES + 1];
+    struct relay_tries tries;
+    relay_tries_init(&tries);
     for (;;) {
         struct holder node;
-        mlx_err_clear(&out->err);
-        router_outcome o = relay_pick(r, req->model, route, tried, (size_t)out->attempts,
-                                      &rng, &node, &out->err);
-        if (o != ROUTER_PICKED) {
-            /* After a failed attempt, "all tried" is that attempt's failure. */
-            out->status = out->attempts > 0 && o == ROUTER_ALL_EXCLUDED
-                              ? 502
-                              : router_outcome_status(o);
-            if (out->err.code == 0)
-                mlx_err_set(&out->err, MLX_EIO, "no node could be chosen");
-            return out->err.code;
-        }
+        int rc =
+            relay_next_node(r, req->model, route, &tries, &node, &out->status, &out->err);
+        if (rc != 0)
+            return rc;
         snprintf(out->node_id, sizeof out->node_id, "%s", node.node_id);
-        snprintf(tried_ids[out->attempts], sizeof tried_ids[0], "%s", node.node_id);
-        tried[out->attempts] = tried_ids[out->attempts];
-        out->attempts++;
+        out->attempts = tries.n;
 
         count_add(r, node.node_id, +1);
         attempt_end end = attempt(r, &node, req, sink, deadline_ms, out);
