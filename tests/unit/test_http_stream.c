@@ -35,7 +35,7 @@ struct ctx {
     char *file; /* FILE_SIZE bytes, byte i == i % 251 */
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    int closes;
+    int opens, closes; /* streams begun and ended */
     bool completed;
     bool released; /* lets /stall go on */
 };
@@ -90,6 +90,9 @@ static void count_close(void *arg, bool completed)
 static void on_stream(void *c, const mlx_http_req *req, mlx_http_resp *resp)
 {
     struct counter *k = calloc(1, sizeof *k);
+    pthread_mutex_lock(&shared.lock);
+    shared.opens++;
+    pthread_mutex_unlock(&shared.lock);
     const char *limit = mlx_http_query(req, "limit");
     k->limit = limit != NULL ? (int)(limit[0] - '0') : -1;
     resp->status = 200;
@@ -286,6 +289,23 @@ static void test_unsatisfiable_range_is_416(void **state)
     assert_string_equal(g.header, "bytes */1000");
 }
 
+/* The count of ended streams once every stream begun has ended (a
+ * client may return before the server learns its stream is over), so a
+ * test does not see an earlier test's close as its own. */
+static int closes_now(void)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 5;
+    pthread_mutex_lock(&shared.lock);
+    while (shared.closes < shared.opens &&
+           pthread_cond_timedwait(&shared.cond, &shared.lock, &deadline) == 0) {
+    }
+    int n = shared.closes;
+    pthread_mutex_unlock(&shared.lock);
+    return n;
+}
+
 static int closes_after(int before, int64_t timeout_ms)
 {
     struct timespec deadline;
@@ -302,9 +322,7 @@ static int closes_after(int before, int64_t timeout_ms)
 
 static void test_stream_sends_everything_and_says_completed(void **state)
 {
-    pthread_mutex_lock(&shared.lock);
-    int before = shared.closes;
-    pthread_mutex_unlock(&shared.lock);
+    int before = closes_now();
     struct got g = {.want = "Cache-Control: "};
     assert_int_equal(get("/stream?limit=3", NULL, &g), 200);
     g.data[g.len] = '\0';
@@ -316,9 +334,7 @@ static void test_stream_sends_everything_and_says_completed(void **state)
 
 static void test_stream_learns_the_client_went_away(void **state)
 {
-    pthread_mutex_lock(&shared.lock);
-    int before = shared.closes;
-    pthread_mutex_unlock(&shared.lock);
+    int before = closes_now();
     struct got g = {.stop_after = 20};
     get("/stream", NULL, &g); /* endless: only the client can end it */
     assert_true(g.len >= 20);
@@ -369,14 +385,6 @@ static int stream_get(const char *path, int idle_ms, struct pieces *g, long *sta
     mlx_err_clear(e);
     return mlx_http_request_stream("GET", url, NULL, NULL, idle_ms, take_piece, g, status,
                                    e);
-}
-
-static int closes_now(void)
-{
-    pthread_mutex_lock(&shared.lock);
-    int n = shared.closes;
-    pthread_mutex_unlock(&shared.lock);
-    return n;
 }
 
 static void test_client_stream_hands_over_pieces_in_order(void **state)
