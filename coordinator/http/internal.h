@@ -3,7 +3,7 @@
  * interface: the admission gate every handler but /healthz goes through,
  * the key endpoints (keys.c), the inference endpoints (infer.c) and the
  * fleet's benchmark (bench.c) that admin.c routes to, one generation in
- * flight (infer.c, infer_stream.c), and the books every generation is kept
+ * flight (infer.c, infer_whole.c, infer_stream.c), and the books every generation is kept
  * in, a client's or the benchmark's (ledger.c).
  */
 #ifndef MLX_COORDINATOR_HTTP_INTERNAL_H
@@ -122,6 +122,16 @@ void infer_call_free(infer_call *c);
 void ledger_relay(admin_ctx *ctx, stats_flight *f, const dpc_request *req,
                   const relay_route *route, const relay_sink *sink, relay_result *res);
 void ledger_end(admin_ctx *ctx, stats_flight *f, const relay_result *res);
+
+/* The relay's failure as the answer, in the API's shape (Retry-After with
+ * a 503). */
+void infer_answer_failure(infer_call *c, mlx_http_resp *resp);
+
+/* ---- whole answers (infer_whole.c) --------------------------------------- */
+
+/* Runs c's generation and answers it in one piece; ends c's call (not
+ * freed). */
+void infer_whole_run(infer_call *c, mlx_http_resp *resp);
 
 /* ---- streams (infer_stream.c) ------------------------------------------- */
 
