@@ -297,3 +297,39 @@ bool cluster_wait_log_rows(cluster *c, const char *sql, const char *arg1,
         *got = q.got;
     return ok;
 }
+
+/* The /metrics page of the server at port (caller frees), or NULL. */
+static char *metrics_page(int port)
+{
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", port);
+    long status = 0;
+    char *body = h_get_text(url, &status);
+    if (status != 200) {
+        free(body);
+        return NULL;
+    }
+    return body;
+}
+
+bool cluster_count_generations(cluster *c, int i, const char *model, const char *status,
+                               double *coordinator, double *agent)
+{
+    char node[64], st[32], m[160];
+    snprintf(node, sizeof node, "node_id=\"%s\"", c->agents[i].node_id);
+    snprintf(st, sizeof st, "status=\"%s\"", status);
+    snprintf(m, sizeof m, "model=\"%s\"", model != NULL ? model : "");
+    const char *of_node[] = {node, st, model != NULL ? m : NULL, NULL};
+    const char *of_agent[] = {"endpoint=\"dataplane\"", st, model != NULL ? m : NULL,
+                              NULL};
+    char *page = metrics_page(c->http_port);
+    char *agent_page = metrics_page(c->agents[i].http_port);
+    bool ok = page != NULL && agent_page != NULL;
+    if (ok) {
+        *coordinator = test_prom_sum(page, "mlx_coordinator_requests_total", of_node);
+        *agent = test_prom_sum(agent_page, "mlx_requests_total", of_agent);
+    }
+    free(page);
+    free(agent_page);
+    return ok;
+}

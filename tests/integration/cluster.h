@@ -80,4 +80,11 @@ bool cluster_wait_log_rows(cluster *c, const char *sql, const char *arg1,
 /* Reads agent i's node id from its data dir, waiting for it to appear. */
 bool cluster_wait_node_id(cluster *c, int i, int timeout_ms);
 
+/* Agent i's generations that ended with status (model NULL: every model),
+ * as the coordinator's /metrics counts them (requests_total) and as the
+ * agent's counts those the coordinator sent it (endpoint "dataplane").
+ * False when either page did not answer 200. */
+bool cluster_count_generations(cluster *c, int i, const char *model, const char *status,
+                               double *coordinator, double *agent);
+
 #endif

@@ -311,7 +311,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
     return n;
 }
 
-json_t *h_get_json(const char *url, long *status)
+char *h_get_text(const char *url, long *status)
 {
     CURL *curl = curl_easy_init();
     char *body = NULL;
@@ -326,6 +326,12 @@ json_t *h_get_json(const char *url, long *status)
     curl_easy_cleanup(curl);
     if (status != NULL)
         *status = code;
+    return body;
+}
+
+json_t *h_get_json(const char *url, long *status)
+{
+    char *body = h_get_text(url, status);
     json_t *v = body != NULL ? json_loads(body, 0, NULL) : NULL;
     free(body);
     return v;

@@ -56,8 +56,10 @@ int h_run(const char *bin, const char *const *args, int timeout_ms, char **out,
 int h_run_as(uid_t uid, gid_t gid, const char *bin, const char *const *args,
              int timeout_ms, char **out, char **err);
 
-/* GET url; the parsed JSON body (caller decrefs) or NULL. *status gets the
- * HTTP status (0 when unreachable); status may be NULL. */
+/* GET url; the body as a string (caller frees), NULL when none came.
+ * *status gets the HTTP status (0 when unreachable); status may be NULL. */
+char *h_get_text(const char *url, long *status);
+/* The same, the body parsed as JSON (caller decrefs) or NULL. */
 json_t *h_get_json(const char *url, long *status);
 
 /* Polls cond every 10 ms until it is true or timeout_ms passes. */

@@ -229,133 +229,27 @@ static void expect_refusal(const struct reply *r, long want, const char *const *
     json_decref(v);
 }
 
-/* The line of a table that starts with prefix (static storage), or NULL. */
-static const char *table_line(const char *table, const char *prefix)
-{
-    static char line[512];
-    for (const char *p = table; p != NULL && *p != '\0';) {
-        const char *nl = strchr(p, '\n');
-        size_t len = nl != NULL ? (size_t)(nl - p) : strlen(p);
-        if (strncmp(p, prefix, strlen(prefix)) == 0 && len < sizeof line) {
-            memcpy(line, p, len);
-            line[len] = '\0';
-            return line;
-        }
-        p = nl != NULL ? nl + 1 : NULL;
-    }
-    return NULL;
-}
-
-/* Cell col (0-based) of a table line whose cells are two or more spaces
- * apart (a cell holds at most single spaces: "3.1 ms"). out: 64 bytes. */
-static void cell(const char *line, int col, char *out)
-{
-    out[0] = '\0';
-    const char *p = line;
-    for (int k = 0; k <= col && *p != '\0'; k++) {
-        while (*p == ' ')
-            p++;
-        const char *end = strstr(p, "  ");
-        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
-        if (k == col)
-            snprintf(out, 64, "%.*s", (int)len, p);
-        p += len;
-    }
-}
-
 /* ---- the coordinator's books ---------------------------------------------- */
 
-static size_t grow_body(char *p, size_t size, size_t n, void *arg)
-{
-    char **body = arg;
-    size_t have = *body != NULL ? strlen(*body) : 0;
-    char *grown = realloc(*body, have + size * n + 1);
-    if (grown == NULL)
-        return 0;
-    memcpy(grown + have, p, size * n);
-    grown[have + size * n] = '\0';
-    *body = grown;
-    return size * n;
-}
-
-/* GET /metrics of the server at port (caller frees); fails the test when
- * it does not answer 200. */
-static char *metrics_of(int port)
-{
-    char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", port);
-    char *body = NULL;
-    long status = 0;
-    CURL *curl = curl_easy_init();
-    assert_non_null(curl);
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 5000L);
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, grow_body);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
-    if (curl_easy_perform(curl) == CURLE_OK)
-        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(curl);
-    if (status != 200 || body == NULL)
-        fail_msg("GET %s: HTTP %ld", url, status);
-    return body;
-}
-
-/* The sum of the samples of name on page whose labels hold each of the
- * NULL-terminated needles (label="value"); 0 when none does. */
-static double prom_sum(const char *page, const char *name, const char *const *needles)
-{
-    double sum = 0;
-    size_t n = strlen(name);
-    for (const char *line = page; line != NULL && *line != '\0';) {
-        const char *end = strchr(line, '\n');
-        size_t len = end != NULL ? (size_t)(end - line) : strlen(line);
-        char text[1024];
-        snprintf(text, sizeof text, "%.*s", (int)len, line);
-        char *close = strrchr(text, '}');
-        bool match = strncmp(text, name, n) == 0 && text[n] == '{' && close != NULL &&
-                     close[1] == ' ';
-        for (int i = 0; match && needles[i] != NULL; i++)
-            match = strstr(text, needles[i]) != NULL;
-        double v;
-        if (match && mlx_parse_double(close + 2, &v, NULL) == 0)
-            sum += v;
-        line = end != NULL ? end + 1 : NULL;
-    }
-    return sum;
-}
-
-/* Generations of agent i that ended with status (model NULL: every
- * model): as the coordinator counts them (requests_total), and as the
- * agent counts those the coordinator sent it (endpoint "dataplane"). */
+/* Agent i's generations with status (model NULL: every model), as the
+ * coordinator counts them and as the agent does. */
 static double coordinator_count(int i, const char *model, const char *status)
 {
-    char node[64], st[32], m[128];
-    snprintf(node, sizeof node, "node_id=\"%s\"", c->agents[i].node_id);
-    snprintf(st, sizeof st, "status=\"%s\"", status);
-    snprintf(m, sizeof m, "model=\"%s\"", model ? model : "");
-    const char *needles[] = {node, st, model ? m : NULL, NULL};
-    char *page = metrics_of(c->http_port);
-    double v = prom_sum(page, "mlx_coordinator_requests_total", needles);
-    free(page);
-    return v;
+    double coordinator, agent;
+    if (!cluster_count_generations(c, i, model, status, &coordinator, &agent))
+        fail_msg("a /metrics page did not answer");
+    return coordinator;
 }
 
-static double agent_count(int i, const char *model, const char *status)
-{
-    char st[32], m[128];
-    snprintf(st, sizeof st, "status=\"%s\"", status);
-    snprintf(m, sizeof m, "model=\"%s\"", model ? model : "");
-    const char *needles[] = {"endpoint=\"dataplane\"", st, model ? m : NULL, NULL};
-    char *page = metrics_of(c->agents[i].http_port);
-    double v = prom_sum(page, "mlx_requests_total", needles);
-    free(page);
-    return v;
-}
-
+/* A sample of the coordinator's /metrics; fails the test when it does
+ * not answer. */
 static double coordinator_sample(const char *name)
 {
-    char *page = metrics_of(c->http_port);
+    char url[128];
+    snprintf(url, sizeof url, "%s/metrics", c->http_url);
+    char *page = h_get_text(url, NULL);
+    if (page == NULL)
+        fail_msg("GET %s did not answer", url);
     double v = test_prom_sample(page, name);
     free(page);
     return v;
@@ -372,8 +266,9 @@ struct counted {
 static bool counted_alike(void *arg)
 {
     struct counted *k = arg;
-    k->coordinator = coordinator_count(k->agent, k->model, "200");
-    k->agent_n = agent_count(k->agent, k->model, "200");
+    if (!cluster_count_generations(c, k->agent, k->model, "200", &k->coordinator,
+                                   &k->agent_n))
+        fail_msg("a /metrics page did not answer");
     return k->coordinator == k->want && k->agent_n == k->want;
 }
 
@@ -503,20 +398,20 @@ static void test_the_table_has_a_row_per_node(void **state)
     int status = ctl(NULL, words, &out, &err);
     if (status != 0)
         fail_msg("mlxctl bench: exit %d: %s", status, err);
-    const char *head = table_line(out, "NODE");
+    const char *head = test_table_line(out, "NODE");
     assert_non_null(head);
     assert_non_null(strstr(head, "TTFT p50"));
     assert_non_null(strstr(head, "TTFT p95"));
     assert_non_null(strstr(head, "PROMPT TOK/S"));
     assert_non_null(strstr(head, "STATUS"));
     for (int i = 0; i < 2; i++) {
-        const char *line = table_line(out, c->agents[i].name);
+        const char *line = test_table_line(out, c->agents[i].name);
         if (line == NULL)
             fail_msg("no row for %s in:\n%s", c->agents[i].name, out);
         char model[64], tps[64], status_cell[64];
-        cell(line, 1, model);
-        cell(line, 4, tps);
-        cell(line, 6, status_cell);
+        test_table_cell(line, 1, model);
+        test_table_cell(line, 4, tps);
+        test_table_cell(line, 6, status_cell);
         assert_string_equal(model, "stories");
         assert_string_equal(status_cell, "ok");
         double v = 0;
@@ -818,13 +713,13 @@ static void test_a_killed_node_fails_alone(void **state)
     const char *table[] = {"bench",        "--model",          "stories",
                            "--max-tokens", STRING(MAX_TOKENS), NULL};
     assert_int_equal(ctl(NULL, table, &out, &err), 0);
-    const char *line = table_line(out, "agent0");
+    const char *line = test_table_line(out, "agent0");
     assert_non_null(line);
     assert_non_null(strstr(line, "not run"));
-    line = table_line(out, "agent1");
+    line = test_table_line(out, "agent1");
     assert_non_null(line);
     char status_cell[64];
-    cell(line, 6, status_cell);
+    test_table_cell(line, 6, status_cell);
     assert_string_equal(status_cell, "ok");
     free(out);
     free(err);
@@ -865,7 +760,7 @@ static void test_once_keys_exist_the_endpoint_needs_an_admin_key(void **state)
     free(out);
     free(err);
     assert_int_equal(ctl(admin, words, &out, NULL), 0);
-    assert_non_null(table_line(out, "agent1"));
+    assert_non_null(test_table_line(out, "agent1"));
     free(out);
     /* The run's generations are logged under the key that started it
      * (agent0 is down: agent1's eleven), beside the run's own row. */

@@ -169,3 +169,59 @@ double test_prom_sample(const char *page, const char *prefix)
     }
     return -1;
 }
+
+double test_prom_sum(const char *page, const char *name, const char *const *needles)
+{
+    double sum = 0;
+    size_t n = strlen(name);
+    for (const char *line = page; line != NULL && *line != '\0';) {
+        const char *end = strchr(line, '\n');
+        size_t len = end != NULL ? (size_t)(end - line) : strlen(line);
+        char text[1024];
+        snprintf(text, sizeof text, "%.*s", (int)len, line);
+        char *close = strrchr(text, '}');
+        bool match = strncmp(text, name, n) == 0 && text[n] == '{' && close != NULL &&
+                     close[1] == ' ';
+        for (int i = 0; match && needles[i] != NULL; i++)
+            match = strstr(text, needles[i]) != NULL;
+        double v;
+        if (match && mlx_parse_double(close + 2, &v, NULL) == 0)
+            sum += v;
+        line = end != NULL ? end + 1 : NULL;
+    }
+    return sum;
+}
+
+/* The line of a table that starts with prefix (static storage), or NULL. */
+const char *test_table_line(const char *table, const char *prefix)
+{
+    static char line[512];
+    for (const char *p = table; p != NULL && *p != '\0';) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl != NULL ? (size_t)(nl - p) : strlen(p);
+        if (strncmp(p, prefix, strlen(prefix)) == 0 && len < sizeof line) {
+            memcpy(line, p, len);
+            line[len] = '\0';
+            return line;
+        }
+        p = nl != NULL ? nl + 1 : NULL;
+    }
+    return NULL;
+}
+
+/* Cell col (0-based) of a table line whose cells are two or more spaces
+ * apart (a cell holds at most single spaces: "3.1 ms"). out: 64 bytes. */
+void test_table_cell(const char *line, int col, char *out)
+{
+    out[0] = '\0';
+    const char *p = line;
+    for (int k = 0; k <= col && *p != '\0'; k++) {
+        while (*p == ' ')
+            p++;
+        const char *end = strstr(p, "  ");
+        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+        if (k == col)
+            snprintf(out, 64, "%.*s", (int)len, p);
+        p += len;
+    }
+}

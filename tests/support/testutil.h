@@ -46,4 +46,16 @@ void test_machine(char *out, size_t cap);
  * the page has none or its value is not a number. */
 double test_prom_sample(const char *page, const char *prefix);
 
+/* The sum of the samples of name on a Prometheus text page whose labels
+ * hold each of the NULL-terminated needles (label="value"); 0 when none
+ * does. */
+double test_prom_sum(const char *page, const char *name, const char *const *needles);
+
+/* The line of a text table that starts with prefix (static storage, up to
+ * 511 bytes), or NULL. */
+const char *test_table_line(const char *table, const char *prefix);
+/* Cell col (0-based) of a table line whose cells are two or more spaces
+ * apart (a cell holds at most single spaces: "3.1 ms"). out: 64 bytes. */
+void test_table_cell(const char *line, int col, char *out);
+
 #endif

@@ -1,6 +1,7 @@
 # Unit tests of the wire contract, the coordinator's membership, registry and
 # register checks, and the agent's metrics and identity.
 mlx_unit_test(test_wire mlxproto)
+mlx_unit_test(test_wire_dataplane mlxproto)
 mlx_unit_test(test_membership mlxcoordinator)
 mlx_unit_test(test_registry mlxcoordinator)
 mlx_unit_test(test_registry_models mlxcoordinator)

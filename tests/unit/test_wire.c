@@ -1,6 +1,7 @@
 /*
- * test_wire.c — the envelope on the wire (proto/wire.h): every body type
- * survives a pack/unpack round trip field for field; versions (another major
+ * test_wire.c — the envelope on the wire (proto/wire.h): every control-plane
+ * body survives a pack/unpack round trip field for field (the data plane's
+ * are test_wire_dataplane.c's); versions (another major
  * is refused but still returned, another minor accepted); unknown fields are
  * skipped; truncated, garbage, oversized and bodiless input is refused with
  * its own code; node id syntax; and allocation failures during unpack are
@@ -280,41 +281,6 @@ static void ack_round_trips(void **state)
     assert_string_equal(wire_body_name(out), "ack");
     assert_non_null(out->ack);
     assert_string_equal(out->request_id, "req-6");
-    wire_free(out);
-}
-
-/* The data plane's load-only request and its answer; an unload is
- * keep_alive_ms -1, which must survive as a negative varint. */
-static void load_model_and_loaded_round_trip(void **state)
-{
-    (void)state;
-    Fleet__LoadModel load = FLEET__LOAD_MODEL__INIT;
-    load.model = (char *)"llama3.2:1b";
-    load.keep_alive_ms = -1;
-    wire_envelope env = FLEET__ENVELOPE__INIT;
-    env.request_id = (char *)"load-1";
-    env.body_case = FLEET__ENVELOPE__BODY_LOAD;
-    env.load = &load;
-
-    wire_envelope *out = round_trip(&env);
-    assert_int_equal(out->body_case, FLEET__ENVELOPE__BODY_LOAD);
-    assert_string_equal(wire_body_name(out), "load");
-    assert_string_equal(out->load->model, "llama3.2:1b");
-    assert_int_equal(out->load->keep_alive_ms, -1);
-    assert_string_equal(out->request_id, "load-1");
-    wire_free(out);
-
-    Fleet__Loaded loaded = FLEET__LOADED__INIT;
-    loaded.load_ns = INT64_C(2345678901);
-    env = (wire_envelope)FLEET__ENVELOPE__INIT;
-    env.request_id = (char *)"load-1";
-    env.node_id = (char *)"0123456789abcdef";
-    env.body_case = FLEET__ENVELOPE__BODY_LOADED;
-    env.loaded = &loaded;
-    out = round_trip(&env);
-    assert_int_equal(out->body_case, FLEET__ENVELOPE__BODY_LOADED);
-    assert_string_equal(wire_body_name(out), "loaded");
-    assert_int_equal(out->loaded->load_ns, INT64_C(2345678901));
     wire_free(out);
 }
 
@@ -789,7 +755,6 @@ int main(void)
         cmocka_unit_test(heartbeat_reply_with_several_orders_round_trips),
         cmocka_unit_test(deregister_round_trips),
         cmocka_unit_test(ack_round_trips),
-        cmocka_unit_test(load_model_and_loaded_round_trip),
         cmocka_unit_test(error_round_trips),
         cmocka_unit_test(pack_sets_version_to_ours),
         cmocka_unit_test(other_major_version_is_refused_but_returned),
