@@ -333,3 +333,22 @@ bool cluster_count_generations(cluster *c, int i, const char *model, const char 
     free(agent_page);
     return ok;
 }
+
+bool cluster_start_holding(cluster *c, int n, const char *file, const char *model,
+                           int wait_ms)
+{
+    for (int i = 0; i < n; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "agent%d", i);
+        if (!cluster_store_add(c, name, file, model))
+            return false;
+        cluster_add_agent(c, name);
+    }
+    if (!cluster_wait_agents_up(c, wait_ms))
+        return false;
+    if (!cluster_wait_model(c, model, "stored", n, wait_ms)) {
+        fprintf(stderr, "the coordinator never listed %s on all %d agents\n", model, n);
+        return false;
+    }
+    return true;
+}

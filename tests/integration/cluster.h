@@ -87,4 +87,11 @@ bool cluster_wait_node_id(cluster *c, int i, int timeout_ms);
 bool cluster_count_generations(cluster *c, int i, const char *model, const char *status,
                                double *coordinator, double *agent);
 
+/* Adds n agents, "agent0"…, each holding file in its store as model, and
+ * waits until all are up and the coordinator lists the model stored on
+ * every one. False, after printing why, when that does not happen within
+ * wait_ms each. */
+bool cluster_start_holding(cluster *c, int n, const char *file, const char *model,
+                           int wait_ms);
+
 #endif

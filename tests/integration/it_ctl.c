@@ -48,22 +48,11 @@ static int group_setup(void **state)
 {
     c = cluster_create("ctl", HB, SUSPECT, DOWN);
     cluster_start_coordinator(c);
-    for (int i = 0; i < 2; i++) {
-        char name[16];
-        snprintf(name, sizeof name, "agent%d", i);
-        if (!cluster_store_add(c, name, model_file, SERVING_MODEL))
-            return -1;
-        cluster_add_agent(c, name);
+    if (!cluster_start_holding(c, 2, model_file, SERVING_MODEL, WAIT_MS))
+        return -1;
+    for (int i = 0; i < 2; i++)
         snprintf(direct[i].base, sizeof direct[i].base, "http://127.0.0.1:%d",
                  c->agents[i].http_port);
-    }
-    if (!cluster_wait_agents_up(c, WAIT_MS))
-        return -1;
-    if (!cluster_wait_model(c, SERVING_MODEL, "stored", 2, WAIT_MS)) {
-        fprintf(stderr, "the coordinator never listed %s on both agents\n",
-                SERVING_MODEL);
-        return -1;
-    }
     return 0;
 }
 
@@ -528,14 +517,9 @@ static void test_a_wrong_api_key_is_one_sentence(void **state)
 
 int main(void)
 {
-    model_file = test_testdata("stories260K.gguf");
-    if (model_file == NULL || access(model_file, R_OK) != 0) {
-        printf(
-            "SKIP: stories260K.gguf is absent from ../shared/testdata; this test needs "
-            "the shared test models\n");
-        free(model_file);
+    model_file = test_shared_model("stories260K.gguf");
+    if (model_file == NULL)
         return 77;
-    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_run_prints_the_agent_s_answer),
         cmocka_unit_test(test_run_sends_the_system_prompt),

@@ -776,14 +776,9 @@ static void test_once_keys_exist_the_endpoint_needs_an_admin_key(void **state)
 
 int main(void)
 {
-    model_file = test_testdata("stories260K.gguf");
-    if (model_file == NULL || access(model_file, R_OK) != 0) {
-        printf(
-            "SKIP: stories260K.gguf is absent from ../shared/testdata; this test needs "
-            "the shared test models\n");
-        free(model_file);
+    model_file = test_shared_model("stories260K.gguf");
+    if (model_file == NULL)
         return 77;
-    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_with_several_models_and_none_loaded_it_asks_for_one),
         cmocka_unit_test(test_the_table_has_a_row_per_node),

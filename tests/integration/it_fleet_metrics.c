@@ -412,14 +412,9 @@ static void test_a_lost_node_is_a_failover_then_down(void **state)
 
 int main(void)
 {
-    model_file = test_testdata("stories260K.gguf");
-    if (model_file == NULL || access(model_file, R_OK) != 0) {
-        printf(
-            "SKIP: stories260K.gguf is absent from ../shared/testdata; this test needs "
-            "the shared test models\n");
-        free(model_file);
+    model_file = test_shared_model("stories260K.gguf");
+    if (model_file == NULL)
         return 77;
-    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_prometheus_reads_the_fleet),
         cmocka_unit_test(test_requests_shows_a_generation_while_it_runs),

@@ -225,3 +225,16 @@ void test_table_cell(const char *line, int col, char *out)
         p += len;
     }
 }
+
+char *test_shared_model(const char *name)
+{
+    char *path = test_testdata(name);
+    if (path == NULL || access(path, R_OK) != 0) {
+        printf("SKIP: %s is absent from ../shared/testdata; this test needs the shared "
+               "test models\n",
+               name);
+        free(path);
+        return NULL;
+    }
+    return path;
+}

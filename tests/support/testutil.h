@@ -36,6 +36,10 @@ int test_free_port(void);
  * beside the project, or $MLX_TESTDATA), caller frees; NULL when the file is
  * absent. Tests that need it print why and exit TEST_SKIP. */
 char *test_testdata(const char *name);
+/* test_testdata(name) when that file is readable (caller frees); else
+ * NULL after printing the SKIP line that says the shared test models are
+ * missing. */
+char *test_shared_model(const char *name);
 
 /* "Linux x86_64, 2 cores, <CPU model>": the machine a benchmark ran on, for
  * the numbers it prints. */
